@@ -44,3 +44,7 @@ class CheckpointError(TalkerError):
 
 class OptionError(TalkerError):
     """An option value is out of range or options contradict each other."""
+
+
+class SpaceMismatchError(TalkerError):
+    """A renderer was given a CoeffTrack in a coefficient space it cannot draw."""
