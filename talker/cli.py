@@ -1,0 +1,130 @@
+"""The ``talker`` command line.
+
+    talker make --image face.png --audio voice.wav [-o out.mp4]
+
+User mistakes end with one line ``error: ...`` on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from talker import __version__
+from talker.errors import TalkerError
+from talker.options import BACKENDS, DEVICES, ENHANCERS, PRECISIONS, MakeOptions
+from talker.types import PREPROCESS_MODES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="talker",
+        description="Turn a portrait and a voice into a lip-synced spokesperson video.",
+        epilog="Run 'talker make --help' for the options of a render.",
+    )
+    parser.add_argument("--version", action="version", version=f"talker {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_make(sub)
+    return parser
+
+
+def _add_make(sub) -> None:
+    p = sub.add_parser(
+        "make",
+        help="make a talking video from a portrait and speech",
+        description="Make an MP4 in which the face of --image speaks --audio (or --text).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+
+    g = p.add_argument_group("inputs")
+    g.add_argument("--image", type=Path, required=True, help="portrait: jpg, png, webp or bmp")
+    g.add_argument("--audio", type=Path, help="speech: any format ffmpeg reads (wav, mp3, m4a, ogg, flac, ...)")
+    g.add_argument("--text", help="words to speak with espeak-ng when no --audio is given; with --audio, its transcript")
+
+    g = p.add_argument_group("output")
+    g.add_argument("-o", "--out", type=Path, help="MP4 to write (default: results/<image>_<audio>.mp4)")
+    g.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
+    g = p.add_argument_group("face")
+    g.add_argument("--preprocess", choices=PREPROCESS_MODES, default="crop",
+                   help="crop: the face; extcrop: a larger crop; resize: the whole picture; full/extfull: animate the face inside the whole picture")
+    g.add_argument("--size", type=int, choices=(256, 512), default=256, help="face resolution in pixels")
+    g.add_argument("--face-index", type=int, help="which face to animate when there are several (0 = largest)")
+
+    g = p.add_argument_group("speech and motion")
+    g.add_argument("--language", default="auto",
+                   help="'auto' or 'en' use English phones; any other value drives the mouth from loudness and formants")
+    g.add_argument("--blink-rate", type=float, default=17.0, help="blinks per minute")
+    g.add_argument("--no-blink", action="store_true", help="never blink")
+    g.add_argument("--pose-style", type=int, default=0, help="head-motion style, 0-45")
+    g.add_argument("--head-motion", type=float, default=1.0, help="scale of head motion (0 = still)")
+    g.add_argument("--still", action="store_true", help="keep the head still")
+    g.add_argument("--expression-scale", type=float, default=1.0, help="scale of mouth and brow motion")
+    g.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same video")
+
+    g = p.add_argument_group("backend and compute")
+    g.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="embedded needs no model files; sadtalker needs the official checkpoints; auto picks sadtalker when they verify")
+    g.add_argument("--checkpoints", type=Path, help="folder with the SadTalker checkpoints")
+    g.add_argument("--device", choices=DEVICES, default="auto")
+    g.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    g.add_argument("--batch-size", type=int, default=8, help="frames rendered at once")
+
+    g = p.add_argument_group("enhancement")
+    g.add_argument("--enhancer", choices=ENHANCERS, default="none", help="face restoration of every frame")
+    g.add_argument("--enhance-strength", type=float, default=1.0, help="0 = rendered face, 1 = fully restored")
+    p.set_defaults(run=_run_make)
+
+
+def _run_make(args) -> int:
+    from talker.pipeline import make
+    from talker.progress import TerminalProgress
+
+    options = MakeOptions(
+        image=args.image, audio=args.audio, text=args.text, out=args.out, force=args.force,
+        preprocess=args.preprocess, size=args.size, face_index=args.face_index,
+        language=args.language, blink_rate=args.blink_rate, no_blink=args.no_blink,
+        pose_style=args.pose_style, head_motion=args.head_motion, still=args.still,
+        expression_scale=args.expression_scale, seed=args.seed,
+        backend=args.backend, checkpoints=args.checkpoints, device=args.device,
+        precision=args.precision, batch_size=args.batch_size,
+        enhancer=args.enhancer, enhance_strength=args.enhance_strength,
+    )
+    with TerminalProgress() as progress:
+        result = make(options, progress=progress)
+    print(result.video)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    _quiet_native_logs()
+    try:
+        return args.run(args)
+    except TalkerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
+
+
+def _quiet_native_logs() -> None:
+    """Silence TensorFlow Lite / absl chatter from mediapipe unless the user set its level."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Per-frame facial measures of a video, taken with the same landmark model the pipeline uses.
+
+These are the raw signals that judge a render: mouth opening, eye opening, head position. They are
+measured on the decoded output video, not on the renderer's internal state, so they see what a
+viewer sees (encoding included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# mediapipe face-mesh indices
+_INNER_LIP_TOP, _INNER_LIP_BOTTOM = 13, 14
+_LEFT_EYE_OUTER, _RIGHT_EYE_OUTER = 33, 263
+_EYE_LIDS = ((159, 145), (386, 374))  # (upper, lower) lid centre of each eye
+_EYE_CORNERS = ((33, 133), (362, 263))
+
+
+@dataclass
+class FaceMeasures:
+    """Per-frame measures; NaN where no face was found in a frame.
+
+    mouth_open: (T,) inner-lip gap (points 13-14) in inter-ocular distances.
+    eye_open: (T,) mean eye opening (lid gap over eye width) of both eyes, unitless.
+    nose: (T, 2) nose-tip position in pixels.
+    landmarks: (T, 478, 3) every point in pixels (x, y, z).
+    """
+
+    mouth_open: np.ndarray
+    eye_open: np.ndarray
+    nose: np.ndarray
+    landmarks: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.mouth_open)
+
+
+def measure_frames(frames, box: tuple[int, int, int, int] | None = None) -> FaceMeasures:
+    """Measure each (H, W, 3) uint8 RGB frame of an iterable.
+
+    ``box`` (x0, y0, x1, y1) restricts the landmark model to that region (for a face inside a large
+    picture); landmarks are returned in frame pixels either way.
+    """
+    from talker.errors import NoFaceError
+    from talker.face import face_landmarks
+
+    rows = []
+    for frame in frames:
+        h, w = frame.shape[:2]
+        region = box or (0, 0, w, h)
+        try:
+            rows.append(face_landmarks(frame, region))
+        except NoFaceError:  # a frame without a detectable face is a measure (NaN), not an error
+            rows.append(np.full((478, 3), np.nan, np.float32))
+    lm = np.stack(rows) if rows else np.zeros((0, 478, 3), np.float32)
+    return _measures(lm)
+
+
+def measure_video(path: str | Path, box: tuple[int, int, int, int] | None = None) -> FaceMeasures:
+    """Decode an MP4 and measure every frame (see measure_frames)."""
+    from talker.media import read_video_frames
+
+    return measure_frames(read_video_frames(path), box)
+
+
+def _measures(lm: np.ndarray) -> FaceMeasures:
+    xy = lm[..., :2]
+    iod = np.linalg.norm(xy[:, _LEFT_EYE_OUTER] - xy[:, _RIGHT_EYE_OUTER], axis=-1)
+    mouth = np.linalg.norm(xy[:, _INNER_LIP_TOP] - xy[:, _INNER_LIP_BOTTOM], axis=-1) / iod
+    eyes = []
+    for (up, low), (c0, c1) in zip(_EYE_LIDS, _EYE_CORNERS):
+        gap = np.linalg.norm(xy[:, up] - xy[:, low], axis=-1)
+        width = np.linalg.norm(xy[:, c0] - xy[:, c1], axis=-1)
+        eyes.append(gap / width)
+    return FaceMeasures(mouth_open=mouth, eye_open=np.mean(eyes, axis=0), nose=xy[:, 4], landmarks=lm)
+
+
+def count_blinks(eye_open: np.ndarray, drop: float = 0.5) -> int:
+    """Number of blinks: separate runs of frames where the eye opening falls below ``drop`` times
+    its median (closures one frame apart are one blink)."""
+    eye = np.asarray(eye_open, dtype=np.float64)
+    closed = eye < drop * np.nanmedian(eye)
+    starts = np.flatnonzero(closed[1:] & ~closed[:-1]) + 1
+    return int(len(starts) + (1 if closed.size and closed[0] else 0))

@@ -1,0 +1,199 @@
+"""The talker pipeline: a portrait and a voice in, an MP4 out.
+
+``make(options)`` runs the stages of DESIGN.md's data flow in order; each stage is also a function
+you can call on its own:
+
+    1. check inputs and the output path       (options.validate, media.check_output_path)
+    2. read the portrait, find and crop the face -> FaceCrop      (load_face)
+    3. read or synthesise the speech             -> Audio         (load_audio)
+    4. pick the backend                          -> Backend       (choose_backend)
+    5. speech to motion coefficients             -> CoeffTrack    (Backend.coeffs)
+    6. render frames, restore, paste back, stream into the encoder (render_video)
+
+Frames are rendered in batches and streamed to ffmpeg: memory does not grow with the audio's length.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from talker.errors import InputAudioError
+from talker.options import MakeOptions
+from talker.types import Audio, CoeffTrack, FaceCrop
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[["Progress"], None]
+
+
+@dataclass
+class Progress:
+    """A progress report: ``stage`` name, frames done of ``total``, frames per second, seconds left."""
+
+    stage: str
+    done: int = 0
+    total: int = 0
+    fps: float = 0.0
+    eta_s: float = 0.0
+
+
+@dataclass
+class MakeResult:
+    """What ``make`` produced: the MP4, the motion track it was driven by, and stage timings (s)."""
+
+    video: Path
+    track: CoeffTrack
+    backend: str
+    timings: dict
+
+
+def make(options: MakeOptions, progress: ProgressCallback | None = None) -> MakeResult:
+    """Run the whole pipeline and return where the video was written."""
+    report = progress or (lambda p: None)
+    timings: dict[str, float] = {}
+
+    # 1. Check inputs and the output path before any heavy work.
+    options.validate()
+    from talker.media import check_output_path
+
+    out = check_output_path(options.out or options.default_out, options.force)
+
+    # 2. Read the portrait and find the face.
+    t = time.perf_counter()
+    report(Progress("face"))
+    face = load_face(options)
+    timings["face"] = time.perf_counter() - t
+
+    # 3. Read or synthesise the speech.
+    t = time.perf_counter()
+    report(Progress("audio"))
+    audio = load_audio(options)
+    timings["audio"] = time.perf_counter() - t
+
+    # 4. Pick the backend.
+    backend = choose_backend(options)
+    log.info("backend: %s", backend.name)
+
+    # 5. Speech to motion coefficients.
+    t = time.perf_counter()
+    report(Progress("motion"))
+    track = backend.coeffs(face, audio, options)
+    timings["motion"] = time.perf_counter() - t
+
+    # 6. Render, restore, paste back and encode, streaming.
+    t = time.perf_counter()
+    render_video(face, audio, track, backend, options, out, report)
+    timings["render"] = time.perf_counter() - t
+    return MakeResult(video=out, track=track, backend=backend.name, timings=timings)
+
+
+def load_face(options: MakeOptions) -> FaceCrop:
+    """Stage 2: the portrait file -> FaceCrop in the requested preprocess mode and size."""
+    from talker.face import prepare_face
+    from talker.media import read_image
+
+    rgb = read_image(options.image)
+    return prepare_face(rgb, mode=options.preprocess, size=options.size, face_index=options.face_index)
+
+
+def load_audio(options: MakeOptions) -> Audio:
+    """Stage 3: the audio file (or the text, spoken by espeak-ng) -> 16 kHz mono Audio.
+
+    With both audio and text, the text is the transcript used for forced alignment. Audio in which
+    no speech is found (music, noise) is refused: there is nothing to lip-sync.
+    """
+    from audio2coeff.embedded import is_speech
+    from talker.media import read_audio, synthesize_speech
+
+    if options.audio is not None:
+        audio = read_audio(options.audio, transcript=options.text)
+    else:
+        audio = synthesize_speech(options.text)
+    if not is_speech(audio):
+        where = options.audio if options.audio is not None else "the synthesised speech"
+        raise InputAudioError(
+            f"no speech found in {where}: it sounds like music, noise or silence; "
+            "give a recording of a voice speaking"
+        )
+    return audio
+
+
+class Backend:
+    """A pair of stages sharing one coefficient space: audio -> CoeffTrack, and a renderer for it."""
+
+    name = "?"
+
+    def coeffs(self, face: FaceCrop, audio: Audio, options: MakeOptions) -> CoeffTrack:
+        raise NotImplementedError
+
+    def frames(self, face: FaceCrop, track: CoeffTrack, options: MakeOptions) -> Iterator[np.ndarray]:
+        """Rendered S x S frames, (B, S, S, 3) uint8 RGB batches."""
+        raise NotImplementedError
+
+
+class EmbeddedBackend(Backend):
+    """Phones and loudness drive a mesh warp of the portrait; needs no model files."""
+
+    name = "embedded"
+
+    def coeffs(self, face, audio, options):
+        from audio2coeff.embedded import embedded_track
+
+        return embedded_track(
+            audio,
+            seed=options.seed,
+            language=options.language,
+            blink_rate=options.blink_rate,
+            blink=not options.no_blink,
+            pose_style=options.pose_style,
+            head_motion=0.0 if options.still else options.head_motion,
+            expression_scale=options.expression_scale,
+        )
+
+    def frames(self, face, track, options):
+        from renderer.embedded import EmbeddedRenderer
+
+        return EmbeddedRenderer(face).render(track, batch_size=options.batch_size)
+
+
+def choose_backend(options: MakeOptions) -> Backend:
+    """Stage 4: 'embedded', 'sadtalker', or 'auto' (the neural backend when its checkpoints verify)."""
+    if options.backend in ("auto", "embedded"):
+        return EmbeddedBackend()
+    from talker.errors import OptionError
+
+    raise OptionError("the sadtalker backend is not available yet in this version; use --backend embedded")
+
+
+def render_video(
+    face: FaceCrop,
+    audio: Audio,
+    track: CoeffTrack,
+    backend: Backend,
+    options: MakeOptions,
+    out: Path,
+    report: ProgressCallback,
+) -> Path:
+    """Stage 6: render the track's frames, paste them into the output picture and encode the MP4.
+
+    The MP4 appears at ``out`` only when complete (written under a temporary name, then renamed).
+    """
+    from enhance.paste import to_output_frames
+    from talker.media import VideoWriter
+
+    total = track.num_frames
+    start = time.perf_counter()
+    with VideoWriter(out, size=face.output_size, audio=audio) as writer:
+        for batch in backend.frames(face, track, options):
+            writer.write(to_output_frames(batch, face))
+            done = writer.frames_written
+            elapsed = time.perf_counter() - start
+            fps = done / elapsed if elapsed > 0 else 0.0
+            report(Progress("render", done, total, fps, (total - done) / fps if fps > 0 else 0.0))
+    return out
