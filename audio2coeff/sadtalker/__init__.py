@@ -1,0 +1,1 @@
+"""SadTalker's audio networks: Audio + FaceCrop -> CoeffTrack in the 'sadtalker' space."""

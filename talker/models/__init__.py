@@ -1,0 +1,1 @@
+"""Model checkpoints: locating, verifying and loading published weight files."""
