@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_make(sub)
+    _add_score(sub)
     return parser
 
 
@@ -79,7 +80,26 @@ def _add_make(sub) -> None:
     g = p.add_argument_group("enhancement")
     g.add_argument("--enhancer", choices=ENHANCERS, default="none", help="face restoration of every frame")
     g.add_argument("--enhance-strength", type=float, default=1.0, help="0 = rendered face, 1 = fully restored")
+    g = p.add_argument_group("report")
+    g.add_argument("--report", action="store_true",
+                   help="grade the video (see 'talker score') and write <out>.report.json and <out>.report.png beside it")
     p.set_defaults(run=_run_make)
+
+
+def _add_score(sub) -> None:
+    p = sub.add_parser(
+        "score",
+        help="grade a talking video: lip sync, blinks, jitter, identity, background",
+        description="Measure a video with the landmark model and grade each measure pass / warn / fail.",
+    )
+    p.add_argument("--video", type=Path, required=True, help="the MP4 to grade")
+    p.add_argument("--audio", type=Path, help="the speech it should follow (default: the video's own audio track)")
+    p.add_argument("--image", type=Path, help="the source portrait (enables identity, sharpness and background checks)")
+    p.add_argument("--transcript", type=Path, help="text file with the words spoken (enables the p/b/m and vowel checks)")
+    p.add_argument("-o", "--out", type=Path, help="JSON report to write (default: <video>.report.json); a PNG summary goes beside it")
+    p.add_argument("--fail-on", choices=("warn", "fail", "never"), default="fail",
+                   help="exit with status 1 when any check is at least this bad")
+    p.set_defaults(run=_run_score)
 
 
 def _run_make(args) -> int:
@@ -99,7 +119,46 @@ def _run_make(args) -> int:
     with TerminalProgress() as progress:
         result = make(options, progress=progress)
     print(result.video)
+    if args.report:
+        from talker.media import read_image
+
+        report = _score_and_write(result.video, result.audio, read_image(args.image), args.text,
+                                  result.video.with_suffix(".report.json"))
+        print(f"report: {report.verdict}", file=sys.stderr)
     return 0
+
+
+def _run_score(args) -> int:
+    from talker.media import read_audio, read_image
+
+    audio = read_audio(args.audio or args.video)
+    image = read_image(args.image) if args.image else None
+    transcript = None
+    if args.transcript:
+        try:
+            transcript = args.transcript.read_text().strip()
+        except OSError as err:
+            from talker.errors import OptionError
+
+            raise OptionError(f"cannot read the transcript {args.transcript}: {err.strerror}") from None
+    out = args.out or args.video.with_suffix(".report.json")
+    report = _score_and_write(args.video, audio, image, transcript, out)
+    for c in report.checks:
+        value = "-" if c.value is None else f"{c.value:.3g}"
+        print(f"{c.verdict:5s} {c.name:20s} {value:>8s}  {c.reason}")
+    print(f"{report.verdict.upper()}: {out}")
+    if args.fail_on == "never":
+        return 0
+    worst = ("pass", "warn", "fail").index(report.verdict)
+    return 1 if worst >= ("pass", "warn", "fail").index(args.fail_on) else 0
+
+
+def _score_and_write(video, audio, image, transcript, json_path):
+    from talker.score import score_video, write_report
+
+    report = score_video(video, audio, image=image, transcript=transcript)
+    write_report(report, json_path, json_path.with_suffix(".png"))
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

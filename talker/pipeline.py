@@ -45,9 +45,10 @@ class Progress:
 
 @dataclass
 class MakeResult:
-    """What ``make`` produced: the MP4, the motion track it was driven by, and stage timings (s)."""
+    """What ``make`` produced: the MP4, the speech and motion track it was driven by, stage timings (s)."""
 
     video: Path
+    audio: Audio
     track: CoeffTrack
     backend: str
     timings: dict
@@ -90,7 +91,7 @@ def make(options: MakeOptions, progress: ProgressCallback | None = None) -> Make
     t = time.perf_counter()
     render_video(face, audio, track, backend, options, out, report)
     timings["render"] = time.perf_counter() - t
-    return MakeResult(video=out, track=track, backend=backend.name, timings=timings)
+    return MakeResult(video=out, audio=audio, track=track, backend=backend.name, timings=timings)
 
 
 def load_face(options: MakeOptions) -> FaceCrop:

