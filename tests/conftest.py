@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +11,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import media_factory as mf  # noqa: E402
+
+# About 20 s of speech with many p/b/m closures, open vowels and sentence pauses.
+LONG_TEXT = (
+    "Welcome to our spring product update. Today we will talk about maps, prices, and big plans. "
+    "Our team built a better mobile app for busy people. Please, bring your problems to us. "
+    "We promise to listen, and we promise to help you move faster. Thank you for watching, "
+    "and have a wonderful week. Visit our website to book a demo."
+)
 
 # A sentence rich in p/b/m closures and open vowels, with a pause in the middle.
 PBM_TEXT = "Peter bought a big map of Boston. My mom paid for the pop music, maybe."
@@ -36,3 +45,28 @@ def astronaut_png(media_dir) -> Path:
 @pytest.fixture(scope="session")
 def hopper_png(media_dir) -> Path:
     return mf.save_png(mf.grace_hopper(), media_dir / "hopper.png")
+
+
+def run_talker(*args) -> subprocess.CompletedProcess:
+    """Run the real command line (`python -m talker.cli ...`) and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "talker.cli", *map(str, args)], capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="session")
+def long_speech(media_dir):
+    """(wav_path, phones): about 20 s of Festival speech of LONG_TEXT."""
+    wav = media_dir / "long.wav"
+    phones = mf.festival_speech(LONG_TEXT, wav)
+    return wav, phones
+
+
+@pytest.fixture(scope="session")
+def full_mode_video(tmp_path_factory, long_speech, astronaut_png):
+    """A 20 s, 512 x 512 full-mode render of the astronaut speaking LONG_TEXT."""
+    wav, _ = long_speech
+    out = tmp_path_factory.mktemp("e2e") / "astronaut_full.mp4"
+    proc = run_talker("make", "--image", astronaut_png, "--audio", wav, "--preprocess", "full", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    return out

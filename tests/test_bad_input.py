@@ -4,8 +4,6 @@ and nothing left behind in the output folder (an existing file is never touched)
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +11,7 @@ import pytest
 import soundfile as sf
 
 import media_factory as mf
-
-
-def run_talker(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "talker.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=300, cwd=cwd,
-    )
+from conftest import run_talker
 
 
 def assert_clean_failure(proc, out_dir: Path, *words: str, keep: set[str] = frozenset()) -> str:

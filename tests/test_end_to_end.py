@@ -6,33 +6,18 @@ Festival's exact phone times.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import media_factory as mf
+from conftest import run_talker
 from talker.face import prepare_face
 from talker.measure import count_blinks, measure_video
 from talker.media import probe_media, read_video_frames
 
-# About 20 s of speech with many p/b/m closures, open vowels and sentence pauses.
-LONG_TEXT = (
-    "Welcome to our spring product update. Today we will talk about maps, prices, and big plans. "
-    "Our team built a better mobile app for busy people. Please, bring your problems to us. "
-    "We promise to listen, and we promise to help you move faster. Thank you for watching, "
-    "and have a wonderful week. Visit our website to book a demo."
-)
 OPEN_VOWELS = {"aa", "ae", "ah", "ao", "aw", "ay"}
 CLOSURES = {"p", "b", "m"}
 FPS = 25
-
-
-def run_talker(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "talker.cli", *args], capture_output=True, text=True, timeout=900
-    )
 
 
 def frames_of(phone, n_frames: int) -> range:
@@ -40,22 +25,6 @@ def frames_of(phone, n_frames: int) -> range:
     first = int(np.ceil(phone.start * FPS - 0.5))
     last = int(np.floor(phone.end * FPS - 0.5))
     return range(max(first, 0), min(last, n_frames - 1) + 1)
-
-
-@pytest.fixture(scope="module")
-def long_speech(media_dir):
-    wav = media_dir / "long.wav"
-    phones = mf.festival_speech(LONG_TEXT, wav)
-    return wav, phones
-
-
-@pytest.fixture(scope="module")
-def full_mode_video(tmp_path_factory, long_speech, astronaut_png):
-    wav, phones = long_speech
-    out = tmp_path_factory.mktemp("e2e") / "astronaut_full.mp4"
-    proc = run_talker("make", "--image", str(astronaut_png), "--audio", str(wav), "--preprocess", "full", "-o", str(out))
-    assert proc.returncode == 0, proc.stderr
-    return out
 
 
 def test_container_is_h264_aac_25fps_and_as_long_as_the_audio(full_mode_video, long_speech):

@@ -1,0 +1,112 @@
+"""`talker score` must pass a clip made by `talker make` and fail broken ones: a mouth that never
+moves, audio shifted by 200 ms, another person's face, jittering frames, frozen eyes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import media_factory as mf
+from conftest import LONG_TEXT, run_talker
+from talker.identity import identity_available
+from talker.media import VideoWriter, read_audio, read_video_frames
+from talker.score import score_video
+from talker.types import Audio
+
+
+def verdicts(report) -> dict[str, str]:
+    return {c.name: c.verdict for c in report.checks}
+
+
+def reencode(frames, audio: Audio, path):
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with VideoWriter(path, size=(w, h), audio=audio) as writer:
+        for f in frames[: audio.num_frames]:
+            writer.write(f)
+        for _ in range(audio.num_frames - writer.frames_written):
+            writer.write(frames[-1])
+    return path
+
+
+@pytest.fixture(scope="module")
+def speech(long_speech) -> Audio:
+    wav, _ = long_speech
+    return read_audio(wav, transcript=LONG_TEXT)
+
+
+@pytest.fixture(scope="module")
+def good_report(full_mode_video, speech):
+    return score_video(full_mode_video, speech, image=mf.astronaut(), transcript=LONG_TEXT)
+
+
+def test_a_talker_clip_passes(good_report):
+    assert good_report.verdict == "pass", [(c.name, c.value, c.reason) for c in good_report.checks if c.verdict != "pass"]
+    v = verdicts(good_report)
+    for name in ("av_offset_ms", "closure_rate", "blink_rate", "jitter", "background_change", "sharpness_ratio"):
+        assert v[name] == "pass", name
+
+
+def test_a_mouth_that_never_moves_fails(tmp_path, speech):
+    still = mf.astronaut()
+    path = reencode([still] * speech.num_frames, speech, tmp_path / "still.mp4")
+    report = score_video(path, speech, image=still, transcript=LONG_TEXT)
+    v = verdicts(report)
+    assert report.verdict == "fail"
+    assert v["mouth_motion"] == "fail"
+    assert v["eye_motion"] == "fail"
+
+
+def test_audio_shifted_by_200_ms_fails(tmp_path, full_mode_video, speech, good_report):
+    late = Audio(np.concatenate([np.zeros(3200, np.float32), speech.samples])[: len(speech.samples)])
+    path = reencode(read_video_frames(full_mode_video), late, tmp_path / "shifted.mp4")
+    report = score_video(path, late)
+    offset = next(c for c in report.checks if c.name == "av_offset_ms")
+    good = next(c for c in good_report.checks if c.name == "av_offset_ms")
+    assert offset.verdict == "fail", offset
+    assert offset.value - good.value == pytest.approx(-200, abs=40)  # the video now leads by 200 ms
+
+
+@pytest.mark.skipif(not identity_available(), reason='needs the identity extra: pip install "talker[identity]"')
+def test_another_persons_face_fails(full_mode_video, speech):
+    report = score_video(full_mode_video, speech, image=mf.grace_hopper())
+    assert verdicts(report)["identity_distance"] == "fail"
+
+
+def test_jittering_frames_fail(tmp_path, full_mode_video, speech):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    shaken = (
+        cv2.warpAffine(f, np.float32([[1, 0, rng.uniform(-4, 4)], [0, 1, rng.uniform(-4, 4)]]), f.shape[1::-1],
+                       borderMode=cv2.BORDER_REPLICATE)
+        for f in read_video_frames(full_mode_video)
+    )
+    path = reencode(shaken, speech, tmp_path / "jitter.mp4")
+    report = score_video(path, speech)
+    assert verdicts(report)["jitter"] == "fail"
+
+
+def test_frozen_eyes_fail(tmp_path, long_speech, astronaut_png):
+    wav, _ = long_speech
+    out = tmp_path / "frozen.mp4"
+    proc = run_talker("make", "--image", astronaut_png, "--audio", wav, "--no-blink", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    report = score_video(out, read_audio(wav))
+    v = verdicts(report)
+    assert v["blink_rate_low"] == "fail" and v["eye_motion"] == "fail", v
+
+
+def test_cli_writes_json_and_png_and_sets_exit_status(tmp_path, full_mode_video, long_speech, astronaut_png):
+    wav, _ = long_speech
+    transcript = tmp_path / "words.txt"
+    transcript.write_text(LONG_TEXT)
+    out = tmp_path / "report.json"
+    proc = run_talker("score", "--video", full_mode_video, "--audio", wav, "--image", astronaut_png,
+                      "--transcript", transcript, "-o", out, "--fail-on", "warn")
+    data = json.loads(out.read_text())
+    assert data["verdict"] in ("pass", "warn")
+    assert proc.returncode == (0 if data["verdict"] == "pass" else 1)
+    assert out.with_suffix(".png").stat().st_size > 10_000
