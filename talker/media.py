@@ -289,7 +289,7 @@ class VideoWriter:
         except OSError:
             self.abort()
             raise
-        self._log_reader = threading.Thread(target=self._read_log, daemon=True)
+        self._log_reader = threading.Thread(target=self._read_log, args=(self._proc.stderr,), daemon=True)
         self._log_reader.start()
         return self
 
@@ -330,32 +330,36 @@ class VideoWriter:
             raise RuntimeError(
                 f"only {self._frames_written} of {self.frames_expected} frames were written; {self.path} was not saved"
             )
-        try:
-            self._proc.stdin.close()
-        except OSError:
-            pass  # ffmpeg already exited; its status says why
-        status = self._proc.wait()
-        self._log_reader.join()
+        status = self._end_process(kill=False)
         if status != 0:
             self._fail(f"ffmpeg exited with status {status}")
-        os.replace(self._tmp_video, self.path)
+        try:
+            os.replace(self._tmp_video, self.path)
+        except OSError as err:
+            self.abort()
+            raise OutputError(f"cannot save {self.path} ({err.strerror}); choose another --out") from err
         self._tmp_audio.unlink(missing_ok=True)
-        self._proc = None
 
     def abort(self) -> None:
         """Stop ffmpeg and delete the temporary files; ``path`` is left as it was."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.kill()
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            proc.wait()
-            self._log_reader.join()
+        if self._proc is not None:
+            self._end_process(kill=True)
         self._tmp_video.unlink(missing_ok=True)
         self._tmp_audio.unlink(missing_ok=True)
+
+    def _end_process(self, kill: bool) -> int:
+        """Close ffmpeg's input (after killing it when ``kill``), wait for it and its log; returns its exit status."""
+        proc, self._proc = self._proc, None
+        if kill and proc.poll() is None:
+            proc.kill()
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass  # ffmpeg already exited; its status says why
+        status = proc.wait()
+        self._log_reader.join()
+        proc.stderr.close()
+        return status
 
     def _fail(self, what: str) -> None:
         self.abort()
@@ -395,8 +399,8 @@ class VideoWriter:
             "-movflags", "+faststart", "-f", "mp4", _file_url(self._tmp_video),
         ]  # fmt: skip
 
-    def _read_log(self) -> None:
-        for line in self._proc.stderr:
+    def _read_log(self, stream) -> None:
+        for line in stream:
             self._log.append(line.decode("utf-8", "replace").rstrip())
 
 

@@ -382,7 +382,7 @@ def test_probe_media_layouts_and_errors(tmp_path):
     assert media._layout_channels("stereo") == 2 and media._layout_channels("3 channels (FL+FR+LFE)") == 3
     sf.write(tmp_path / "six.wav", np.zeros((800, 6), np.float32), 48000)
     info = media.probe_media(tmp_path / "six.wav")
-    assert info["audio"] == {"codec": info["audio"]["codec"], "sample_rate": 48000, "channels": 6}
+    assert info["audio"] == {"codec": "pcm_s16le", "sample_rate": 48000, "channels": 6}
     assert info["video"] is None and abs(info["duration_s"] - 800 / 48000) < 0.01
     (tmp_path / "junk.mp4").write_text("no video here")
     with pytest.raises(ValueError, match="cannot read"):
