@@ -1,8 +1,9 @@
 """Face boxes and 478 face-mesh landmarks with mediapipe 0.10.21 ``solutions`` (CPU, no download).
 
-* ``detect_faces``: the full-range BlazeFace detector on a downscaled copy of the picture; when it
-  finds nothing on a large picture, it looks again in overlapping tiles, so small faces in big
-  pictures are found too (the detector needs a face of about 1/12 of its input's side).
+* ``detect_faces``: the full-range BlazeFace detector on a copy of the picture shrunk to 512 px
+  (INTER_AREA; it then finds faces down to about 1/25 of the picture's side); when that finds
+  nothing on a large picture, it looks again in overlapping tiles, so small faces in big pictures
+  are found too (measured: a 30 px face in a 2000 px picture).
 * ``face_landmarks``: the face mesh (refined eyes, lips and irises) on a square crop around a
   detected box: the mesh's own short-range detector misses small and tilted faces in the whole
   picture, but not when the face fills half of its input.
@@ -24,7 +25,7 @@ DETECT_SIDE = 512
 """Pictures are shrunk (INTER_AREA) so their longer side is at most this before detection (pixels)."""
 
 TILE_MIN_SIDE = 384
-"""Smallest tile side of the fallback search (pixels); finds faces down to about 40 px."""
+"""Smallest tile side of the fallback search (pixels); finds faces down to about 30 px."""
 
 MESH_EXPAND = 2.0
 """Side of the square crop given to the face mesh, in units of the face box's longer side."""
@@ -153,13 +154,15 @@ def detect_faces(rgb: np.ndarray) -> list[FaceBox]:
     boxes, scale = _detect_view(rgb, 0, 0)
     tile = max(h, w) // 2
     while not boxes and max(h, w) > DETECT_SIDE and tile >= TILE_MIN_SIDE:
+        scale = 1.0
         for y in _tiles(h, tile):
             for x in _tiles(w, tile):
-                found, scale = _detect_view(rgb[y : y + tile, x : x + tile], x, y)
+                found, view_scale = _detect_view(rgb[y : y + tile, x : x + tile], x, y)
                 boxes += found
+                scale = min(scale, view_scale)
         tile //= 2
     boxes = _merge(boxes)
-    if scale < 1.0:
+    if scale < 1.0:  # found on a shrunk view: the box is coarse, look again closer
         boxes = [_refine(rgb, b) for b in boxes]
     return sorted(boxes, key=lambda b: -b.area)
 
