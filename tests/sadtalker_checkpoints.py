@@ -172,3 +172,18 @@ def synthetic_sadtalker_dir(cache_root: Path | str, size: int = 256, legacy: boo
 def sadtalker_checkpoints_256(request) -> Path:
     """Folder with the full synthetic 256 set (safetensors + both MappingNet files)."""
     return synthetic_sadtalker_dir(request.config.cache.mkdir("sadtalker-synthetic"), 256)
+
+
+@pytest.fixture(scope="session")
+def torch_test_device():
+    """torch.device from TALKER_TEST_DEVICE (default cpu); TF32 off on CUDA; skips when CUDA is absent."""
+    import torch
+
+    name = os.environ.get("TALKER_TEST_DEVICE", "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            pytest.skip(f"TALKER_TEST_DEVICE={name} but CUDA is not available")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return device

@@ -12,8 +12,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from audio2coeff.sadtalker.align import AlignedFace
-
 HEAD_SIZES = (80, 64, 80, 3, 27, 2, 1)
 """Output sizes of the seven heads: id, exp, tex, angle, gamma, (tx, ty), tz."""
 
@@ -86,11 +84,11 @@ class ReconNet(nn.Module):
 
 
 @torch.no_grad()
-def recon_coeffs(net: ReconNet, aligned: AlignedFace) -> np.ndarray:
-    """(257,) float32 coefficients of one aligned face (input = RGB / 255, no mean/std)."""
+def recon_coeffs(net: ReconNet, images: np.ndarray) -> np.ndarray:
+    """(N, 257) float32 coefficients of (N, 224, 224, 3) uint8 RGB aligned faces (input = RGB / 255)."""
     p = next(net.parameters())
-    x = torch.from_numpy(aligned.image).to(device=p.device, dtype=p.dtype).permute(2, 0, 1)[None] / 255.0
-    return net(x)[0].float().cpu().numpy()
+    x = torch.as_tensor(np.array(images, dtype=np.uint8)).to(device=p.device, dtype=p.dtype)
+    return net(x.permute(0, 3, 1, 2) / 255.0).float().cpu().numpy()
 
 
 def coeffs73(coeffs257: np.ndarray, trans_params: np.ndarray) -> np.ndarray:
