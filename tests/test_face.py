@@ -19,6 +19,7 @@ from talker.face import (
     crop_geometry,
     cut,
     detect_faces,
+    face_landmarks,
     face_region,
     landmarks68,
     prepare_face,
@@ -97,6 +98,19 @@ def test_one_face_and_landmarks_on_it(portraits, name):
     assert 0.3 * face.width < iod < 0.6 * face.width
     # the irises (refined mesh points 468 and 473) sit inside the eye corners
     assert p68[36, 0] < lm[468, 0] < p68[39, 0] and p68[42, 0] < lm[473, 0] < p68[45, 0]
+
+
+@pytest.mark.parametrize("name", ["astronaut", "hopper"])
+def test_landmarks_from_any_region_around_the_face(portraits, name):
+    """A crop region or the whole picture as the box gives the same points as the detector box."""
+    rgb = portraits[name]
+    fc = prepare_face(rgb, mode="full")
+    iod = np.linalg.norm(fc.source_landmarks[33, :2] - fc.source_landmarks[263, :2])
+    for region in (fc.box, (0, 0, rgb.shape[1], rgb.shape[0])):
+        lm = face_landmarks(rgb, region)
+        assert np.median(np.linalg.norm(lm[:, :2] - fc.source_landmarks[:, :2], axis=1)) < 0.03 * iod
+    with pytest.raises(NoFaceError, match="could not place its landmarks"):
+        face_landmarks(np.full((300, 300, 3), 128, np.uint8), (100, 100, 200, 200))
 
 
 def test_small_face_in_big_picture_is_found():

@@ -182,15 +182,30 @@ def _refine(rgb: np.ndarray, box: FaceBox) -> FaceBox:
 def face_landmarks(rgb: np.ndarray, box: FaceBox | tuple[int, int, int, int]) -> np.ndarray:
     """(478, 3) float32 face-mesh points of the face in ``box``, in ``rgb`` pixels.
 
+    box: a detector box (x0, y0, x1, y1), or any region around one face (for example a crop
+    region or a whole frame): the mesh runs on a square ``MESH_EXPAND`` times the box's longer side,
+    and when that finds no face, on the square of the box itself.
     x, y: picture pixels (mediapipe's normalised coordinates times the crop side, plus the crop's
     corner; 0 is the left/top edge of the picture). z: mediapipe's depth in the same pixel scale
     (relative to the face centre, larger = farther from the camera).
-    Raises NoFaceError when the mesh finds no face in the crop.
+    Raises NoFaceError when the mesh finds no face.
     """
     x0, y0, x1, y1 = box.box if isinstance(box, FaceBox) else box
-    side = int(round(max(x1 - x0, y1 - y0) * MESH_EXPAND))
-    cx0 = int(round((x0 + x1 - side) / 2))
-    cy0 = int(round((y0 + y1 - side) / 2))
+    for expand in (MESH_EXPAND, 1.0):
+        side = int(round(max(x1 - x0, y1 - y0) * expand))
+        corner = (int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2)))
+        points = _mesh(_square(rgb, corner, side))
+        if points is not None:
+            return (points * side + (*corner, 0.0)).astype(np.float32)
+    raise NoFaceError(
+        f"found a face at x={x0},y={y0} ({x1 - x0}x{y1 - y0} px) but could not place its landmarks; "
+        "use a sharper, well-lit photo with the face roughly frontal"
+    )
+
+
+def _square(rgb: np.ndarray, corner: tuple[int, int], side: int) -> np.ndarray:
+    """The ``side``-pixel square of ``rgb`` at ``corner`` (black outside the picture), resized to MESH_SIDE."""
+    cx0, cy0 = corner
     h, w = rgb.shape[:2]
     crop = rgb[max(cy0, 0) : min(cy0 + side, h), max(cx0, 0) : min(cx0 + side, w)]
     crop = cv2.copyMakeBorder(
@@ -203,16 +218,13 @@ def face_landmarks(rgb: np.ndarray, box: FaceBox | tuple[int, int, int, int]) ->
         value=(0, 0, 0),
     )
     interp = cv2.INTER_AREA if side > MESH_SIDE else cv2.INTER_LINEAR
-    crop = cv2.resize(crop, (MESH_SIDE, MESH_SIDE), interpolation=interp)
+    return cv2.resize(crop, (MESH_SIDE, MESH_SIDE), interpolation=interp)
+
+
+def _mesh(square: np.ndarray) -> np.ndarray | None:
+    """(478, 3) float64 mediapipe points of the face in ``square``, normalised to its side; None if none."""
     with _lock:
-        result = _solution("mesh").process(crop)
+        result = _solution("mesh").process(square)
     if not result.multi_face_landmarks:
-        raise NoFaceError(
-            f"found a face at x={x0},y={y0} ({x1 - x0}x{y1 - y0} px) but could not place its landmarks; "
-            "use a sharper, well-lit photo with the face roughly frontal"
-        )
-    pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
-    pts *= side
-    pts[:, 0] += cx0
-    pts[:, 1] += cy0
-    return pts.astype(np.float32)
+        return None
+    return np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
