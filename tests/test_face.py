@@ -113,16 +113,18 @@ def test_landmarks_from_any_region_around_the_face(portraits, name):
         face_landmarks(np.full((300, 300, 3), 128, np.uint8), (100, 100, 200, 200))
 
 
-def test_small_face_in_big_picture_is_found():
-    """An 80 px face in a 2000 px picture (below the whole-picture detector's reach) is found."""
-    rgb = _on_canvas(_scaled_face(mf.astronaut(), 80), 2000, (1400, 300))
+@pytest.mark.parametrize("face_px", [80, 45])
+def test_small_face_in_big_picture_is_found(face_px):
+    """Small faces in a 2000 px picture: 80 px (at the whole-picture pass's limit) and 45 px (tiles only)."""
+    rgb = _on_canvas(_scaled_face(mf.astronaut(), face_px), 2000, (1400, 300))
     faces = detect_faces(rgb)
     assert len(faces) == 1
     face = faces[0]
-    assert 70 <= face.width <= 95
-    assert 1400 < face.x0 and face.x1 < 1400 + 240 and 300 < face.y0 and face.y1 < 300 + 240
-    fc = prepare_face(rgb, mode="full")
-    assert fc.box[0] <= face.x0 and fc.box[2] >= face.x1
+    assert 0.75 * face_px <= face.width <= 1.25 * face_px  # small boxes vary with their surroundings
+    assert 1400 < face.x0 and face.x1 < 1400 + 3 * face_px and 300 < face.y0 and face.y1 < 300 + 3 * face_px
+    if face_px >= MIN_FACE_SIDE:
+        fc = prepare_face(rgb, mode="full")
+        assert fc.box[0] <= face.x0 and fc.box[2] >= face.x1
 
 
 # --------------------------------------------------------------------------------- choice and errors
