@@ -100,7 +100,9 @@ def load_face(options: MakeOptions) -> FaceCrop:
     from talker.media import read_image
 
     rgb = read_image(options.image)
-    return prepare_face(rgb, mode=options.preprocess, size=options.size, face_index=options.face_index)
+    return prepare_face(
+        rgb, mode=options.preprocess, size=options.size, face_index=options.face_index, name=Path(options.image).name
+    )
 
 
 def load_audio(options: MakeOptions) -> Audio:
