@@ -1,0 +1,1 @@
+"""Audio -> CoeffTrack: per-frame motion coefficients from speech (see DESIGN.md's data flow)."""

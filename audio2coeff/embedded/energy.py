@@ -1,0 +1,91 @@
+"""Language-free mouth motion from loudness and formants (the fallback when phones are unusable).
+
+jaw_open follows loudness and the first formant (F1 rises as the jaw opens), lip_round the second
+formant (rounded vowels have a low F2), lip_close short energy dips inside speech (most are stop or
+nasal closures). Less precise than phones, but plausible for any language or for singing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage, signal
+
+from audio2coeff.embedded.activity import HOP_S, frames, to_video_frames
+from audio2coeff.embedded.visemes import MOUTH_CHANNELS
+from talker.types import SAMPLE_RATE
+
+LPC_ORDER = 16
+
+
+def _lpc(windows: np.ndarray, order: int) -> np.ndarray:
+    """(n, order + 1) prediction-error polynomials of (n, W) windows (autocorrelation method, Levinson-Durbin)."""
+    spec = np.fft.rfft(windows, 2 * windows.shape[1], axis=1)
+    r = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, : order + 1]
+    r[:, 0] = r[:, 0] * (1.0 + 1e-6) + 1e-12  # white-noise floor keeps silent frames well conditioned
+    a = np.zeros((len(r), order + 1))
+    a[:, 0] = 1.0
+    err = r[:, 0].copy()
+    for i in range(1, order + 1):
+        k = -(a[:, :i] * r[:, i:0:-1]).sum(axis=1) / err
+        a[:, 1 : i + 1] = a[:, 1 : i + 1] + k[:, None] * a[:, i - 1 :: -1][:, :i]
+        err *= 1.0 - k**2
+    return a
+
+
+def formants(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(F1, F2) in Hz per 10 ms frame from LPC roots (0 where none is found); median-smoothed over 50 ms."""
+    emphasised = np.append(samples[:1], samples[1:] - 0.97 * samples[:-1])
+    a = _lpc(frames(emphasised).astype(np.float64) * np.hamming(400), LPC_ORDER)
+    companion = np.zeros((len(a), LPC_ORDER, LPC_ORDER))
+    companion[:, 0, :] = -a[:, 1:]
+    companion[:, np.arange(1, LPC_ORDER), np.arange(LPC_ORDER - 1)] = 1.0
+    roots = np.linalg.eigvals(companion)
+    freq = np.angle(roots) * SAMPLE_RATE / (2 * np.pi)
+    bandwidth = -np.log(np.maximum(np.abs(roots), 1e-9)) * SAMPLE_RATE / np.pi
+    ok = (roots.imag > 0) & (freq > 200.0) & (freq < 3500.0) & (bandwidth < 500.0)
+    freq = np.sort(np.where(ok, freq, np.inf), axis=1)
+    f1 = np.where(np.isfinite(freq[:, 0]), freq[:, 0], 0.0)
+    f2 = np.where(np.isfinite(freq[:, 1]), freq[:, 1], 0.0)
+    return ndimage.median_filter(f1, 5, mode="nearest"), ndimage.median_filter(f2, 5, mode="nearest")
+
+
+def energy_mouth(samples: np.ndarray, loudness: np.ndarray, active: np.ndarray, voiced: np.ndarray, num_frames: int) -> np.ndarray:
+    """(num_frames, 6) float32 mouth channels (MOUTH_CHANNELS) without phones, before the pause gate.
+
+    loudness: (n,) dBFS, active: (n,) bool voice activity, voiced: (n,) bool periodic frames, all on
+    the 100 Hz grid of ``activity``.
+    """
+    n = len(loudness)
+    f1, f2 = (f[:n] for f in formants(samples))
+    level = loudness[active] if active.any() else loudness
+    loud = np.percentile(level, 90)
+    openness = np.clip((loudness - (loud - 30.0)) / 30.0, 0.0, 1.0) ** 1.5  # 0 at -30 dB, 1 at the loud level
+    f1_open = np.clip((f1 - 300.0) / 500.0, 0.0, 1.0)  # F1 300 Hz (i, u) .. 800 Hz (aa)
+    jaw = openness * np.where(voiced, 0.35 + 0.65 * f1_open, 0.35)
+    rounding = np.where(voiced & (f2 > 0), np.clip((1500.0 - f2) / 600.0, 0.0, 1.0), 0.0)  # F2 1500 -> 900 Hz
+    rounding *= np.clip(openness * 2.0, 0.0, 1.0)
+    width = np.where(voiced & (f2 > 0), np.clip((f2 - 1500.0) / 1000.0, 0.0, 1.0) * 0.4, 0.0) - 0.5 * rounding
+
+    # short dips (30-150 ms) at least 12 dB under the surrounding speech: closures
+    envelope = ndimage.maximum_filter1d(loudness, 21)
+    dip = active & (loudness < envelope - 12.0)
+    labels, _ = ndimage.label(dip)
+    closure = np.zeros(n)
+    for span in ndimage.find_objects(labels):
+        if 3 <= span[0].stop - span[0].start <= 15:  # widened to 50 ms or more: a video frame centre falls inside
+            closure[max(0, span[0].start - 1) : span[0].stop + 1] = 1.0
+    jaw *= 1.0 - closure
+
+    mouth = np.zeros((n, len(MOUTH_CHANNELS)))
+    mouth[:, MOUTH_CHANNELS.index("jaw_open")] = jaw
+    mouth[:, MOUTH_CHANNELS.index("lip_width")] = width
+    mouth[:, MOUTH_CHANNELS.index("lip_round")] = rounding * 0.8
+    mouth[:, MOUTH_CHANNELS.index("lip_close")] = closure
+    mouth[:, MOUTH_CHANNELS.index("upper_lip_raise")] = 0.2 * jaw
+    # zero-phase 6 Hz low-pass (articulators move at syllable rate), then closures stay exact
+    b, a = signal.butter(2, 6.0 * 2 * HOP_S)
+    mouth = signal.filtfilt(b, a, mouth, axis=0, padlen=min(n - 1, 15))
+    close = MOUTH_CHANNELS.index("lip_close")
+    mouth[:, close] = np.maximum(mouth[:, close], closure)
+    mouth[:, MOUTH_CHANNELS.index("jaw_open")] *= 1.0 - closure
+    return to_video_frames(mouth, num_frames).astype(np.float32)

@@ -1,0 +1,139 @@
+"""The embedded backend's audio -> CoeffTrack: phones or energy for the mouth, procedural eyes and head.
+
+Steps: (1) loudness, voicing and voice activity on a 100 Hz grid; (2) phones, by forced alignment
+of the transcript or by phone recognition (English), else the loudness/formant fallback; (3) mouth
+channels with coarticulation, sent to rest in pauses; (4) blinks, brows and head motion; (5) scale,
+clip and assemble the EMBEDDED_CHANNELS columns at FPS.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from audio2coeff.embedded import activity, motion, phones as phones_mod
+from audio2coeff.embedded.articulation import mouth_track
+from audio2coeff.embedded.energy import energy_mouth
+from audio2coeff.embedded.visemes import MOUTH_CHANNELS
+from talker.types import EMBEDDED_CHANNELS, FPS, Audio, CoeffTrack
+
+log = logging.getLogger(__name__)
+
+MIN_PHONE_RATE = 4.0
+"""Phones per second of active speech below which recognition is judged to have found too little."""
+
+_RANGES = {"lip_width": (-1.0, 1.0), "brow_raise": (-1.0, 1.0)}  # the other mouth/eye channels are 0..1
+
+
+def _gate_phones(phones: list, active: np.ndarray) -> list:
+    """Replace the parts of phones that fall outside voice activity (100 Hz mask) by silence."""
+    n = len(active)
+    labels = np.full(n, phones_mod.SILENCE, dtype=object)
+    for start, end, name in phones:
+        labels[int(round(start / activity.HOP_S)) : int(round(end / activity.HOP_S))] = name
+    labels[~active] = phones_mod.SILENCE
+    edges = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    bounds = np.concatenate([[0], edges, [n]])
+    return [(round(a * activity.HOP_S, 3), round(b * activity.HOP_S, 3), str(labels[a])) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _english_phones(audio: Audio, active: np.ndarray) -> tuple[str, list] | None:
+    """('aligned' | 'recognised', phones) for English speech, or None when recognition finds too little."""
+    if audio.transcript and audio.transcript.strip():
+        try:
+            return "aligned", phones_mod.align_phones(audio.samples, audio.transcript)
+        except phones_mod.UnknownWordsError as err:
+            log.warning("forced alignment impossible (%s); recognising phones instead", err)
+        except ValueError as err:
+            log.warning("forced alignment failed (%s); recognising phones instead", err)
+    found = phones_mod.recognise_phones(audio.samples)
+    speech_s = active.sum() * activity.HOP_S
+    speech_phones = sum(1 for p in _gate_phones(found, active) if p[2] != phones_mod.SILENCE)
+    if speech_s > 0 and speech_phones / speech_s < MIN_PHONE_RATE:
+        log.warning("phone recognition found %.1f phones/s of speech; using the loudness/formant fallback", speech_phones / speech_s)
+        return None
+    return "recognised", found
+
+
+def embedded_track(
+    audio: Audio,
+    *,
+    seed: int = 0,
+    language: str = "auto",
+    blink_rate: float = 17.0,
+    blink: bool = True,
+    pose_style: int = 0,
+    head_motion: float = 1.0,
+    expression_scale: float = 1.0,
+) -> CoeffTrack:
+    """Audio -> CoeffTrack in the 'embedded' space: (T, 13) float32, columns EMBEDDED_CHANNELS, T = audio.num_frames.
+
+    seed: seeds every random choice (blinks, head drift, brow heights); same inputs and seed give
+        bit-identical values.
+    language: 'auto' or 'en' use English phones (aligned to ``audio.transcript`` when set, else
+        recognised) and fall back to loudness/formants when recognition finds too little; any other
+        value uses the loudness/formant fallback.
+    blink_rate: mean blinks per minute (0 or ``blink=False``: none).
+    pose_style: 0..45, picks the head-motion style. head_motion: scales the head channels (0 = still).
+    expression_scale: scales the mouth and brow channels (then clipped to their ranges).
+    meta: seed, method ('aligned' | 'recognised' | 'energy'), phones [(start_s, end_s, phone), ...]
+    after the pause gate ([] for 'energy'), blink_times (s), and the other arguments.
+    """
+    num_frames = audio.num_frames
+    rng_blink, rng_brow, rng_head = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+
+    # 1. analysis on the 100 Hz grid
+    samples = np.asarray(audio.samples, dtype=np.float32)
+    loudness = activity.loudness_db(samples)
+    f0, _ = activity.voicing(samples)
+    active = activity.voice_activity(samples)
+    n = min(len(loudness), len(f0), len(active))
+    loudness, f0, active = loudness[:n], f0[:n], active[:n]
+
+    # 2. phones, or the fallback
+    found = _english_phones(audio, active) if language in ("auto", "en") else None
+    if found is None:
+        method, used = "energy", []
+        mouth = energy_mouth(samples, loudness, active, f0 > 0, num_frames)
+    else:
+        method, used = found[0], _gate_phones(found[1], active)
+        reference = float(np.percentile(loudness[active], 90)) if active.any() else None
+        mouth = mouth_track(used, num_frames, loudness, reference)
+
+    # 3. pauses send the mouth to rest (70 ms ramps, exactly 0 further inside a pause)
+    gate = np.convolve(active.astype(np.float64), np.ones(7) / 7.0, mode="same")
+    mouth = mouth * activity.to_video_frames(gate, num_frames)[:, None]
+
+    # 4. eyes, brows, head
+    times = motion.blink_times(audio.duration, blink_rate, rng_blink) if blink else []
+    blinks = motion.blink_track(times, num_frames, rng_blink)
+    accent_times, strength = motion.accents(loudness, f0, active)
+    brows = motion.brow_track(accent_times, strength, num_frames, rng_brow)
+    speaking = activity.to_video_frames(np.convolve(active.astype(np.float64), np.ones(101) / 101.0, mode="same"), num_frames)
+    head = motion.head_track(num_frames, speaking, accent_times, strength, pose_style, rng_head) * head_motion
+
+    # 5. assemble
+    values = np.zeros((num_frames, len(EMBEDDED_CHANNELS)), np.float32)
+    for k, name in enumerate(MOUTH_CHANNELS):
+        values[:, EMBEDDED_CHANNELS.index(name)] = mouth[:, k] * expression_scale
+    values[:, EMBEDDED_CHANNELS.index("blink")] = blinks
+    values[:, EMBEDDED_CHANNELS.index("brow_raise")] = brows * expression_scale
+    for k, name in enumerate(motion.HEAD_CHANNELS):
+        values[:, EMBEDDED_CHANNELS.index(name)] = head[:, k] if head_motion > 0 else 0.0
+    for k, name in enumerate(EMBEDDED_CHANNELS[:8]):
+        lo, hi = _RANGES.get(name, (0.0, 1.0))
+        values[:, k] = np.clip(values[:, k], lo, hi)
+    meta = {
+        "seed": int(seed),
+        "method": method,
+        "phones": [[float(s), float(e), p] for s, e, p in used],
+        "blink_times": [round(t, 3) for t in times],
+        "language": language,
+        "pose_style": int(pose_style),
+        "head_motion": float(head_motion),
+        "expression_scale": float(expression_scale),
+        "blink_rate": float(blink_rate) if blink else 0.0,
+        "fps": FPS,
+    }
+    return CoeffTrack(values=values, space="embedded", meta=meta)
