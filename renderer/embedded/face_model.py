@@ -1,0 +1,209 @@
+"""The articulation model: EMBEDDED_CHANNELS -> displaced landmarks, relative to the source photo.
+
+Every motion is a displacement of the 478 landmarks in units of the inter-ocular distance (IOD)
+along the face's own axes (so a tilted or turned face moves in its own frame):
+
+    jaw_open         rotation of the chin, lower lip and lower jaw line about an axis between the
+                     jaw joints; 1 opens the inner lips by JAW_GAP IOD. The source's own opening is
+                     fitted first (least squares on the inner-lip gap profile), so 0 .. that
+                     opening leaves the photo as it is and larger values open it further.
+    lip_width        mouth corners apart (+) or together (-), the lips stretching between them
+    lip_round        corners in, lips forward and slightly parted (a pucker)
+    upper_lip_raise  the upper lip lifted, most in the middle
+    lip_tuck         the lower lip rolled up under the upper teeth, the upper lip lifted a little
+    lip_close        the inner lip contours brought together (they meet at 1, whatever the jaw does)
+    blink            eyelids shut (eyes.Lids)
+    brow_raise       brows up (+) or down and together (-)
+
+Head pose (yaw, pitch, roll, tx, ty) is pose.HeadPose, applied after these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from renderer.embedded.eyes import Lids
+from renderer.embedded.geometry import FaceFrame, axis_rotations, fit_frame, smoothstep
+from renderer.embedded.mesh import (
+    LIP_INNER_LOWER,
+    LIP_INNER_UPPER,
+    LIP_OUTER_UPPER,
+    canonical_face,
+)
+from renderer.embedded.regions import ContourRegion
+
+JAW_GAP = 0.35
+"""Inner-lip opening (IOD) added by jaw_open = 1."""
+JAW_PIVOT = (0.0, 0.45, 0.9)
+"""A point on the jaw's hinge axis, in face units (between the jaw joints, behind the face)."""
+LIP_WIDTH = 0.10
+"""Sideways motion (IOD) of each mouth corner at lip_width = 1."""
+ROUND_IN, ROUND_FORWARD, ROUND_PART = 0.15, 0.12, 0.03
+"""lip_round = 1: corners in (IOD each), lips forward (IOD), outer lip contours apart (IOD each)."""
+LIP_RAISE = 0.09
+"""Upper-lip lift (IOD, middle of the lip) at upper_lip_raise = 1."""
+TUCK_GAP, TUCK_RAISE = 0.06, 0.03
+"""lip_tuck = 1: the lower inner lip sits TUCK_GAP below the upper one (room for the teeth edge),
+and the upper lip lifts by TUCK_RAISE (IOD)."""
+CLOSE_UPPER_SHARE = 0.45
+"""At lip_close the upper lip travels this share of the gap, the lower lip the rest."""
+BROW_UP, BROW_DOWN, BROW_IN = 0.10, 0.06, 0.02
+"""brow_raise = +1 lifts the brows by BROW_UP; -1 lowers them by BROW_DOWN and pulls them in by BROW_IN (IOD)."""
+
+BROWS = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55, 300, 293, 334, 296, 336, 276, 283, 282, 295, 285)
+
+
+class FaceModel:
+    """Articulation of one face. ``landmarks``: (478, 3) source landmarks in crop pixels.
+
+    Attributes: ``frame`` (the face's similarity frame; frame.iod is the IOD in pixels),
+    ``jaw_rest`` (the source's fitted jaw opening, in jaw_open units).
+    """
+
+    def __init__(self, landmarks: np.ndarray):
+        canon = canonical_face()
+        self.source = np.asarray(landmarks, np.float64)
+        upper_face = canon[:468, 1] < 0.8
+        self.frame: FaceFrame = fit_frame(canon[:468][upper_face], self.source[:468][upper_face])
+        f = self.frame
+
+        self._upper_lip = ContourRegion(LIP_INNER_UPPER, -1, 0.15, exclude=LIP_INNER_LOWER)
+        self._lower_lip = ContourRegion(LIP_INNER_LOWER, +1, 0.2, exclude=LIP_INNER_UPPER)
+        self._lower_lip_roll = ContourRegion(LIP_INNER_LOWER, +1, 0.1, exclude=LIP_INNER_UPPER)
+        self._lids = Lids(self.source, f)
+
+        weight = _jaw_weights(canon)
+        self._jaw_rows = np.flatnonzero(weight > 1e-3)
+        self._jaw_weight = weight[self._jaw_rows]
+        self._jaw_axis = f.axes[:, 0]
+        self._jaw_pivot = f.to_image(np.array([JAW_PIVOT]))[0]
+        self._jaw_angle = _jaw_angle(canon)
+
+        profile = np.sqrt(np.sin(np.linspace(0.0, np.pi, len(LIP_INNER_UPPER))))
+        self._lip_profile = profile[:, None]
+        raise_cols = np.zeros((len(LIP_INNER_UPPER), 3))
+        raise_cols[:, 1] = -profile
+        lip_raise = np.zeros_like(canon)
+        lip_raise[self._upper_lip.index] = self._upper_lip.spread(raise_cols)
+        self._fields = f.displacement(
+            np.stack([_width_field(canon), _round_field(canon), LIP_RAISE * lip_raise, *_brow_fields(canon)])
+        )
+        self.jaw_rest = self._fit_jaw()
+
+    def articulate(self, row: np.ndarray) -> np.ndarray:
+        """(478, 3) landmarks for one track row (EMBEDDED_CHANNELS order; pose columns ignored)."""
+        jaw, width, rnd, close, tuck, lift, blink, brow = (float(v) for v in row[:8])
+        pts = self.source.copy()
+        self._open_jaw(pts, max(min(jaw, 1.0) - self.jaw_rest, 0.0))
+        coef = np.array([
+            np.clip(width, -1, 1), np.clip(rnd, 0, 1), np.clip(lift, 0, 1), max(min(brow, 1), 0), max(min(-brow, 1), 0)
+        ])  # fmt: skip
+        pts += np.tensordot(coef, self._fields, axes=1)
+        self._tuck(pts, float(np.clip(tuck, 0, 1)))
+        self._close(pts, float(np.clip(close, 0, 1)))
+        self._lids.close(pts, float(np.clip(blink, 0, 1)))
+        return pts
+
+    def lip_gap(self, points: np.ndarray) -> np.ndarray:
+        """(11,) inner-lip opening per contour column along the face's down axis, in IOD."""
+        gap = points[list(LIP_INNER_LOWER)] - points[list(LIP_INNER_UPPER)]
+        return gap @ self.frame.axes[:, 1] / self.frame.iod
+
+    def _open_jaw(self, pts: np.ndarray, amount: float) -> None:
+        if amount <= 0.0:
+            return
+        rot = axis_rotations(self._jaw_axis, amount * self._jaw_angle * self._jaw_weight)
+        rel = pts[self._jaw_rows] - self._jaw_pivot
+        pts[self._jaw_rows] = np.einsum("nij,nj->ni", rot, rel) + self._jaw_pivot
+
+    def _tuck(self, pts: np.ndarray, amount: float) -> None:
+        if amount <= 0.0:
+            return
+        down = self.frame.axes[:, 1] * self.frame.iod
+        up, lo = pts[list(LIP_INNER_UPPER)], pts[list(LIP_INNER_LOWER)]
+        target = up + TUCK_GAP * self._lip_profile * down
+        self._lower_lip_roll.apply(pts, amount * (target - lo))
+        self._upper_lip.apply(pts, -amount * TUCK_RAISE * self._lip_profile * down)
+
+    def _close(self, pts: np.ndarray, amount: float) -> None:
+        if amount <= 0.0:
+            return
+        up, lo = pts[list(LIP_INNER_UPPER)], pts[list(LIP_INNER_LOWER)]
+        gap = lo - up
+        self._upper_lip.apply(pts, amount * CLOSE_UPPER_SHARE * gap)
+        self._lower_lip.apply(pts, -amount * (1.0 - CLOSE_UPPER_SHARE) * gap)
+
+    def _fit_jaw(self) -> float:
+        """Least-squares jaw_open of the source: its inner-lip gap profile against the jaw's."""
+        opened = self.source.copy()
+        self._open_jaw(opened, 1.0)
+        unit = self.lip_gap(opened) - self.lip_gap(self.source)
+        measured = self.lip_gap(self.source)
+        return float(np.clip(measured @ unit / (unit @ unit), 0.0, 1.0))
+
+
+def _jaw_weights(canon: np.ndarray) -> np.ndarray:
+    """(478,) share of the jaw rotation each landmark takes: 1 on the lower lip, chin and lower jaw
+    line, 0 on the upper lip and above, a soft band beside the mouth corners."""
+    x, y = canon[:, 0], canon[:, 1]
+    ux, uy = canon[list(LIP_INNER_UPPER), 0], canon[list(LIP_INNER_UPPER), 1]
+    corner_y = float(uy[0])
+    under_mouth = smoothstep((y - np.interp(x, ux, uy) + 0.03) / 0.08)
+    beside_mouth = smoothstep((y - corner_y + 0.1) / 0.4)
+    lateral = smoothstep((np.abs(x) - 0.3) / 0.2)
+    w = (1.0 - lateral) * under_mouth + lateral * beside_mouth
+    w[list(LIP_INNER_UPPER[1:-1])] = 0.0
+    w[list(LIP_INNER_LOWER[1:-1])] = 1.0
+    return w
+
+
+def _jaw_angle(canon: np.ndarray) -> float:
+    """Hinge angle (radians) that drops the middle of the lower inner lip by JAW_GAP IOD."""
+    mid = canon[LIP_INNER_LOWER[len(LIP_INNER_LOWER) // 2]] - np.array(JAW_PIVOT)
+    angles = np.linspace(0.0, 1.0, 2001)
+    drop = mid[1] * (np.cos(angles) - 1.0) - mid[2] * np.sin(angles)
+    return float(np.interp(JAW_GAP, drop, angles))
+
+
+def _mouth_bump(canon: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """(478,) Gaussian around the mouth centre (face units), 1 at the centre."""
+    centre_y = float(canon[LIP_OUTER_UPPER[0], 1])
+    return np.exp(-0.5 * ((canon[:, 0] / sx) ** 2 + ((canon[:, 1] - centre_y) / sy) ** 2))
+
+
+def _stretch(canon: np.ndarray) -> np.ndarray:
+    """(478,) sideways displacement per IOD of corner motion: x / half-width under a broad bump,
+    exactly 1 at the outer corners."""
+    corner = canon[LIP_OUTER_UPPER[-1]]
+    bump = _mouth_bump(canon, 0.6, 0.3)
+    return canon[:, 0] / corner[0] * bump / bump[LIP_OUTER_UPPER[-1]]
+
+
+def _width_field(canon: np.ndarray) -> np.ndarray:
+    """(478, 3) face-axis displacement (IOD) at lip_width = 1."""
+    field = np.zeros_like(canon)
+    field[:, 0] = LIP_WIDTH * _stretch(canon)
+    return field
+
+
+def _round_field(canon: np.ndarray) -> np.ndarray:
+    """(478, 3) face-axis displacement (IOD) at lip_round = 1."""
+    lips = _mouth_bump(canon, 0.35, 0.25)
+    centre_y = float(canon[LIP_OUTER_UPPER[0], 1])
+    field = np.zeros_like(canon)
+    field[:, 0] = -ROUND_IN * _stretch(canon)
+    field[:, 1] = ROUND_PART * (canon[:, 1] - centre_y) / 0.15 * lips
+    field[:, 2] = -ROUND_FORWARD * lips
+    return field
+
+
+def _brow_fields(canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(478, 3) face-axis displacements (IOD) at brow_raise = +1 and at brow_raise = -1."""
+    brows = canon[list(BROWS), :2]
+    dist = np.linalg.norm(canon[:, None, :2] - brows[None], axis=2).min(axis=1)
+    near = np.exp(-0.5 * (dist / 0.2) ** 2)
+    up, down = np.zeros_like(canon), np.zeros_like(canon)
+    up[:, 1] = -BROW_UP * near
+    down[:, 1] = BROW_DOWN * near
+    down[:, 0] = -BROW_IN * np.sign(canon[:, 0]) * near
+    return up, down

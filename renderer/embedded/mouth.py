@@ -1,0 +1,189 @@
+"""Mouth interior: what shows between the lips once they part.
+
+Each pixel of the mouth fill (the strip between the inner lip contours) has a position across the
+mouth (u, in contour columns: 0 and 10 are the corners) and its distances to the upper and lower
+lip along the column (pixels), interpolated from the strip's vertices. From back to front:
+
+- a cavity shaded from the lips' own darkest colour, darker away from the lips;
+- when the jaw is wide open, a tongue and a hint of lower teeth above the lower lip;
+- an upper-teeth band hanging from the upper lip (so it moves with it): about 80% of the mouth
+  wide, at most TEETH_HEIGHT high, with soft gaps between the teeth and shading to the sides.
+
+Where the photo shows its own mouth interior (an open gap, or a narrow one with bright teeth in
+it), its pixels are used instead of the painted teeth: the part of the opening nearer the upper lip
+follows the upper lip, the part nearer the lower lip follows the lower lip, both unstretched, and
+the cavity fills the rest. The interior fades into the warped lips over EDGE_PX pixels.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from renderer.embedded.face_model import FaceModel
+from renderer.embedded.geometry import smoothstep
+from renderer.embedded.mesh import (
+    FACE_OVAL,
+    LIP_INNER_LOWER,
+    LIP_INNER_UPPER,
+    LIP_OUTER_LOWER,
+    LIP_OUTER_UPPER,
+    NUM_LANDMARKS,
+    mouth_triangles,
+)
+from renderer.embedded.warp import WarpMap
+
+TEETH_HEIGHT = 0.12
+"""Largest visible height of the upper teeth (IOD)."""
+TEETH_WIDTH = 0.8
+"""Width of the upper-teeth band as a share of the inner mouth."""
+TOOTH_GAPS = (0.0, 0.135, 0.235, 0.31)
+"""Distances (IOD) of the gaps between upper teeth from the middle of the mouth."""
+LOWER_TEETH_HEIGHT = 0.05
+"""Height (IOD) of the lower-teeth hint above the lower lip."""
+TONGUE_HEIGHT = 0.1
+"""Height (IOD) of the tongue hint above the lower lip."""
+EDGE_PX = 1.5
+"""Soft edge (pixels) between the interior and the lips."""
+UPPER_SHARE = 0.6
+"""Share of the photo's own opening that follows the upper lip (the rest follows the lower lip)."""
+
+_COLUMNS = np.arange(len(LIP_INNER_UPPER), dtype=np.float64)
+_MID = (len(LIP_INNER_UPPER) - 1) / 2
+
+
+class MouthPainter:
+    """Paints the mouth interior of one face. ``image``: (S, S, 3) uint8 source crop."""
+
+    def __init__(self, image: np.ndarray, model: FaceModel):
+        self._image = image
+        self._iod = model.frame.iod
+        src = model.source[:, :2]
+        self._upper = src[list(LIP_INNER_UPPER)]
+        self._lower = src[list(LIP_INNER_LOWER)]
+        column = self._lower - self._upper
+        self._source_gap = np.linalg.norm(column, axis=1)
+        down = model.frame.axes[:2, 1] / np.linalg.norm(model.frame.axes[:2, 1])
+        self._column_dir = np.where(
+            self._source_gap[:, None] > 0.5, column / np.maximum(self._source_gap[:, None], 1e-9), down
+        )
+        self._triangles = mouth_triangles()
+        self._attr = np.zeros((NUM_LANDMARKS, 3))
+        self._attr[list(LIP_INNER_UPPER), 0] = _COLUMNS
+        self._attr[list(LIP_INNER_LOWER), 0] = _COLUMNS
+
+        skin, lips = _polygon_pixels(image, src, [FACE_OVAL]), _polygon_pixels(
+            image, src, [LIP_OUTER_UPPER + LIP_OUTER_LOWER[-2:0:-1], LIP_INNER_UPPER + LIP_INNER_LOWER[-2:0:-1]]
+        )
+        skin_luma = float(np.median(_luma(skin)))
+        order = np.argsort(_luma(lips))
+        darkest = lips[order[: max(1, len(order) // 20)]].mean(axis=0)
+        self._cavity_edge = darkest * 0.7
+        self._cavity_deep = darkest * 0.3
+        self._tongue = np.median(lips, axis=0) * 0.72
+        self._teeth = np.array([236.0, 230.0, 214.0]) * float(np.clip(skin_luma / 160.0, 0.6, 1.0)) * 0.92
+
+        middle = (self._upper + self._lower)[2:-2] / 2
+        inside = cv2.remap(
+            image, middle[None, :, 0].astype(np.float32), middle[None, :, 1].astype(np.float32), cv2.INTER_LINEAR
+        )[0].astype(np.float64)
+        gap = float(np.median(self._source_gap[3:-3])) / self._iod
+        bright = float(_luma(inside).mean()) > 0.8 * skin_luma
+        self.uses_source = gap > 0.06 or (gap > 0.015 and bright)
+        """True when the photo's own mouth interior is shown (it shows teeth or an open mouth)."""
+
+    def paint(self, pixels: np.ndarray, warp: WarpMap, first: int, driven: np.ndarray) -> None:
+        """Paint the interior into ``pixels`` (h, w, 3) uint8, the warped box, in place.
+
+        warp: the box's WarpMap; first: index of the first mouth-fill triangle in the warp's
+        triangle list (mouth_triangles() order); driven: (478, 2) driven landmarks.
+        """
+        t = warp.index - first
+        ys, xs = np.nonzero((t >= 0) & (t < len(self._triangles)))
+        if len(ys) == 0:
+            return
+        up, lo = driven[list(LIP_INNER_UPPER)], driven[list(LIP_INNER_LOWER)]
+        gap = np.linalg.norm(lo - up, axis=1)
+        self._attr[list(LIP_INNER_UPPER), 2] = gap
+        self._attr[list(LIP_INNER_LOWER), 1] = gap
+        v = self._triangles[t[ys, xs]]
+        b1, b2 = warp.b1[ys, xs][:, None], warp.b2[ys, xs][:, None]
+        a0 = self._attr[v[:, 0]]
+        att = a0 + b1 * (self._attr[v[:, 1]] - a0) + b2 * (self._attr[v[:, 2]] - a0)
+        u, d_up, d_lo = att[:, 0], att[:, 1], att[:, 2]
+        depth = np.minimum(d_up, d_lo)
+
+        col = _mix(self._cavity_edge, self._cavity_deep, smoothstep(depth / (0.08 * self._iod)))
+        old = pixels[ys, xs].astype(np.float64)
+        if self.uses_source:
+            col = self._source_interior(col, old, u, d_up, d_lo)
+        else:
+            half_width = 0.5 * float(np.linalg.norm(up[-1] - up[0]))
+            col = self._painted_interior(col, u, d_up, d_lo, half_width)
+        alpha = smoothstep(depth / EDGE_PX)[:, None]
+        pixels[ys, xs] = np.clip(old + alpha * (col - old) + 0.5, 0, 255).astype(np.uint8)
+
+    def _source_interior(
+        self, col: np.ndarray, warped: np.ndarray, u: np.ndarray, d_up: np.ndarray, d_lo: np.ndarray
+    ) -> np.ndarray:
+        """The photo's own interior following the lips over the cavity colours ``col`` (n, 3).
+
+        Where the opening has the photo's height the plain warp (``warped``) is kept as it is.
+        """
+        gap = np.interp(u, _COLUMNS, self._source_gap)
+        direction = np.stack([np.interp(u, _COLUMNS, self._column_dir[:, k]) for k in (0, 1)], 1)
+        for lip, dist, share, sign in ((self._lower, d_lo, 1.0 - UPPER_SHARE, -1.0), (self._upper, d_up, UPPER_SHARE, 1.0)):
+            at = np.stack([np.interp(u, _COLUMNS, lip[:, k]) for k in (0, 1)], 1) + sign * dist[:, None] * direction
+            seen = cv2.remap(
+                self._image, at[None, :, 0].astype(np.float32), at[None, :, 1].astype(np.float32),
+                cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
+            )[0]  # fmt: skip
+            col = _mix(col, seen.astype(np.float64), 1.0 - smoothstep((dist - share * gap) / EDGE_PX))
+        unchanged = 1.0 - smoothstep(np.abs(d_up + d_lo - gap) / 2.0)
+        return _mix(col, warped, unchanged)
+
+    def _painted_interior(
+        self, col: np.ndarray, u: np.ndarray, d_up: np.ndarray, d_lo: np.ndarray, half_width: float
+    ) -> np.ndarray:
+        """Cavity colours (n, 3) overlaid with a painted tongue, lower teeth and upper teeth."""
+        iod = self._iod
+        opening = (d_up + d_lo) / iod
+        side = np.abs(u - _MID) / _MID  # 0 in the middle of the mouth, 1 at the corners
+        across = 1.0 - 0.45 * side**2
+
+        tongue_shape = ((u - _MID) / (0.7 * _MID)) ** 2 + (d_lo / (TONGUE_HEIGHT * iod)) ** 2
+        tongue = smoothstep((opening - 0.1) / 0.1) * (1.0 - smoothstep((tongue_shape - 0.8) / 0.4))
+        col = _mix(col, self._tongue * (0.75 + 0.25 * smoothstep(1.0 - tongue_shape))[:, None], tongue)
+
+        lower = (
+            0.85 * smoothstep((opening - 0.15) / 0.12)
+            * (1.0 - smoothstep((d_lo - LOWER_TEETH_HEIGHT * iod) / 1.2 + 0.5))
+            * (1.0 - smoothstep((side - 0.55) / 0.15))
+        )  # fmt: skip
+        col = _mix(col, self._teeth * 0.78 * across[:, None], lower)
+
+        x = (u - _MID) / _MID * half_width
+        gaps = np.min(np.abs(np.abs(x)[:, None] - np.array(TOOTH_GAPS)[None] * iod), axis=1)
+        shade = across * (1.0 - 0.3 * np.exp(-((gaps / (0.012 * iod + 0.3)) ** 2)))
+        shade *= 0.82 + 0.18 * smoothstep(d_up / (0.03 * iod))
+        upper = (1.0 - smoothstep((side - TEETH_WIDTH) / 0.12 + 0.5)) * (
+            1.0 - smoothstep((d_up - TEETH_HEIGHT * iod) / 1.2 + 0.5)
+        )
+        return _mix(col, self._teeth * shade[:, None], upper)
+
+
+def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """a + t (b - a), colours (n, 3) or (3,), t (n,)."""
+    return a + t[:, None] * (b - a)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114])
+
+
+def _polygon_pixels(image: np.ndarray, points: np.ndarray, loops: list[tuple[int, ...]]) -> np.ndarray:
+    """(n, 3) float64 colours of the pixels inside the first loop of landmarks and outside the others."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    for k, loop in enumerate(loops):
+        cv2.fillPoly(mask, [np.round(points[list(loop)]).astype(np.int32)], 0 if k else 1)
+    return image[mask > 0].astype(np.float64)
