@@ -100,7 +100,7 @@ def _write_safetensors(path: Path, networks: Iterable[str]) -> None:
 def _torch_state(name: str) -> dict:
     import torch
 
-    return {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in fill_network(name).items()}
+    return {k: torch.from_numpy(a) for k, a in fill_network(name).items()}
 
 
 def write_synthetic_sadtalker(
@@ -169,9 +169,15 @@ def synthetic_sadtalker_dir(cache_root: Path | str, size: int = 256, legacy: boo
 
 
 @pytest.fixture(scope="session")
-def sadtalker_checkpoints_256(request) -> Path:
-    """Folder with the full synthetic 256 set (safetensors + both MappingNet files)."""
-    return synthetic_sadtalker_dir(request.config.cache.mkdir("sadtalker-synthetic"), 256)
+def sadtalker_checkpoints_256(request, tmp_path_factory) -> Path:
+    """Folder with the full synthetic 256 set (safetensors + both MappingNet files).
+
+    Kept in pytest's cache folder across runs; in this session's temporary folder when the cache
+    is disabled (``-p no:cacheprovider``).
+    """
+    cache = getattr(request.config, "cache", None)
+    root = cache.mkdir("sadtalker-synthetic") if cache is not None else tmp_path_factory.mktemp("sadtalker-synthetic")
+    return synthetic_sadtalker_dir(root, 256)
 
 
 @pytest.fixture(scope="session")
