@@ -12,7 +12,7 @@ from pathlib import Path
 
 from talker.errors import OptionError
 from talker.models.manifest import ENV_MANIFEST, Manifest, ModelFile, load_manifest
-from talker.models.store import ENV_MODELS, FAILED, VERIFIED, FileState, ModelStore, open_store, resolve_models_dir
+from talker.models.store import ENV_MODELS, FAILED, FileState, ModelStore, feature_states, open_store, resolve_models_dir
 
 
 def add_models_commands(subparsers) -> argparse.ArgumentParser:
@@ -80,24 +80,6 @@ def _state_text(state: FileState, store: ModelStore) -> str:
     return text
 
 
-def feature_summary(manifest: Manifest, store: ModelStore) -> list[tuple[str, bool, str]]:
-    """(feature, ready, detail) for each feature: ready when every non-optional file is usable."""
-    rows = []
-    for feature in manifest.features:
-        needed = manifest.for_feature(feature)
-        if not needed:
-            continue
-        states = [store.state(e) for e in needed]
-        missing = [s.entry.id for s in states if not s.usable]
-        unverified = [s.entry.id for s in states if s.state != VERIFIED and s.usable]
-        if missing:
-            rows.append((feature, False, f"missing {', '.join(missing)}: `talker models download --for {feature}`"))
-        else:
-            rows.append((feature, True, "ready" + (f" (not verified yet: {', '.join(unverified)}; `talker models verify`)"
-                                                   if unverified else ", all verified")))
-    return rows
-
-
 def run_list(args) -> int:
     manifest, store = _open(args)
     _header(args, store)
@@ -108,8 +90,8 @@ def run_list(args) -> int:
     for row in (titles, *rows):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
     print()
-    for feature, ready, detail in feature_summary(manifest, store):
-        print(f"{feature}: {detail}")
+    for feature in feature_states(manifest, store):
+        print(f"{feature.feature}: {feature.summary()}" + (f": `{feature.fix()}`" if feature.fix() else ""))
     for entry in manifest.files:
         state = store.state(entry)
         if state.state == FAILED:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from talker.models.manifest import FOLDERS, ModelFile
+from talker.models.manifest import FOLDERS, Manifest, ModelFile
 
 ENV_MODELS = "TALKER_MODELS"
 ENV_SADTALKER = "SADTALKER_CHECKPOINTS"
@@ -227,3 +227,43 @@ def open_store(models_dir: Path | str | None = None, discover: bool = True, extr
     """The models folder (see ``resolve_models_dir``) with the discovered reusable locations."""
     root, _ = resolve_models_dir(models_dir)
     return ModelStore(root, discover_locations(extra) if discover else ())
+
+
+@dataclass(frozen=True)
+class FeatureState:
+    """The non-optional files of one feature and their states; ``ready`` when all are usable."""
+
+    feature: str
+    files: tuple[FileState, ...]
+
+    @property
+    def missing(self) -> list[str]:
+        return [s.entry.id for s in self.files if not s.usable]
+
+    @property
+    def unverified(self) -> list[str]:
+        return [s.entry.id for s in self.files if s.state == PRESENT]
+
+    @property
+    def ready(self) -> bool:
+        return not self.missing
+
+    def summary(self) -> str:
+        """What is missing, or that the feature is ready (and whether every file was verified)."""
+        if self.missing:
+            return f"missing {', '.join(self.missing)}"
+        if self.unverified:
+            return f"ready (not verified yet: {', '.join(self.unverified)})"
+        return "ready, all files verified"
+
+    def fix(self) -> str:
+        """The command that completes the feature, or '' when nothing is left to do."""
+        if self.missing:
+            return f"talker models download --for {self.feature}"
+        return "talker models verify" if self.unverified else ""
+
+
+def feature_states(manifest: Manifest, store: ModelStore) -> list[FeatureState]:
+    """Each feature that has non-optional files, with their states."""
+    return [FeatureState(f, tuple(store.state(e) for e in manifest.for_feature(f)))
+            for f in manifest.features if manifest.for_feature(f)]
