@@ -8,7 +8,7 @@ samples a 100 Hz track at the video frame centres.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from talker.types import FPS, SAMPLE_RATE, Audio
 
@@ -40,7 +40,7 @@ def voicing(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     w = frames(samples, 640).astype(np.float64)
     w = (w - w.mean(axis=1, keepdims=True)) * np.hanning(640)
-    spec = np.fft.rfft(w, 2048, axis=1)
+    spec = np.fft.rfft(w, 1024, axis=1)  # >= 640 + 320: no wrap-around at the lags used
     ac = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :320]
     # undo the window's own taper so periodic signals peak near 1
     win_ac = np.correlate(np.hanning(640), np.hanning(640), "full")[639:959]
@@ -94,7 +94,6 @@ def detect_speech(audio: Audio) -> np.ndarray:
 def speech_features(samples: np.ndarray) -> dict[str, float]:
     """Cues that separate speech from music and noise (computed over frames within 40 dB of the peak).
 
-    modulation: share of the loudness envelope's modulation energy in 2-8 Hz (syllable rate).
     voiced: fraction of active frames that are periodic (clarity >= 0.5).
     steady: fraction of voiced frames whose pitch stays within 0.25 semitone over +-50 ms
         (sustained musical notes are steady, speech glides).
@@ -106,11 +105,7 @@ def speech_features(samples: np.ndarray) -> dict[str, float]:
     db, f0, clarity = db[:n], f0[:n], clarity[:n]
     active = db > np.percentile(db, 98) - 40.0
     if active.sum() < 20:
-        return {"modulation": 0.0, "voiced": 0.0, "steady": 1.0, "flux_cv": 0.0}
-    env = db - db.mean()
-    freqs, power = signal.welch(env, fs=1.0 / HOP_S, nperseg=min(256, n))
-    band = (freqs >= 2.0) & (freqs <= 8.0)
-    modulation = float(power[band].sum() / max(power[freqs > 0.5].sum(), 1e-12))
+        return {"voiced": 0.0, "steady": 1.0, "flux_cv": 0.0}
     voiced_frames = active & (f0 > 0)
     voiced = float(voiced_frames.sum() / active.sum())
     semis = 12.0 * np.log2(np.maximum(f0, 1.0) / 100.0)
@@ -121,7 +116,7 @@ def speech_features(samples: np.ndarray) -> dict[str, float]:
     mag = np.log1p(mag / max(mag.max(), 1e-9) * 1000.0)
     flux = np.sqrt(np.mean(np.diff(mag, axis=0) ** 2, axis=1))[active[1:]]
     flux_cv = float(flux.std() / max(flux.mean(), 1e-9))
-    return {"modulation": modulation, "voiced": voiced, "steady": steady, "flux_cv": flux_cv}
+    return {"voiced": voiced, "steady": steady, "flux_cv": flux_cv}
 
 
 def is_speech(audio: Audio) -> bool:

@@ -66,9 +66,9 @@ def energy_mouth(samples: np.ndarray, loudness: np.ndarray, active: np.ndarray, 
     rounding *= np.clip(openness * 2.0, 0.0, 1.0)
     width = np.where(voiced & (f2 > 0), np.clip((f2 - 1500.0) / 1000.0, 0.0, 1.0) * 0.4, 0.0) - 0.5 * rounding
 
-    # short dips (30-150 ms) at least 12 dB under the surrounding speech: closures
+    # short dips (30-150 ms) at least 20 dB under the surrounding speech: stop and nasal closures (fricatives dip less)
     envelope = ndimage.maximum_filter1d(loudness, 21)
-    dip = active & (loudness < envelope - 12.0)
+    dip = active & (loudness < envelope - 20.0)
     labels, _ = ndimage.label(dip)
     closure = np.zeros(n)
     for span in ndimage.find_objects(labels):

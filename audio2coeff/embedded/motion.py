@@ -75,11 +75,20 @@ def _bumps(times: np.ndarray, heights: np.ndarray, num_frames: int, width_s: flo
     return out
 
 
+def strongest(times: np.ndarray, strength: np.ndarray, min_strength: float, min_gap_s: float) -> np.ndarray:
+    """Indices of accents at least ``min_strength`` strong and ``min_gap_s`` apart, strongest first (greedy), in time order."""
+    keep: list[int] = []
+    for i in np.argsort(-strength, kind="stable"):
+        if strength[i] >= min_strength and all(abs(times[i] - times[j]) >= min_gap_s for j in keep):
+            keep.append(int(i))
+    return np.array(sorted(keep), dtype=int)
+
+
 def brow_track(accent_times: np.ndarray, strength: np.ndarray, num_frames: int, rng: np.random.Generator) -> np.ndarray:
-    """(num_frames,) brow_raise in -1..1: small lifts (up to ~0.35) on the stronger accents."""
-    strong = strength >= 0.5
-    heights = 0.35 * strength[strong] * rng.uniform(0.6, 1.0, int(strong.sum()))
-    return np.clip(_bumps(accent_times[strong], heights, num_frames, 0.6, lead_s=0.05), -1.0, 1.0).astype(np.float32)
+    """(num_frames,) brow_raise in -1..1: small lifts (up to ~0.35) on the strongest accents, 1.5 s apart or more."""
+    pick = strongest(accent_times, strength, 0.55, 1.5)
+    heights = 0.35 * strength[pick] * rng.uniform(0.6, 1.0, len(pick))
+    return np.clip(_bumps(accent_times[pick], heights, num_frames, 0.6, lead_s=0.05), -1.0, 1.0).astype(np.float32)
 
 
 def pose_style_params(pose_style: int) -> dict[str, np.ndarray | float]:
@@ -121,9 +130,11 @@ def head_track(
     """(num_frames, 5) yaw, pitch, roll (radians) and tx, ty (inter-ocular distances).
 
     speaking: (num_frames,) float 0..1, smoothed voice activity: the head drifts at 60 % in pauses.
-    Nods (pitch down, a little ty) and small turns peak 50 ms before each accent.
+    Nods (pitch down, a little ty) and small turns peak 50 ms before the clearer accents (0.6 s apart or more).
     """
     style = pose_style_params(pose_style)
+    pick = strongest(accent_times, strength, 0.35, 0.6)
+    accent_times, strength = accent_times[pick], strength[pick]
     drift = _drift(num_frames, style["tempo"], rng, 5)
     liveliness = 0.6 + 0.4 * speaking
     angles = drift[:, :3] * style["amp"] * liveliness[:, None] + style["bias"]

@@ -15,6 +15,7 @@ without stress digit ('aa', 'p', ...) or ``SILENCE`` for silence and noise.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -25,6 +26,7 @@ import numpy as np
 from talker.types import SAMPLE_RATE
 
 SILENCE = "sil"
+MIN_AUDIO_S = 0.1
 FRAME_S = 0.01
 """Pocketsphinx analysis frame step (seconds): 100 frames a second."""
 
@@ -55,9 +57,27 @@ def _recogniser():
     return pocketsphinx.Decoder(lm=None, allphone=lm, cmn="batch", lw=2.0, pip=1.0, beam=1e-20, pbeam=1e-20, loglevel="FATAL")
 
 
+def _long_enough(samples: np.ndarray) -> np.ndarray:
+    if len(samples) < MIN_AUDIO_S * SAMPLE_RATE:
+        raise ValueError(f"audio shorter than {MIN_AUDIO_S} s: no phones to find")
+    return samples
+
+
 def _pcm16(samples: np.ndarray) -> bytes:
     """(N,) float waveform in [-1, 1] -> 16-bit little-endian PCM bytes."""
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+@contextlib.contextmanager
+def _using(factory):
+    """Hold the lock and yield the cached decoder made by ``factory``; a pocketsphinx failure drops
+    that decoder (it may be left mid-utterance) and is raised as ValueError."""
+    with _LOCK:
+        try:
+            yield factory()
+        except (RuntimeError, IndexError) as err:
+            factory.cache_clear()
+            raise ValueError(f"pocketsphinx failed: {err}") from err
 
 
 def _decode(dec, pcm: bytes) -> None:
@@ -83,37 +103,33 @@ def align_phones(samples: np.ndarray, transcript: str) -> list[Phone]:
     """Force-align ``transcript`` to ``samples`` ((N,) float32 at 16 kHz); returns phones covering the audio.
 
     Raises UnknownWordsError when a word is not in CMUdict, ValueError when the transcript has no
-    words or the audio cannot be aligned to it.
+    words, the audio is shorter than MIN_AUDIO_S or cannot be aligned to the transcript.
     """
     words = transcript_words(transcript)
     if not words:
         raise ValueError("the transcript has no words")
-    pcm = _pcm16(samples)
-    with _LOCK:
-        dec = _aligner()
+    pcm = _pcm16(_long_enough(samples))
+    with _using(_aligner) as dec:
         unknown = sorted({w for w in words if dec.lookup_word(w) is None})
         if unknown:
             raise UnknownWordsError(f"words not in the pronunciation dictionary: {', '.join(unknown)}")
-        try:
-            dec.set_align_text(" ".join(words))
-            _decode(dec, pcm)
-            if dec.hyp() is None:
-                raise RuntimeError("no path through the transcript")
-            dec.set_alignment()  # second pass: phone segmentation of the words found
-            _decode(dec, pcm)
-            alignment = dec.get_alignment()
-            phones = [(p.start * FRAME_S, (p.start + p.duration) * FRAME_S, _name(p.name)) for p in alignment.phones()]
-        except RuntimeError as err:
-            _aligner.cache_clear()  # the decoder may be left mid-utterance or with stale state: start afresh
-            raise ValueError(f"the audio could not be aligned to the transcript ({err})") from err
+        dec.set_align_text(" ".join(words))
+        _decode(dec, pcm)
+        if dec.hyp() is None:
+            raise RuntimeError("no path through the transcript")
+        dec.set_alignment()  # second pass: phone segmentation of the words found
+        _decode(dec, pcm)
+        phones = [(p.start * FRAME_S, (p.start + p.duration) * FRAME_S, _name(p.name)) for p in dec.get_alignment().phones()]
     return _cover(phones, len(samples) / SAMPLE_RATE)
 
 
 def recognise_phones(samples: np.ndarray) -> list[Phone]:
-    """Recognise English phones in ``samples`` ((N,) float32 at 16 kHz) without a transcript."""
-    pcm = _pcm16(samples)
-    with _LOCK:
-        dec = _recogniser()
+    """Recognise English phones in ``samples`` ((N,) float32 at 16 kHz) without a transcript.
+
+    Raises ValueError when the audio is shorter than MIN_AUDIO_S or pocketsphinx fails.
+    """
+    pcm = _pcm16(_long_enough(samples))
+    with _using(_recogniser) as dec:
         _decode(dec, pcm)
         phones = [(s.start_frame * FRAME_S, (s.end_frame + 1) * FRAME_S, _name(s.word)) for s in dec.seg()]
     return _cover(phones, len(samples) / SAMPLE_RATE)

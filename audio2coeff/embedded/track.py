@@ -16,6 +16,7 @@ from audio2coeff.embedded import activity, motion, phones as phones_mod
 from audio2coeff.embedded.articulation import mouth_track
 from audio2coeff.embedded.energy import energy_mouth
 from audio2coeff.embedded.visemes import MOUTH_CHANNELS
+from talker.errors import OptionError
 from talker.types import EMBEDDED_CHANNELS, FPS, Audio, CoeffTrack
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,13 @@ def _english_phones(audio: Audio, active: np.ndarray) -> tuple[str, list] | None
     if audio.transcript and audio.transcript.strip():
         try:
             return "aligned", phones_mod.align_phones(audio.samples, audio.transcript)
-        except phones_mod.UnknownWordsError as err:
-            log.warning("forced alignment impossible (%s); recognising phones instead", err)
-        except ValueError as err:
+        except ValueError as err:  # UnknownWordsError included
             log.warning("forced alignment failed (%s); recognising phones instead", err)
-    found = phones_mod.recognise_phones(audio.samples)
+    try:
+        found = phones_mod.recognise_phones(audio.samples)
+    except ValueError as err:
+        log.warning("phone recognition failed (%s); using the loudness/formant fallback", err)
+        return None
     speech_s = active.sum() * activity.HOP_S
     speech_phones = sum(1 for p in _gate_phones(found, active) if p[2] != phones_mod.SILENCE)
     if speech_s > 0 and speech_phones / speech_s < MIN_PHONE_RATE:
@@ -77,9 +80,15 @@ def embedded_track(
     blink_rate: mean blinks per minute (0 or ``blink=False``: none).
     pose_style: 0..45, picks the head-motion style. head_motion: scales the head channels (0 = still).
     expression_scale: scales the mouth and brow channels (then clipped to their ranges).
+    Raises OptionError for a pose_style outside 0..45 or a negative rate or scale.
     meta: seed, method ('aligned' | 'recognised' | 'energy'), phones [(start_s, end_s, phone), ...]
     after the pause gate ([] for 'energy'), blink_times (s), and the other arguments.
     """
+    if not 0 <= pose_style <= 45:
+        raise OptionError(f"pose_style must be between 0 and 45, not {pose_style}")
+    for name, value in (("blink_rate", blink_rate), ("head_motion", head_motion), ("expression_scale", expression_scale)):
+        if value < 0:
+            raise OptionError(f"{name} must not be negative, got {value:g}")
     num_frames = audio.num_frames
     rng_blink, rng_brow, rng_head = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
 
@@ -92,7 +101,7 @@ def embedded_track(
     loudness, f0, active = loudness[:n], f0[:n], active[:n]
 
     # 2. phones, or the fallback
-    found = _english_phones(audio, active) if language in ("auto", "en") else None
+    found = _english_phones(audio, active) if language in ("auto", "en") and active.any() else None
     if found is None:
         method, used = "energy", []
         mouth = energy_mouth(samples, loudness, active, f0 > 0, num_frames)
