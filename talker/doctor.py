@@ -119,14 +119,14 @@ def check_models(models_dir: Path | str | None = None, manifest_path: Path | str
     """
     from talker.errors import TalkerError
     from talker.models.manifest import load_manifest
-    from talker.models.store import FAILED, ModelStore, discover_locations, feature_states, resolve_models_dir
+    from talker.models.store import FAILED, feature_states, open_store, resolve_models_dir
 
     root, origin = resolve_models_dir(models_dir)
     try:
         manifest = load_manifest(manifest_path)
     except TalkerError as err:
-        return [Check("models", FAIL, str(err), "reinstall talker, or fix --manifest / $TALKER_MANIFEST")]
-    store = ModelStore(root, discover_locations() if discover else ())
+        return [Check("models", WARN, str(err), "reinstall talker, or fix --manifest / $TALKER_MANIFEST")]
+    store = open_store(models_dir, discover)
     existing = next(p for p in (root, *root.parents) if p.exists())
     if os.access(existing, os.W_OK):
         where = "" if existing == root else " (created on the first download)"

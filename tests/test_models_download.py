@@ -372,3 +372,29 @@ def test_download_cli_needs_a_selection_and_knows_features(isolated, server):
     assert status == 0 and "1 of 1 files ready" in out, out
     status, out = run_models("models", "download", "b", *common)  # b is not on the server: 404, exit 1
     assert status == 1 and "HTTP 404" in out, out
+
+
+def test_server_that_ignores_range_restarts_from_zero(isolated, server):
+    data = torch_file(1_500_000)
+    server.routes["/f.pth"] = Route(data=data, ranges=False, cut=600_000)
+    entry, store = _setup(isolated, server, data, ["/f.pth"])
+    said = []
+
+    path = download(entry, store, FAST, say=said.append)
+
+    assert path.read_bytes() == data
+    assert [(rng, status) for _, rng, status in server.log] == [(None, 200), ("bytes=600000-", 200)]
+    assert any("does not resume transfers; starting over" in s for s in said), said
+
+
+def test_manifest_from_the_environment_and_an_in_house_mirror_first(isolated, server, monkeypatch):
+    data = torch_file(100_000)
+    server.routes["/in-house/a.pth"] = Route(data=data)
+    manifest_path = write_manifest(isolated / "m.toml", {"a": manifest_entry("a.pth", data, [server.url("/gh/a.pth")])})
+    monkeypatch.setenv("TALKER_MANIFEST", str(manifest_path))
+
+    status, out = run_models("models", "download", "a", "--mirror", server.url("/in-house"),
+                             "--models-dir", isolated / "models", "--no-reuse")
+
+    assert status == 0, out
+    assert [(p, s) for p, _, s in server.log] == [("/in-house/a.pth", 200)]  # the primary was not needed
