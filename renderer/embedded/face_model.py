@@ -25,17 +25,23 @@ import numpy as np
 from renderer.embedded.eyes import Lids
 from renderer.embedded.geometry import FaceFrame, axis_rotations, fit_frame, smoothstep
 from renderer.embedded.mesh import (
+    LIP_CORNERS,
     LIP_INNER_LOWER,
     LIP_INNER_UPPER,
     LIP_OUTER_UPPER,
     canonical_face,
+    lip_rings,
 )
 from renderer.embedded.regions import ContourRegion
 
 JAW_GAP = 0.35
 """Inner-lip opening (IOD) added by jaw_open = 1."""
-JAW_PIVOT = (0.0, 0.45, 0.9)
-"""A point on the jaw's hinge axis, in face units (between the jaw joints, behind the face)."""
+JAW_CORNER = 0.3
+"""Share of the jaw's motion the mouth corners take."""
+JAW_PIVOT = (0.0, 0.45, 1.4)
+"""A point on the jaw's hinge axis, in face units: at the height of the jaw joints, set deeper than
+they are so the jaw line near the ears still drops with the chin (a rigid hinge at the joints would
+fold the foreshortened skin there)."""
 LIP_WIDTH = 0.10
 """Sideways motion (IOD) of each mouth corner at lip_width = 1."""
 ROUND_IN, ROUND_FORWARD, ROUND_PART = 0.15, 0.12, 0.03
@@ -67,9 +73,10 @@ class FaceModel:
         self.frame: FaceFrame = fit_frame(canon[:468][upper_face], self.source[:468][upper_face])
         f = self.frame
 
-        self._upper_lip = ContourRegion(LIP_INNER_UPPER, -1, 0.15, exclude=LIP_INNER_LOWER)
-        self._lower_lip = ContourRegion(LIP_INNER_LOWER, +1, 0.2, exclude=LIP_INNER_UPPER)
-        self._lower_lip_roll = ContourRegion(LIP_INNER_LOWER, +1, 0.1, exclude=LIP_INNER_UPPER)
+        upper, lower = lip_rings()
+        self._upper_lip = ContourRegion(LIP_INNER_UPPER, -1, 0.12, rings=upper, exclude=lower)
+        self._lower_lip = ContourRegion(LIP_INNER_LOWER, +1, 0.2, rings=lower, exclude=upper)
+        self._lower_lip_roll = ContourRegion(LIP_INNER_LOWER, +1, 0.1, rings=lower, exclude=upper)
         self._lids = Lids(self.source, f)
 
         weight = _jaw_weights(canon)
@@ -79,7 +86,7 @@ class FaceModel:
         self._jaw_pivot = f.to_image(np.array([JAW_PIVOT]))[0]
         self._jaw_angle = _jaw_angle(canon)
 
-        profile = np.sqrt(np.sin(np.linspace(0.0, np.pi, len(LIP_INNER_UPPER))))
+        profile = _lip_profile()
         self._lip_profile = profile[:, None]
         raise_cols = np.zeros((len(LIP_INNER_UPPER), 3))
         raise_cols[:, 1] = -profile
@@ -143,8 +150,9 @@ class FaceModel:
 
 
 def _jaw_weights(canon: np.ndarray) -> np.ndarray:
-    """(478,) share of the jaw rotation each landmark takes: 1 on the lower lip, chin and lower jaw
-    line, 0 on the upper lip and above, a soft band beside the mouth corners."""
+    """(478,) share of the jaw rotation each landmark takes: 1 on the chin and lower jaw line and the
+    middle of the lower lip (less towards its corners), 0 on the upper lip and above, JAW_CORNER at
+    the mouth corners, a soft band beside them."""
     x, y = canon[:, 0], canon[:, 1]
     ux, uy = canon[list(LIP_INNER_UPPER), 0], canon[list(LIP_INNER_UPPER), 1]
     corner_y = float(uy[0])
@@ -152,9 +160,16 @@ def _jaw_weights(canon: np.ndarray) -> np.ndarray:
     beside_mouth = smoothstep((y - corner_y + 0.1) / 0.4)
     lateral = smoothstep((np.abs(x) - 0.3) / 0.2)
     w = (1.0 - lateral) * under_mouth + lateral * beside_mouth
-    w[list(LIP_INNER_UPPER[1:-1])] = 0.0
-    w[list(LIP_INNER_LOWER[1:-1])] = 1.0
+    upper, lower = lip_rings()
+    w[upper.ravel()] = 0.0
+    w[lower] = JAW_CORNER + (1.0 - JAW_CORNER) * _lip_profile()[1:-1]
+    w[list(LIP_CORNERS)] = JAW_CORNER
     return w
+
+
+def _lip_profile() -> np.ndarray:
+    """(11,) weight along the inner-lip columns: 0 at the corners, 1 in the middle, rising quickly."""
+    return np.sqrt(np.sin(np.linspace(0.0, np.pi, len(LIP_INNER_UPPER))))
 
 
 def _jaw_angle(canon: np.ndarray) -> float:
@@ -175,7 +190,7 @@ def _stretch(canon: np.ndarray) -> np.ndarray:
     """(478,) sideways displacement per IOD of corner motion: x / half-width under a broad bump,
     exactly 1 at the outer corners."""
     corner = canon[LIP_OUTER_UPPER[-1]]
-    bump = _mouth_bump(canon, 0.6, 0.3)
+    bump = _mouth_bump(canon, 0.45, 0.3)
     return canon[:, 0] / corner[0] * bump / bump[LIP_OUTER_UPPER[-1]]
 
 

@@ -34,6 +34,8 @@ LIP_INNER_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 LIP_OUTER_UPPER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
 LIP_OUTER_LOWER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
 """Lip contours from the image-left corner to the image-right corner; upper and lower share corners."""
+LIP_CORNERS = (78, 62, 76, 61, 308, 292, 306, 291)
+"""The points where the upper and lower lips meet, inner to outer, on each side."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,33 @@ def canonical_face() -> np.ndarray:
     for eye, c in zip(EYES, centres):
         pts[list(eye.iris)] = c
     return (pts - (centres[0] + centres[1]) / 2) / iod
+
+
+@lru_cache(maxsize=1)
+def lip_rings() -> tuple[np.ndarray, np.ndarray]:
+    """(upper, lower): each (4, 9) int, the landmarks of one lip in rings from the inner contour
+    (row 0: LIP_INNER_* without the corners) to the outer one (row 3), each ring left to right, so
+    column j sits on inner-contour column j + 1. LIP_CORNERS belong to neither lip.
+
+    Found on the mesh (breadth-first from the inner contour, stopping at the outer one), since the
+    lips curl inward and their rings cannot be told apart by height alone.
+    """
+    v, skin = canonical()
+    neighbours: dict[int, set[int]] = {}
+    for a, b, c in skin.tolist():
+        for p, q in ((a, b), (b, c), (c, a)):
+            neighbours.setdefault(p, set()).add(q)
+            neighbours.setdefault(q, set()).add(p)
+    lips = []
+    for inner, outer in ((LIP_INNER_UPPER, LIP_OUTER_UPPER), (LIP_INNER_LOWER, LIP_OUTER_LOWER)):
+        seen = set(LIP_CORNERS) | set(inner)
+        rings = [list(inner[1:-1])]
+        while not set(rings[-1]) <= set(outer):
+            ring = {q for p in rings[-1] for q in neighbours[p]} - seen
+            seen |= ring
+            rings.append(sorted(ring, key=lambda i: v[i, 0]))
+        lips.append(np.array(rings, np.int32))
+    return lips[0], lips[1]
 
 
 def mouth_triangles() -> np.ndarray:

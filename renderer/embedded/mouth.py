@@ -45,7 +45,7 @@ TONGUE_HEIGHT = 0.1
 """Height (IOD) of the tongue hint above the lower lip."""
 EDGE_PX = 1.5
 """Soft edge (pixels) between the interior and the lips."""
-UPPER_SHARE = 0.6
+UPPER_SHARE = 0.8
 """Share of the photo's own opening that follows the upper lip (the rest follows the lower lip)."""
 
 _COLUMNS = np.arange(len(LIP_INNER_UPPER), dtype=np.float64)
@@ -75,13 +75,15 @@ class MouthPainter:
         skin, lips = _polygon_pixels(image, src, [FACE_OVAL]), _polygon_pixels(
             image, src, [LIP_OUTER_UPPER + LIP_OUTER_LOWER[-2:0:-1], LIP_INNER_UPPER + LIP_INNER_LOWER[-2:0:-1]]
         )
-        skin_luma = float(np.median(_luma(skin)))
+        skin_colour = np.median(skin, axis=0)
+        skin_luma = float(_luma(skin_colour))
         order = np.argsort(_luma(lips))
         darkest = lips[order[: max(1, len(order) // 20)]].mean(axis=0)
-        self._cavity_edge = darkest * 0.7
-        self._cavity_deep = darkest * 0.3
+        self._cavity_edge = darkest * 0.75
+        self._cavity_deep = darkest * 0.4
         self._tongue = np.median(lips, axis=0) * 0.72
-        self._teeth = np.array([236.0, 230.0, 214.0]) * float(np.clip(skin_luma / 160.0, 0.6, 1.0)) * 0.92
+        light = 0.65 + 0.35 * skin_colour / max(float(skin_colour.max()), 1.0)  # the scene's light colour
+        self._teeth = np.array([236.0, 230.0, 214.0]) * light * float(np.clip(skin_luma / 170.0, 0.6, 1.0))
 
         middle = (self._upper + self._lower)[2:-2] / 2
         inside = cv2.remap(
@@ -107,7 +109,8 @@ class MouthPainter:
         self._attr[list(LIP_INNER_UPPER), 2] = gap
         self._attr[list(LIP_INNER_LOWER), 1] = gap
         v = self._triangles[t[ys, xs]]
-        b1, b2 = warp.b1[ys, xs][:, None], warp.b2[ys, xs][:, None]
+        b1, b2 = warp.weights(ys, xs)
+        b1, b2 = b1[:, None], b2[:, None]
         a0 = self._attr[v[:, 0]]
         att = a0 + b1 * (self._attr[v[:, 1]] - a0) + b2 * (self._attr[v[:, 2]] - a0)
         u, d_up, d_lo = att[:, 0], att[:, 1], att[:, 2]
@@ -115,11 +118,13 @@ class MouthPainter:
 
         col = _mix(self._cavity_edge, self._cavity_deep, smoothstep(depth / (0.08 * self._iod)))
         old = pixels[ys, xs].astype(np.float64)
+        side = np.abs(u - _MID) / _MID  # 0 in the middle of the mouth, 1 at the corners
+        col = self._lower_interior(col, u, d_lo, (d_up + d_lo) / self._iod, side)
         if self.uses_source:
             col = self._source_interior(col, old, u, d_up, d_lo)
         else:
             half_width = 0.5 * float(np.linalg.norm(up[-1] - up[0]))
-            col = self._painted_interior(col, u, d_up, d_lo, half_width)
+            col = self._upper_teeth(col, u, d_up, side, half_width)
         alpha = smoothstep(depth / EDGE_PX)[:, None]
         pixels[ys, xs] = np.clip(old + alpha * (col - old) + 0.5, 0, 255).astype(np.uint8)
 
@@ -142,34 +147,34 @@ class MouthPainter:
         unchanged = 1.0 - smoothstep(np.abs(d_up + d_lo - gap) / 2.0)
         return _mix(col, warped, unchanged)
 
-    def _painted_interior(
-        self, col: np.ndarray, u: np.ndarray, d_up: np.ndarray, d_lo: np.ndarray, half_width: float
+    def _lower_interior(
+        self, col: np.ndarray, u: np.ndarray, d_lo: np.ndarray, opening: np.ndarray, side: np.ndarray
     ) -> np.ndarray:
-        """Cavity colours (n, 3) overlaid with a painted tongue, lower teeth and upper teeth."""
+        """Cavity colours (n, 3) overlaid with a tongue and a lower-teeth hint, shown as the mouth opens wide."""
         iod = self._iod
-        opening = (d_up + d_lo) / iod
-        side = np.abs(u - _MID) / _MID  # 0 in the middle of the mouth, 1 at the corners
-        across = 1.0 - 0.45 * side**2
-
         tongue_shape = ((u - _MID) / (0.7 * _MID)) ** 2 + (d_lo / (TONGUE_HEIGHT * iod)) ** 2
         tongue = smoothstep((opening - 0.1) / 0.1) * (1.0 - smoothstep((tongue_shape - 0.8) / 0.4))
         col = _mix(col, self._tongue * (0.75 + 0.25 * smoothstep(1.0 - tongue_shape))[:, None], tongue)
-
         lower = (
             0.85 * smoothstep((opening - 0.15) / 0.12)
             * (1.0 - smoothstep((d_lo - LOWER_TEETH_HEIGHT * iod) / 1.2 + 0.5))
             * (1.0 - smoothstep((side - 0.55) / 0.15))
         )  # fmt: skip
-        col = _mix(col, self._teeth * 0.78 * across[:, None], lower)
+        return _mix(col, self._teeth * 0.78 * (1.0 - 0.45 * side**2)[:, None], lower)
 
+    def _upper_teeth(
+        self, col: np.ndarray, u: np.ndarray, d_up: np.ndarray, side: np.ndarray, half_width: float
+    ) -> np.ndarray:
+        """Colours (n, 3) overlaid with the painted upper-teeth band hanging from the upper lip."""
+        iod = self._iod
         x = (u - _MID) / _MID * half_width
         gaps = np.min(np.abs(np.abs(x)[:, None] - np.array(TOOTH_GAPS)[None] * iod), axis=1)
-        shade = across * (1.0 - 0.3 * np.exp(-((gaps / (0.012 * iod + 0.3)) ** 2)))
+        shade = (1.0 - 0.45 * side**2) * (1.0 - 0.3 * np.exp(-((gaps / (0.012 * iod + 0.3)) ** 2)))
         shade *= 0.82 + 0.18 * smoothstep(d_up / (0.03 * iod))
-        upper = (1.0 - smoothstep((side - TEETH_WIDTH) / 0.12 + 0.5)) * (
+        band = (1.0 - smoothstep((side - TEETH_WIDTH) / 0.12 + 0.5)) * (
             1.0 - smoothstep((d_up - TEETH_HEIGHT * iod) / 1.2 + 0.5)
         )
-        return _mix(col, self._teeth * shade[:, None], upper)
+        return _mix(col, self._teeth * shade[:, None], band)
 
 
 def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -19,10 +19,20 @@ class ContourRegion:
         take their own column's displacement in full.
     side: -1 for the skin above the contour (smaller y), +1 for below.
     sigma: fall-off distance from the contour, in inter-ocular distances (Gaussian).
+    rings: (R, K-2) landmarks lying in rings along the contour's inner columns (mesh.lip_rings):
+        ring point [r, j] follows column j + 1 alone, and is on this side whatever its height in the
+        canonical face (a lip curls inward, so its rings project level with its contour).
     exclude: landmarks that never move with this contour (the opposite lip or lid).
     """
 
-    def __init__(self, contour: tuple[int, ...], side: int, sigma: float, exclude: tuple[int, ...] = ()):
+    def __init__(
+        self,
+        contour: tuple[int, ...],
+        side: int,
+        sigma: float,
+        rings: np.ndarray | None = None,
+        exclude: np.ndarray | tuple[int, ...] = (),
+    ):
         canon = canonical_face()
         cols = np.asarray(contour)
         cx, cy = canon[cols, 0], canon[cols, 1]
@@ -35,11 +45,15 @@ class ContourRegion:
         weights[rows, left] = 1.0 - frac
         weights[rows, left + 1] += frac
         across = side * (y - np.interp(x, cx, cy))
+        if rings is not None:
+            inner = np.broadcast_to(np.arange(1, len(cols) - 1), rings.shape)
+            weights[rings.ravel()] = np.eye(len(cols))[inner.ravel()]
+            across[rings.ravel()] = np.maximum(side * (y[rings] - cy[inner]), 0.0).ravel()
         beyond = np.maximum.reduce([cx[0] - x, x - cx[-1], np.zeros_like(x)])
         fade = np.exp(-0.5 * (across**2 + beyond**2) / sigma**2) * (across > -0.02)
         weights *= fade[:, None]
         weights[cols] = np.eye(len(cols))
-        weights[list(exclude)] = 0.0
+        weights[np.asarray(exclude, int).ravel()] = 0.0
         self.index = np.flatnonzero(weights.max(axis=1) > 1e-3)
         self.weights = weights[self.index]
 
