@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from talker.types import FPS
+
 MOUTH_CHANNELS = ("jaw_open", "lip_width", "lip_round", "lip_close", "lip_tuck", "upper_lip_raise")
 """The mouth columns of EMBEDDED_CHANNELS, in that order (units in talker/types.py)."""
 
@@ -25,7 +27,6 @@ _VISEME_PHONES = {
 }
 PHONE_VISEME = {p: v for v, phones in _VISEME_PHONES.items() for p in phones.split()}
 REST = "rest"
-VISEMES = (REST, *_VISEME_PHONES)
 
 # Targets, columns MOUTH_CHANNELS: jaw_open, lip_width, lip_round, lip_close, lip_tuck, upper_lip_raise
 VISEME_TARGETS = {
@@ -51,7 +52,7 @@ def phone_targets(phone: str) -> np.ndarray:
     name = phone.lower().rstrip("012")
     viseme = viseme_of(name)
     targets = np.array(VISEME_TARGETS[viseme], dtype=np.float64)
-    if viseme != REST and name not in VOWELS and name not in ("r", "w", "y", "axr", "er"):
+    if viseme != REST and name not in VOWELS and name not in ("r", "w", "y"):
         targets[[_WIDTH, _ROUND]] = np.nan
     if name in ("hh", "hv"):
         targets[:] = np.nan
@@ -65,13 +66,13 @@ def viseme_of(phone: str) -> str:
     return PHONE_VISEME.get(phone.lower().rstrip("012"), REST)
 
 
-def frame_visemes(phones, num_frames: int, fps: float = 25.0) -> list[str]:
-    """Viseme at the centre of each video frame, from phones [(start_s, end_s, name), ...]."""
+def frame_visemes(phones, num_frames: int) -> list[str]:
+    """Viseme at the centre of each video frame (FPS), from phones [(start_s, end_s, name), ...]."""
     out = [REST] * num_frames
     for start, end, name in phones:
-        first = max(0, int(np.floor(start * fps - 0.5)))
-        for i in range(first, min(num_frames, int(np.ceil(end * fps)))):
-            if start <= (i + 0.5) / fps < end:
+        first = max(0, int(np.floor(start * FPS - 0.5)))
+        for i in range(first, min(num_frames, int(np.ceil(end * FPS)))):
+            if start <= (i + 0.5) / FPS < end:
                 out[i] = viseme_of(name)
     return out
 
