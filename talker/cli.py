@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_make(sub)
     _add_score(sub)
+    from talker.doctor import add_doctor_command
+    from talker.models.commands import add_models_commands
+
+    add_models_commands(sub)
+    add_doctor_command(sub)
     return parser
 
 

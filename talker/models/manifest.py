@@ -16,7 +16,8 @@ from typing import Iterable, Mapping
 from talker.errors import OptionError
 
 ENV_MANIFEST = "TALKER_MANIFEST"
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "checkpoints" / "manifest.toml"
+# talker/data/manifest.toml links to checkpoints/manifest.toml, so the wheel carries it as package data.
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "data" / "manifest.toml"
 FOLDERS = ("checkpoints", "gfpgan/weights")
 """Sub-folders of a SadTalker checkout (and of a talker models folder) that hold model files."""
 FORMATS = ("safetensors", "torch")
