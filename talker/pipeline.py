@@ -165,13 +165,79 @@ class EmbeddedBackend(Backend):
         return EmbeddedRenderer(face).render(track, batch_size=options.batch_size)
 
 
-def choose_backend(options: MakeOptions) -> Backend:
-    """Stage 4: 'embedded', 'sadtalker', or 'auto' (the neural backend when its checkpoints verify)."""
-    if options.backend in ("auto", "embedded"):
-        return EmbeddedBackend()
-    from talker.errors import OptionError
+class SadTalkerBackend(Backend):
+    """SadTalker's networks loaded from the official checkpoints (verified before use)."""
 
-    raise OptionError("the sadtalker backend is not available yet in this version; use --backend embedded")
+    name = "sadtalker"
+
+    def __init__(self, files, device: str, precision: str):
+        self.files, self.device, self.precision = files, device, precision
+
+    def coeffs(self, face, audio, options):
+        from audio2coeff.sadtalker import SadTalkerAudioNets, sadtalker_track
+
+        nets = SadTalkerAudioNets.from_files(self.files, self.device)
+        return sadtalker_track(
+            face, audio, nets,
+            pose_style=options.pose_style, still=options.still, expression_scale=options.expression_scale,
+            seed=options.seed, blink=not options.no_blink,
+        )
+
+    def frames(self, face, track, options):
+        from renderer.sadtalker.nets import RendererNets
+        from renderer.sadtalker.render import SadTalkerRenderer
+
+        nets = RendererNets.from_files(self.files, full=face.pastes_back, device=self.device)
+        renderer = SadTalkerRenderer(
+            face, nets, device=self.device, precision=self.precision,
+            batch_size=options.batch_size, fast=self.device.startswith("cuda"),
+        )
+        return renderer.render(track, still=options.still)
+
+
+def choose_backend(options: MakeOptions) -> Backend:
+    """Stage 4: 'embedded', 'sadtalker', or 'auto' (sadtalker when its checkpoints are found and verify).
+
+    Checkpoints are looked for in ``--checkpoints``, else in the models folder and the SadTalker /
+    WebUI folders it reuses (see ``talker models list``).
+    """
+    from talker.device import check_precision, resolve_device
+
+    if options.backend == "embedded":
+        return EmbeddedBackend()
+    files, problem = _find_checkpoints(options)
+    if files is None:
+        if options.backend == "sadtalker":
+            raise problem
+        log.info("backend auto: using embedded (%s)", problem)
+        return EmbeddedBackend()
+    device = resolve_device(options.device)
+    return SadTalkerBackend(files, device, check_precision(options.precision, device))
+
+
+def _find_checkpoints(options: MakeOptions):
+    """(SadTalkerFiles, None) for the first folder whose files verify, else (None, the CheckpointError)."""
+    from talker.errors import CheckpointError
+    from talker.models.sadtalker_files import find_sadtalker_files, verify_sadtalker_files
+
+    if options.checkpoints is not None:
+        folders = [options.checkpoints]
+    else:
+        from talker.models.store import open_store
+
+        folders = open_store().folders("checkpoints")
+    problem = CheckpointError(
+        "no SadTalker checkpoints found: run 'talker models download --for sadtalker', "
+        "or pass --checkpoints DIR (a folder laid out like SadTalker's checkpoints/)"
+    )
+    for folder in folders:
+        try:
+            files = find_sadtalker_files(folder, options.size)
+            verify_sadtalker_files(files)
+            return files, None
+        except CheckpointError as err:
+            problem = err
+    return None, problem
 
 
 def render_video(
