@@ -4,7 +4,7 @@ spatial feature transform (SFT) conditions, and a StyleGAN2 decoder modulated by
 Written from the public description of the architecture and the contract in
 ``talker/data/gfpgan_schema.json`` (parameter names and shapes match the official
 ``GFPGANv1.3.pth`` / ``GFPGANv1.4.pth`` state dicts exactly). Pure torch: no custom CUDA ops,
-no basicsr, no torchvision.
+no basicsr, no torchvision. Inference only: some activations are updated in place.
 
 Speed: a StyleGAN2 modulated convolution scales the weight per sample and input channel, then
 normalises ("demodulates") it per sample and output channel. Instead of building a weight per
@@ -74,17 +74,18 @@ class ModulatedConv2d(nn.Module):
         w2 = self.weight[0].float().square().sum(dim=(2, 3))  # (Cout, Cin)
         return torch.rsqrt(s.float().square() @ w2.t() + self.eps)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        """The modulated convolution times ``gain``."""
         s = self.modulation(style)  # (B, Cin)
         if self.per_sample_weights:
-            return self._forward_per_sample_weights(x, s)
+            return self._forward_per_sample_weights(x, s) * gain
         x = x * s[:, :, None, None].to(x.dtype)
         if self.upsample:
             x = _resize2x(x, 2.0)
         out = F.conv2d(x, self.weight[0], padding=self.padding)
         if self.demodulate:
-            out = out * self._demodulation(s).to(out.dtype)[:, :, None, None]
-        return out
+            return out * (self._demodulation(s) * gain).to(out.dtype)[:, :, None, None]
+        return out * gain if gain != 1.0 else out
 
     def _forward_per_sample_weights(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Reference form: weight (B, Cout, Cin, k, k) = W * s [* d], one grouped convolution."""
@@ -113,8 +114,9 @@ class StyleConv(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """noise: (1 or B, 1, H', W') at the output size."""
-        out = self.modulated_conv(x, style) * math.sqrt(2.0) + self.weight * noise + self.bias
-        return F.leaky_relu(out, 0.2)
+        out = self.modulated_conv(x, style, gain=math.sqrt(2.0))
+        out = out + (self.weight * noise + self.bias)  # noise and bias first: one pass over the large tensor
+        return F.leaky_relu(out, 0.2, inplace=True)
 
 
 class ToRGB(nn.Module):
@@ -209,11 +211,8 @@ class StyleGAN2GeneratorCSFT(nn.Module):
             out = conv1(out, latent[:, i], self._noise(i, out, randomize_noise, generator))
             if i < len(conditions):
                 scale, shift = conditions[i - 1], conditions[i]
-                if self.sft_half:
-                    keep, mod = out.split(out.shape[1] // 2, dim=1)
-                    out = torch.cat([keep, mod * scale + shift], dim=1)
-                else:
-                    out = out * scale + shift
+                modulated = out[:, out.shape[1] // 2:] if self.sft_half else out  # SFT on the second half only
+                modulated.mul_(scale).add_(shift)  # in place: ``out`` is this level's fresh activation
             out = conv2(out, latent[:, i + 1], self._noise(i + 1, out, randomize_noise, generator))
             skip = to_rgb(out, latent[:, i + 2], skip)
         return skip
