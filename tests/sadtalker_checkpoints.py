@@ -8,9 +8,12 @@ reads these files must reproduce ``tests/data/sadtalker/fill_digests.json`` and 
   ``legacy=True``, the four legacy ``.pth``/``.pth.tar`` files instead; plus both MappingNet files.
   ``only=`` restricts the networks written (small files for quick or refusal tests).
 * ``synthetic_sadtalker_dir(cache_root, ...)`` builds that once and keeps it under ``cache_root``
-  keyed by a hash of the schema, fill_weights.py and this file (first build ~20 s on 2 cores).
+  keyed by a hash of the schema, fill_weights.py and the writer's source (first build ~20 s on
+  2 idle cores).
 * ``sadtalker_checkpoints_256``: a session fixture with the full 256 set, cached in pytest's
   cache folder (.pytest_cache, git-ignored) across runs. Import it into a test module to use it.
+* ``torch_test_device`` (device from TALKER_TEST_DEVICE, TF32 off, skip without CUDA) and the
+  autouse ``one_torch_thread``: import them into a test module too.
 
 The safetensors file is written tensor by tensor (the format is an 8-byte header length, a JSON
 header, then raw little-endian data), so the 725 MB are never held in memory at once.
@@ -140,9 +143,14 @@ def write_synthetic_sadtalker(
 
 
 def _stamp() -> str:
+    """Hash of what the files' content depends on: schema, filler, and the writer functions' source."""
+    import inspect
+
     h = hashlib.sha256()
-    for p in (SCHEMA_PATH, DATA / "fill_weights.py", Path(__file__)):
+    for p in (SCHEMA_PATH, DATA / "fill_weights.py"):
         h.update(Path(p).read_bytes())
+    for fn in (fill_network, write_safetensors_streaming, _write_safetensors, _torch_state, write_synthetic_sadtalker):
+        h.update(inspect.getsource(fn).encode())
     return h.hexdigest()[:12]
 
 
@@ -193,3 +201,19 @@ def torch_test_device():
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     return device
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Run a module's torch work on one thread, restoring the count afterwards.
+
+    On the shared 2-core test machine, two OpenMP threads competing with other processes made
+    these small convolutions ~10x slower than one thread; results differ by <= 1.1e-6 (README).
+    Autouse in every module that imports it.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

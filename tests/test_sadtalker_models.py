@@ -18,6 +18,7 @@ from sadtalker_checkpoints import (  # noqa: F401
     expected_digest,
     fill_network,
     fill_weights,
+    one_torch_thread,
     sadtalker_checkpoints_256,
     torch_test_device,
     write_safetensors_streaming,
