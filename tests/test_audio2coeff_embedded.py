@@ -211,8 +211,9 @@ def test_is_speech_accepts_speech(pbm, media_dir):
 def test_is_speech_rejects_music_and_noise():
     melody = np.concatenate([_tone(440.0 * 2 ** (s / 12), 0.35) for s in [0, 2, 4, 5, 7, 9, 11, 12, 7, 4, 0, 2]])
     chord = (_tone(261.6, 4.0) + _tone(329.6, 4.0) + _tone(392.0, 4.0)) / 3
+    quick = np.concatenate([_tone(523.0 * 2 ** (s / 12), 0.12) for s in [0, 2, 4, 5, 7, 9, 11, 12] * 4])
     noise = np.random.default_rng(1).normal(0.0, 0.1, 4 * SAMPLE_RATE)
-    for name, samples in [("melody", melody), ("chord", chord), ("noise", noise)]:
+    for name, samples in [("melody", melody), ("chord", chord), ("quick notes", quick), ("noise", noise)]:
         assert not is_speech(Audio(samples.astype(np.float32))), name
 
 

@@ -125,11 +125,16 @@ def is_speech(audio: Audio) -> bool:
     """False when the audio sounds like music or noise without a voice, True otherwise.
 
     Built to rarely say False on speech (the pipeline refuses what it rejects): it needs clear
-    evidence. Noise: almost no periodic frames and a spectrum that never changes in bursts.
-    Instrumental music: many sustained steady pitches (speech measures under 0.05, held notes over
-    0.5) with hardly any unvoiced frames (speech and singing have consonants: 15-30 % unvoiced).
+    evidence. Measured on 47 speech samples (Festival, espeak-ng in 8 languages and 4 voices, speech
+    in noise down to 5 dB SNR): voiced 0.50-0.88, steady <= 0.03, flux_cv >= 0.06; none rejected.
+    - noise: almost no periodic frames and a spectrum that never changes in bursts;
+    - held notes: many sustained steady pitches (>= 35 %) and hardly any unvoiced frames (speech
+      and singing have consonants);
+    - quick notes: periodic throughout (>= 97 %) with a spectrum that jumps at note onsets.
+    Music with vibrato or with consonant-like noise can pass as speech: misses are the cheap error.
     """
     f = speech_features(audio.samples)
     noise = f["voiced"] < 0.15 and f["flux_cv"] < 0.2
-    notes = f["steady"] >= 0.35 and f["voiced"] >= 0.95
-    return not (noise or notes)
+    held_notes = f["steady"] >= 0.35 and f["voiced"] >= 0.95
+    quick_notes = f["voiced"] >= 0.97 and f["flux_cv"] >= 1.0
+    return not (noise or held_notes or quick_notes)

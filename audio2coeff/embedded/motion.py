@@ -54,10 +54,10 @@ def accents(loudness: np.ndarray, f0: np.ndarray, active: np.ndarray) -> tuple[n
     """
     smooth = ndimage.gaussian_filter1d(np.where(active, loudness, loudness.min()), 4.0)
     peaks, props = signal.find_peaks(smooth, prominence=3.0, distance=int(0.25 / HOP_S))
-    peaks = peaks[active[peaks]]
+    inside = active[peaks]
+    peaks, prominence = peaks[inside], props["prominences"][inside]
     if len(peaks) == 0:
         return np.zeros(0), np.zeros(0)
-    prominence = signal.peak_prominences(smooth, peaks)[0]
     voiced = f0[active & (f0 > 0)]
     ref = np.median(voiced) if len(voiced) else 0.0
     semis = np.array([12.0 * np.log2(max(f0[max(0, p - 5) : p + 6].max(), 1.0) / ref) if ref > 0 else 0.0 for p in peaks])
