@@ -238,8 +238,9 @@ def test_pickles_are_loaded_weights_only(tmp_path):
             return (print, ("executed",))
 
     torch.save({"mapping": {"x": Evil()}}, tmp_path / "mapping_00229-model.pth.tar")
-    with pytest.raises(CheckpointError, match="cannot be read"):
+    with pytest.raises(CheckpointError, match="could run code when loaded, so it is refused") as err:
         load_network_state(_files(tmp_path, tmp_path / "x.safetensors"), "mapping_crop")
+    assert "GLOBAL print was not an allowed global" in str(err.value)
 
 
 def test_missing_num_batches_tracked_is_tolerated(torch_test_device):

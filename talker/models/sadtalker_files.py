@@ -153,6 +153,12 @@ def _load_pickle(path: Path) -> dict:
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # zip/pickle errors, EOFError, disallowed globals
+        if "Weights only load failed" in str(err):
+            detail = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line), "").split(". Please")[0]
+            raise CheckpointError(
+                f"{path} holds Python objects besides tensors, which could run code when loaded, so it is refused"
+                f"{f' ({detail})' if detail else ''}; use the official file"
+            ) from err
         raise _unreadable(path, err) from err
 
 
