@@ -90,3 +90,11 @@ def coordinate_grid(depth: int, height: int, width: int, *, device=None, dtype=t
 
     z, y, x = torch.meshgrid(axis(depth), axis(height), axis(width), indexing="ij")
     return torch.stack([x, y, z], dim=-1)
+
+
+def to_layout(x: torch.Tensor, dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
+    """Cast to ``dtype`` and, when ``channels_last``, to the channels-last layout of its rank (4-D or 5-D)."""
+    if not channels_last:
+        return x.to(dtype)
+    fmt = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
+    return x.to(dtype=dtype, memory_format=fmt)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from renderer.sadtalker.blocks import DownBlock3d, UpBlock3d, coordinate_grid
+from renderer.sadtalker.blocks import DownBlock3d, UpBlock3d, coordinate_grid, to_layout
 
 KP_VARIANCE = 0.01
 """Variance of the Gaussian keypoint heatmaps (normalised coordinates squared)."""
@@ -62,7 +62,13 @@ class DenseMotionNetwork(nn.Module):
     Input: feature (N, 32, D, h, w) source volume, kp_source / kp_driving (N, K, 3).
     Output dict: ``deformation`` (N, D, h, w, 3) sampling grid (x, y, z) in [-1, 1] and
     ``occlusion_map`` (N, 1, h, w) in (0, 1).
+
+    Keypoint geometry, feature sampling, the mask softmax and the deformation are computed in the
+    keypoints' dtype (float32); the hourglass, mask and occlusion convolutions in the dtype of
+    their weights, in channels-last layout when ``channels_last`` is set (the fast path sets both).
     """
+
+    channels_last = False
 
     def __init__(self, block_expansion: int = 32, num_blocks: int = 5, max_features: int = 1024, num_kp: int = 15,
                  feature_channel: int = 32, reshape_depth: int = 16, compress: int = 4, estimate_occlusion_map: bool = True,
@@ -99,9 +105,10 @@ class DenseMotionNetwork(nn.Module):
         heat = keypoint_gaussians(grid, kp_driving) - keypoint_gaussians(grid, kp_source)
         heat = torch.cat([torch.zeros_like(heat[:, :1]), heat], dim=1).unsqueeze(2).to(sampled.dtype)
         x = torch.cat([heat, sampled], dim=2).view(n, (k + 1) * (c + 1), d, h, w)
-        prediction = self.hourglass(x)
-        mask = F.softmax(self.mask(prediction), dim=1)
+        prediction = self.hourglass(to_layout(x, self.mask.weight.dtype, self.channels_last))
+        mask = F.softmax(self.mask(prediction).to(sparse.dtype), dim=1)
         mask = torch.where(mask < MASK_FLOOR, torch.zeros_like(mask), mask)
-        deformation = torch.einsum("nkdhw,nkdhwc->ndhwc", mask.to(sparse.dtype), sparse)
-        occlusion = torch.sigmoid(self.occlusion(prediction.reshape(n, -1, h, w)))
+        deformation = (mask.unsqueeze(-1) * sparse).sum(dim=1)
+        volume = to_layout(prediction.reshape(n, -1, h, w), prediction.dtype, self.channels_last)
+        occlusion = torch.sigmoid(self.occlusion(volume).to(sparse.dtype))
         return {"deformation": deformation, "occlusion_map": occlusion}

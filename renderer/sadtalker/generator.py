@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from renderer.sadtalker.blocks import DownBlock2d, ResBlock3d, SameBlock2d
+from renderer.sadtalker.blocks import DownBlock2d, ResBlock3d, SameBlock2d, to_layout
 from renderer.sadtalker.dense_motion import DenseMotionNetwork
 from renderer.sadtalker.spade import SPADEDecoder
 
@@ -21,7 +21,12 @@ DEFAULT_DENSE_MOTION = {"block_expansion": 32, "max_features": 1024, "num_blocks
 class OcclusionAwareSPADEGenerator(nn.Module):
     """(N, 3, S, S) source, kp_source / kp_driving (N, 15, 3) -> dict ``prediction`` (N, 3, S, S) in (0, 1),
     ``occlusion_map`` (N, 1, S/4, S/4), ``deformation`` (N, 16, S/4, S/4, 3).
+
+    The warp runs in the volume's dtype; the 2-D layers after it in their weights' dtype, channels
+    last when ``channels_last`` is set (the fast path sets both).
     """
+
+    channels_last = False
 
     def __init__(self, image_channel: int = 3, feature_channel: int = 32, num_kp: int = 15, block_expansion: int = 64,
                  max_features: int = 512, num_down_blocks: int = 2, reshape_channel: int = 32, reshape_depth: int = 16,
@@ -62,7 +67,8 @@ class OcclusionAwareSPADEGenerator(nn.Module):
         """Warp the volume by ``motion['deformation']``, mask by the occlusion map, decode: -> (N, 3, S, S)."""
         warped = F.grid_sample(volume, motion["deformation"].to(volume.dtype), align_corners=False)
         n, c, d, h, w = warped.shape
-        x = self.fourth(self.third(warped.reshape(n, c * d, h, w)))
+        x = to_layout(warped.reshape(n, c * d, h, w), self.fourth.weight.dtype, self.channels_last)
+        x = self.fourth(self.third(x))
         return self.decoder(x * motion["occlusion_map"].to(x.dtype))
 
     def forward(self, source: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -34,18 +34,32 @@ def rotation_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) 
     return pm @ ym @ rm
 
 
+def bins_to_pose(motion: dict[str, torch.Tensor]) -> torch.Tensor:
+    """MappingNet outputs -> (N, 3) degrees (yaw, pitch, roll) from the bin logits."""
+    return torch.stack([bins_to_degrees(motion[name]) for name in ("yaw", "pitch", "roll")], dim=1)
+
+
+def posed_keypoints(kp: torch.Tensor, degrees: torch.Tensor, t: torch.Tensor, exp: torch.Tensor) -> torch.Tensor:
+    """Rot(degrees) . kp + (0, t_y, 0) + exp.
+
+    kp: (N, K, 3); degrees: (N, 3) yaw, pitch, roll; t: (N, 3) (only t_y used); exp: (N, 3K).
+    Returns (N, K, 3).
+    """
+    rot = rotation_matrix(degrees[:, 0], degrees[:, 1], degrees[:, 2])
+    rotated = torch.einsum("nij,nkj->nki", rot, kp)
+    t_y = t[:, 1].reshape(-1, 1)
+    shift = torch.stack([torch.zeros_like(t_y), t_y, torch.zeros_like(t_y)], dim=2)
+    return rotated + shift + exp.reshape(kp.shape)
+
+
 def transform_keypoints(kp: torch.Tensor, motion: dict[str, torch.Tensor], *, yaw: torch.Tensor | None = None,
                         pitch: torch.Tensor | None = None, roll: torch.Tensor | None = None) -> torch.Tensor:
-    """Pose canonical keypoints: Rot . kp + (0, t_y, 0) + exp.
+    """Pose canonical keypoints with MappingNet outputs: Rot . kp + (0, t_y, 0) + exp.
 
     kp: (N, K, 3) canonical keypoints; motion: MappingNet outputs (yaw/pitch/roll (N, 66) logits,
     t (N, 3), exp (N, 3K)); yaw/pitch/roll: optional (N,) degrees replacing the bins' angles
     (free-view overrides). Returns (N, K, 3).
     """
-    degrees = [bins_to_degrees(motion[name]) if over is None else over.to(kp.dtype)
-               for name, over in (("yaw", yaw), ("pitch", pitch), ("roll", roll))]
-    rot = rotation_matrix(*degrees)
-    rotated = torch.einsum("nij,nkj->nki", rot, kp)
-    t_y = motion["t"][:, 1].reshape(-1, 1)
-    shift = torch.stack([torch.zeros_like(t_y), t_y, torch.zeros_like(t_y)], dim=2)
-    return rotated + shift + motion["exp"].reshape(kp.shape)
+    degrees = torch.stack([bins_to_degrees(motion[name]) if over is None else over.to(kp.dtype)
+                           for name, over in (("yaw", yaw), ("pitch", pitch), ("roll", roll))], dim=1)
+    return posed_keypoints(kp, degrees, motion["t"], motion["exp"])

@@ -1,0 +1,242 @@
+"""The fast inference graph of the renderer (CUDA-oriented, also runs on CPU).
+
+Same mathematics as the reference modules, rearranged for speed:
+
+* source-only work runs once per clip: canonical keypoints, the generator's 3-D feature volume and
+  its compressed copy for the dense-motion network (SadTalker recomputes them for every batch);
+* BatchNorm folded into the convolution before it; spectral norm folded into plain weights;
+* SPADE: the ``mlp_shared`` convolutions that read the same segmentation map are fused into one
+  convolution (all twelve of the middle blocks, three per up block), ``mlp_gamma``/``mlp_beta``
+  into one, ``1 + gamma`` folded into the bias, and both SPADEs of a block that normalise the
+  same input share one instance norm;
+* convolutions in float16 / bfloat16 (weights cast once) and channels-last on CUDA; keypoint
+  geometry, feature sampling, the motion mask softmax and the warp stay in float32;
+* fixed batch shape (the last batch is padded), so ``torch.compile`` and CUDA-graph capture see one
+  shape; ``FrameGraph`` takes its per-batch inputs as tensors (no Python branches on data).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from renderer.sadtalker.generator import OcclusionAwareSPADEGenerator
+from renderer.sadtalker.keypoints import bins_to_pose, posed_keypoints, transform_keypoints
+from renderer.sadtalker.spade import SPADE, SPADEDecoder, SPADEResnetBlock, SpectralNormConv2d
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def fold_batchnorm(conv: nn.Module, norm: nn.Module) -> nn.Module:
+    """A copy of ``conv`` computing norm(conv(x)) for an inference-mode BatchNorm ``norm``."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    folded = copy.deepcopy(conv)
+    folded.weight = nn.Parameter(conv.weight * scale.reshape(-1, *[1] * (conv.weight.dim() - 1)), requires_grad=False)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    folded.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias, requires_grad=False)
+    return folded
+
+
+def fold_conv_norm_pairs(module: nn.Module) -> nn.Module:
+    """Fold every (``conv``, ``norm``: BatchNorm) attribute pair inside ``module`` in place; norm -> Identity."""
+    for m in list(module.modules()):
+        conv, norm = getattr(m, "conv", None), getattr(m, "norm", None)
+        if isinstance(conv, (nn.Conv2d, nn.Conv3d)) and isinstance(norm, nn.modules.batchnorm._BatchNorm):
+            m.conv = fold_batchnorm(conv, norm)
+            m.norm = nn.Identity()
+    return module
+
+
+def _conv2d(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Conv2d:
+    out, cin, k, _ = weight.shape
+    conv = nn.Conv2d(cin, out, k, padding=k // 2, bias=bias is not None, device=weight.device)
+    conv.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
+    if bias is not None:
+        conv.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
+    return conv
+
+
+def plain_conv(sn: SpectralNormConv2d) -> nn.Conv2d:
+    """The spectral-norm convolution with its normalised weight baked in."""
+    return _conv2d(sn.weight(), sn.bias)
+
+
+def concat_convs(convs: list[nn.Conv2d]) -> nn.Conv2d:
+    """One convolution whose output channels are those of ``convs`` (same input, kernel) in order."""
+    return _conv2d(torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs]))
+
+
+def instance_normalize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per-sample, per-channel normalisation over H, W (biased variance), statistics in float32."""
+    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+    scale = torch.rsqrt(var.float() + eps)
+    return torch.addcmul((-mean.float() * scale).to(x.dtype), x, scale.to(x.dtype))
+
+
+class Modulation(nn.Module):
+    """SPADE's affine part: normalized * (1 + gamma(a)) + beta(a), gamma and beta from one conv."""
+
+    def __init__(self, spade: SPADE):
+        super().__init__()
+        self.conv = concat_convs([spade.mlp_gamma, spade.mlp_beta])
+        with torch.no_grad():
+            self.conv.bias[: spade.mlp_gamma.out_channels] += 1.0
+
+    def forward(self, normalized: torch.Tensor, actv: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.conv(actv).chunk(2, dim=1)
+        return torch.addcmul(beta, normalized, gamma)
+
+
+class FusedSPADEBlock(nn.Module):
+    """``SPADEResnetBlock`` with plain convs; takes the hidden SPADE activations [a_0, a_1, (a_s)]."""
+
+    def __init__(self, block: SPADEResnetBlock):
+        super().__init__()
+        self.learned_shortcut = block.learned_shortcut
+        self.conv_0 = plain_conv(block.conv_0)
+        self.conv_1 = plain_conv(block.conv_1)
+        self.mod_0 = Modulation(block.norm_0)
+        self.mod_1 = Modulation(block.norm_1)
+        if self.learned_shortcut:
+            self.conv_s = plain_conv(block.conv_s)
+            self.mod_s = Modulation(block.norm_s)
+
+    @staticmethod
+    def norms(block: SPADEResnetBlock) -> list[SPADE]:
+        """The block's SPADEs in the order ``forward`` expects their activations."""
+        return [block.norm_0, block.norm_1] + ([block.norm_s] if block.learned_shortcut else [])
+
+    def forward(self, x: torch.Tensor, actv: list[torch.Tensor]) -> torch.Tensor:
+        normalized = instance_normalize(x)
+        shortcut = self.conv_s(self.mod_s(normalized, actv[2])) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.mod_0(normalized, actv[0]), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.mod_1(instance_normalize(dx), actv[1]), 0.2))
+        return shortcut + dx
+
+
+class FusedSPADEDecoder(nn.Module):
+    """``SPADEDecoder`` with fused SPADE convolutions (see the module docstring)."""
+
+    def __init__(self, decoder: SPADEDecoder):
+        super().__init__()
+        middle = [getattr(decoder, f"G_middle_{i}") for i in range(decoder.num_middle)]
+        self.hidden = decoder.up_0.norm_0.mlp_shared[0].out_channels
+        self.fc = copy.deepcopy(decoder.fc)
+        self.middle_shared = concat_convs([n.mlp_shared[0] for b in middle for n in FusedSPADEBlock.norms(b)])
+        self.middle = nn.ModuleList(FusedSPADEBlock(b) for b in middle)
+        self.ups = nn.ModuleList(FusedSPADEBlock(b) for b in (decoder.up_0, decoder.up_1))
+        self.ups_shared = nn.ModuleList(
+            concat_convs([n.mlp_shared[0] for n in FusedSPADEBlock.norms(b)]) for b in (decoder.up_0, decoder.up_1))
+        self.conv_img = copy.deepcopy(decoder.conv_img)
+
+    def forward(self, feature: torch.Tensor) -> torch.Tensor:
+        x = self.fc(feature)
+        actv = F.relu(self.middle_shared(feature)).split(self.hidden, dim=1)
+        for i, block in enumerate(self.middle):
+            x = block(x, actv[2 * i: 2 * i + 2])
+        for block, shared in zip(self.ups, self.ups_shared):
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            seg = F.interpolate(feature, size=x.shape[2:], mode="nearest")
+            x = block(x, F.relu(shared(seg)).split(self.hidden, dim=1))
+        return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
+
+
+class FastGenerator(nn.Module):
+    """The per-frame half of the generator (dense motion, warp, decoder) with folded weights."""
+
+    decode = OcclusionAwareSPADEGenerator.decode
+
+    def __init__(self, generator: OcclusionAwareSPADEGenerator, dtype: torch.dtype, channels_last: bool):
+        super().__init__()
+        dense = copy.deepcopy(generator.dense_motion_network)
+        del dense.compress, dense.norm  # the source's compressed features are computed once
+        self.dense_motion_network = fold_conv_norm_pairs(dense)
+        self.third = fold_conv_norm_pairs(copy.deepcopy(generator.third))
+        self.fourth = copy.deepcopy(generator.fourth)
+        self.decoder = FusedSPADEDecoder(generator.decoder)
+        self.requires_grad_(False).to(dtype)
+        self.channels_last = self.dense_motion_network.channels_last = channels_last
+        if channels_last:
+            for p in self.parameters():
+                fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(p.dim())
+                if fmt is not None:
+                    p.data = p.data.contiguous(memory_format=fmt)
+
+
+class FrameGraph(nn.Module):
+    """One batch of the fast path: driving windows -> frames, with the clip's source work cached.
+
+    Built for one source image (1, 3, S, S) float32 in [0, 1]. ``set_source_semantics`` sets the
+    source keypoints of a track; ``forward(windows (B, C, 27) float32, degrees (B, 3) float32
+    yaw/pitch/roll overrides, use (3,) bool which overrides apply)`` -> (B, 3, S, S) frames in
+    (0, 1), dtype of the convolutions. All inputs live on the graph's device.
+    """
+
+    def __init__(self, nets, source: torch.Tensor, *, dtype: torch.dtype = torch.float32, channels_last: bool = False):
+        super().__init__()
+        generator = nets.generator
+        self.mapping = nets.mapping
+        with torch.no_grad():
+            kp_canonical = nets.kp_detector(source)
+            volume = generator.encode_source(source)
+            compressed = generator.dense_motion_network.compress_features(volume)
+        self.register_buffer("kp_canonical", kp_canonical)
+        self.register_buffer("kp_source", torch.zeros_like(kp_canonical))
+        self.register_buffer("volume", volume)
+        self.register_buffer("compressed", compressed)
+        with torch.no_grad():
+            self.generator = FastGenerator(generator, dtype, channels_last)
+
+    @torch.no_grad()
+    def set_source_semantics(self, source_semantics: torch.Tensor) -> None:
+        """(1, C, 27) source window -> the source keypoints used by every following batch."""
+        self.kp_source.copy_(transform_keypoints(self.kp_canonical, self.mapping(source_semantics)))
+
+    def forward(self, windows: torch.Tensor, degrees: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+        n = windows.shape[0]
+        motion = self.mapping(windows)
+        degrees = torch.where(use, degrees, bins_to_pose(motion))
+        kp_driving = posed_keypoints(self.kp_canonical.expand(n, -1, -1), degrees, motion["t"], motion["exp"])
+        kp_source = self.kp_source.expand(n, -1, -1)
+        motion = self.generator.dense_motion_network.motion(self.compressed.expand(n, -1, -1, -1, -1), kp_source, kp_driving)
+        return self.generator.decode(self.volume.expand(n, -1, -1, -1, -1), motion)
+
+
+class CudaGraphStep:
+    """Replays a captured CUDA graph of ``fn`` for fixed-shape inputs.
+
+    The first call warms ``fn`` up on a side stream (cuDNN autotuning, compilation), then captures
+    it. Each call copies the inputs into static buffers, replays, and returns the static output:
+    valid until the next call (copy or consume it first; work queued on the current stream after
+    the call is ordered after the replay).
+    """
+
+    def __init__(self, fn, warmup: int = 3):
+        self.fn = fn
+        self.warmup = warmup
+        self.graph = None
+        self.inputs: tuple[torch.Tensor, ...] = ()
+        self.output = None
+
+    def __call__(self, *inputs: torch.Tensor):
+        if self.graph is None:
+            self._capture(inputs)
+        for static, value in zip(self.inputs, inputs):
+            static.copy_(value, non_blocking=True)
+        self.graph.replay()
+        return self.output
+
+    def _capture(self, inputs) -> None:
+        self.inputs = tuple(x.clone() for x in inputs)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.no_grad():
+            for _ in range(self.warmup):
+                self.fn(*self.inputs)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), torch.no_grad():
+            self.output = self.fn(*self.inputs)
