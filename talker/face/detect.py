@@ -13,6 +13,9 @@ The mediapipe graphs are built on first use, once per process, and shared behind
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -65,19 +68,39 @@ class FaceBox:
 
 
 def _solution(name: str):
-    """The cached mediapipe graph ``name`` ('detector' or 'mesh'); call with ``_lock`` held."""
-    if name not in _solutions:
-        import mediapipe as mp
+    """The cached mediapipe graph ``name`` ('detector' or 'mesh'); call with ``_lock`` held.
 
-        if name == "detector":
-            _solutions[name] = mp.solutions.face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=0.5
-            )
-        else:
-            _solutions[name] = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True, refine_landmarks=True, max_num_faces=1, min_detection_confidence=0.5
-            )
+    Building a graph and its first run make TensorFlow Lite print start-up notes straight to the
+    process's stderr (before absl logging is set up, so no log level hides them): both happen here
+    with file descriptor 2 pointed at /dev/null.
+    """
+    if name not in _solutions:
+        with _native_stderr_silenced():
+            import mediapipe as mp
+
+            if name == "detector":
+                graph = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+            else:
+                graph = mp.solutions.face_mesh.FaceMesh(
+                    static_image_mode=True, refine_landmarks=True, max_num_faces=1, min_detection_confidence=0.5
+                )
+            graph.process(np.zeros((64, 64, 3), np.uint8))
+        _solutions[name] = graph
     return _solutions[name]
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null for the duration (Python's sys.stderr is flushed first)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _shrunk(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
