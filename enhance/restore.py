@@ -113,15 +113,14 @@ def warp_affine(images, mats: np.ndarray, size: tuple[int, int], padding: str):
         k = np.array([new_w / w, new_h / h])[:, None]  # source x' = (x + 0.5) k - 0.5
         mats = mats * k
         mats[:, :, 2] += 0.5 * k[:, 0] - 0.5
-    n, _, h, w = images.shape
+    n, c, h, w = images.shape
     out_w, out_h = size
-    ys, xs = torch.meshgrid(torch.arange(out_h, dtype=torch.float64), torch.arange(out_w, dtype=torch.float64),
-                            indexing="ij")
-    m = torch.from_numpy(mats)
-    src_x = m[:, 0, 0, None, None] * xs + m[:, 0, 1, None, None] * ys + m[:, 0, 2, None, None]
-    src_y = m[:, 1, 0, None, None] * xs + m[:, 1, 1, None, None] * ys + m[:, 1, 2, None, None]
-    grid = torch.stack([(2 * src_x + 1) / w - 1, (2 * src_y + 1) / h - 1], dim=-1)
-    grid = grid.to(device=images.device, dtype=images.dtype)
+    # pixel -> normalised coordinates (align_corners=False): xn = (2x + 1) / w - 1
+    to_src = np.array([[2 / w, 0, 1 / w - 1], [0, 2 / h, 1 / h - 1], [0, 0, 1]])
+    from_out = np.array([[out_w / 2, 0, (out_w - 1) / 2], [0, out_h / 2, (out_h - 1) / 2], [0, 0, 1]])
+    theta = to_src[:2] @ np.concatenate([mats, np.broadcast_to([[[0, 0, 1]]], (n, 1, 3))], axis=1) @ from_out
+    theta = torch.from_numpy(theta).to(device=images.device, dtype=images.dtype)
+    grid = F.affine_grid(theta, [n, c, out_h, out_w], align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
