@@ -69,7 +69,9 @@ class Audio2Exp(nn.Module):
 
 
 @torch.no_grad()
-def predict_expression(net: Audio2Exp, windows: torch.Tensor, ref_exp: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+def predict_expression(
+    net: Audio2Exp, windows: torch.Tensor, ref_exp: torch.Tensor, ratio: torch.Tensor
+) -> torch.Tensor:
     """(T, 64) expression coefficients for (T, 80, 16) windows, (T, 64) references, (T, 1) blink ratios.
 
     Inputs are moved to the network's device and dtype; frames are run ``CHUNK`` at a time.

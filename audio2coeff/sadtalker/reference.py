@@ -73,7 +73,9 @@ def reference_coeffs(video: Path | str, nets) -> np.ndarray:
         if found is not None:
             lm68 = found
         elif lm68 is None:
-            raise NoFaceError(f"no face found in the first frame of {name}; use a video whose face is visible from the start")
+            raise NoFaceError(
+                f"no face found in the first frame of {name}; use a video whose face is visible from the start"
+            )
         pending.append(align_face(crop, lm68))
         if len(pending) == RECON_BATCH:
             out += _recon73(nets, pending)

@@ -67,7 +67,9 @@ class SadTalkerAudioNets:
         return nets
 
     @classmethod
-    def from_files(cls, files, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> "SadTalkerAudioNets":
+    def from_files(
+        cls, files, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ) -> "SadTalkerAudioNets":
         """Load from a ``talker.models.sadtalker_files.SadTalkerFiles``."""
         from talker.models.sadtalker_files import load_network_state
 
@@ -148,8 +150,8 @@ def sadtalker_track(
     # 5. Head pose.
     pose0 = source[POSE]
     noise = torch.as_tensor(pose_noise, dtype=torch.float32) if pose_noise is not None else draw_noise(T, seed)
-    if noise.reshape(-1, 64).shape[0] != num_chunks(T):
-        raise ValueError(f"pose_noise must have {num_chunks(T)} rows of 64 for {T} frames, got shape {tuple(noise.shape)}")
+    if noise.numel() != num_chunks(T) * 64:
+        raise ValueError(f"pose_noise needs {num_chunks(T)} rows of 64 for {T} frames, got {tuple(noise.shape)}")
     motion = predict_motion(nets.audio2pose, windows, torch.from_numpy(pose0), pose_style, noise)
     pose = smooth_pose(pose0[None] + motion.float().cpu().numpy())
 

@@ -29,7 +29,9 @@ MAPPING_NETWORKS = ("mapping_crop", "mapping_full")
 NEEDED_NETWORKS = ("face_3drecon", "audio2exp", "audio2pose", "kp_extractor", "generator") + MAPPING_NETWORKS
 """Every network a SadTalker run loads (the HEEstimator is not used at inference)."""
 
-FETCH_HINT = "download the official SadTalker checkpoints into that folder (see checkpoints/README.md) or pass --checkpoints DIR"
+FETCH_HINT = (
+    "download the official SadTalker checkpoints into that folder (see checkpoints/README.md) or pass --checkpoints DIR"
+)
 
 
 def safetensors_name(size: int) -> str:
@@ -77,9 +79,11 @@ class SadTalkerFiles:
             return self.safetensors, name + "."
         if name in self.legacy:
             return self.legacy[name], legacy[name][1]
-        where = f"{safetensors_name(self.size)} does not contain it" if self.safetensors is not None else "no legacy file"
+        where = f"{safetensors_name(self.size)} does not contain it" if self.safetensors is not None else "not found"
         file = legacy[name][0] if name in legacy else "?"
-        raise CheckpointError(f"the SadTalker '{name}' network is only in the legacy file {file} ({where}); put {file} into {self.root}")
+        raise CheckpointError(
+            f"the SadTalker '{name}' network is only in the legacy file {file} ({where}); put {file} into {self.root}"
+        )
 
 
 def find_sadtalker_files(checkpoint_dir: Path | str, size: int) -> SadTalkerFiles:
@@ -191,7 +195,8 @@ def load_network_state(files: SadTalkerFiles, name: str) -> dict:
     else:
         state = _pickled_state(path, where, name)
         check_state_dict(name, state, path)
-    return {k: (state[k].to(torch.float32) if state[k].is_floating_point() else state[k]) for k in entries if k in state}
+    ordered = [k for k in entries if k in state]
+    return {k: state[k].to(torch.float32) if state[k].is_floating_point() else state[k] for k in ordered}
 
 
 def verify_sadtalker_files(files: SadTalkerFiles) -> None:
