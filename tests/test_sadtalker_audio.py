@@ -284,6 +284,10 @@ def test_track_seed_blinks_and_padding(audio_nets, crop_face, mel_ref):
     differs = np.flatnonzero(np.abs(reflect.values[:, :64] - a.values[:, :64]).max(axis=1) > 0)
     touching = np.flatnonzero(np.isin(mel.window_indices(30, 97), [0, 1, 95, 96]).any(axis=1))
     np.testing.assert_array_equal(differs, touching)  # only frames whose windows hold the edge columns
+    for n in (1, 2, 3):  # SadTalker crashes for T <= 2 (smoothing window <= order)
+        short = sadtalker_track(face, Audio(audio.samples[: n * 640]), audio_nets, source=source)
+        assert short.values.shape == (n, 70) and np.isfinite(short.values).all()
+        np.testing.assert_allclose(short.values[0, 64:], source[64:70], atol=1e-5)  # frame 0 is the source pose
     with pytest.raises(OptionError):
         sadtalker_track(face, audio, audio_nets, pose_style=46, source=source)
     with pytest.raises(OptionError):
