@@ -19,6 +19,10 @@ UPPER_LID_SKIN = 0.12
 """Fall-off (IOD) of the upper-lid motion into the skin above it."""
 LOWER_LID_SKIN = 0.05
 """Fall-off (IOD) of the lower-lid motion into the skin below it."""
+LID_EDGE = 0.3
+"""At blink = 1 the upper lid's rim shows the source this share of the eye opening above the
+source's lid contour (lashes and lid skin), so no white of the eye or catch-light shows in the
+closed lid."""
 
 
 class Lids:
@@ -30,6 +34,10 @@ class Lids:
 
     def __init__(self, source: np.ndarray, frame: FaceFrame):
         down = frame.axes[:, 1]
+        self._rims = np.concatenate([e.upper[1:-1] for e in EYES])
+        self._rim_lift = np.concatenate(
+            [source[list(e.upper[1:-1]), :2] - source[list(e.lower[1:-1]), :2] for e in EYES]
+        )
         self._upper = [ContourRegion(e.upper, -1, UPPER_LID_SKIN, exclude=e.lower) for e in EYES]
         self._lower = [ContourRegion(e.lower, +1, LOWER_LID_SKIN, exclude=e.upper) for e in EYES]
         self._iris_column, self._iris_height = [], []
@@ -42,6 +50,15 @@ class Lids:
             opening = np.maximum((up_at - lo_at) @ -down, 1e-6)
             self._iris_column.append(col)
             self._iris_height.append(np.clip((iris - lo_at) @ -down / opening, 0.0, 1.0))
+
+    def rim_texture(self, source_xy: np.ndarray, amount: float) -> np.ndarray:
+        """Texture positions (N, 2) for the warp: ``source_xy`` with the upper-lid rims moved up
+        into the lid by ``amount`` * LID_EDGE of the eye opening (a copy; unchanged at 0)."""
+        if amount <= 0.0:
+            return source_xy
+        out = source_xy.copy()
+        out[self._rims] += amount * LID_EDGE * self._rim_lift
+        return out
 
     def close(self, points: np.ndarray, amount: float) -> None:
         """Move ``points`` (478, 3) in place: ``amount`` 0 = as they are, 1 = lids shut."""

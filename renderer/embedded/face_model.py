@@ -63,7 +63,7 @@ class FaceModel:
     """Articulation of one face. ``landmarks``: (478, 3) source landmarks in crop pixels.
 
     Attributes: ``frame`` (the face's similarity frame; frame.iod is the IOD in pixels),
-    ``jaw_rest`` (the source's fitted jaw opening, in jaw_open units).
+    ``jaw_rest`` (the source's fitted jaw opening, in jaw_open units), ``lids`` (eyes.Lids).
     """
 
     def __init__(self, landmarks: np.ndarray):
@@ -77,7 +77,7 @@ class FaceModel:
         self._upper_lip = ContourRegion(LIP_INNER_UPPER, -1, 0.12, rings=upper, exclude=lower)
         self._lower_lip = ContourRegion(LIP_INNER_LOWER, +1, 0.2, rings=lower, exclude=upper)
         self._lower_lip_roll = ContourRegion(LIP_INNER_LOWER, +1, 0.1, rings=lower, exclude=upper)
-        self._lids = Lids(self.source, f)
+        self.lids = Lids(self.source, f)
 
         weight = _jaw_weights(canon)
         self._jaw_rows = np.flatnonzero(weight > 1e-3)
@@ -108,7 +108,7 @@ class FaceModel:
         pts += np.tensordot(coef, self._fields, axes=1)
         self._tuck(pts, float(np.clip(tuck, 0, 1)))
         self._close(pts, float(np.clip(close, 0, 1)))
-        self._lids.close(pts, float(np.clip(blink, 0, 1)))
+        self.lids.close(pts, float(np.clip(blink, 0, 1)))
         return pts
 
     def lip_gap(self, points: np.ndarray) -> np.ndarray:

@@ -95,7 +95,8 @@ class EmbeddedRenderer:
 
         depth = pts[self._skin, 2].mean(axis=1)
         order = np.concatenate([np.arange(self._n_back), self._n_back + np.argsort(-depth, kind="stable")])
-        warp = self._warp.map(driven, self._source_xy, self._triangles, order)
+        texture = self._model.lids.rim_texture(self._source_xy, float(np.clip(row[6], 0.0, 1.0)))
+        warp = self._warp.map(driven, texture, self._triangles, order)
         pixels = cv2.remap(self._image, warp.map_x, warp.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self._mouth.paint(pixels, warp, self._mouth_first, pts[:, :2])
 
