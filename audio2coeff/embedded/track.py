@@ -2,7 +2,7 @@
 
 Steps: (1) loudness, voicing and voice activity on a 100 Hz grid; (2) phones, by forced alignment
 of the transcript or by phone recognition (English), else the loudness/formant fallback; (3) mouth
-channels with coarticulation, sent to rest in pauses; (4) blinks, brows and head motion; (5) scale,
+channels with coarticulation, lips closed in pauses; (4) blinks, brows and head motion; (5) scale,
 clip and assemble the EMBEDDED_CHANNELS columns at FPS.
 """
 
@@ -120,9 +120,13 @@ def embedded_track(
         method, used = found[0], _gate_phones(found[1], active)
         mouth = mouth_track(used, num_frames, loudness, float(np.percentile(loudness[active], 90)))
 
-    # 3. pauses send the mouth to rest (70 ms ramps, exactly 0 further inside a pause)
+    # 3. pauses close the mouth: every channel to 0 but lip_close to 1 (70 ms ramps, exact further
+    #    inside a pause), so even a portrait photographed with parted lips rests with them closed
     gate = np.convolve(active.astype(np.float64), np.ones(7) / 7.0, mode="same")
-    mouth = mouth * activity.to_video_frames(gate, num_frames)[:, None]
+    speaking_now = activity.to_video_frames(gate, num_frames)
+    mouth = mouth * speaking_now[:, None]
+    close = MOUTH_CHANNELS.index("lip_close")
+    mouth[:, close] = np.maximum(mouth[:, close], 1.0 - speaking_now)
 
     # 4. eyes, brows, head
     times = motion.blink_times(audio.duration, blink_rate, rng_blink) if blink else []
