@@ -44,7 +44,7 @@ they are so the jaw line near the ears still drops with the chin (a rigid hinge 
 fold the foreshortened skin there)."""
 LIP_WIDTH = 0.10
 """Sideways motion (IOD) of each mouth corner at lip_width = 1."""
-ROUND_IN, ROUND_FORWARD, ROUND_PART = 0.15, 0.12, 0.03
+ROUND_IN, ROUND_FORWARD, ROUND_PART = 0.2, 0.12, 0.05
 """lip_round = 1: corners in (IOD each), lips forward (IOD), outer lip contours apart (IOD each)."""
 LIP_RAISE = 0.09
 """Upper-lip lift (IOD, middle of the lip) at upper_lip_raise = 1."""

@@ -82,8 +82,8 @@ class MouthPainter:
         self._cavity_edge = darkest * 0.75
         self._cavity_deep = darkest * 0.4
         self._tongue = np.median(lips, axis=0) * 0.72
-        light = 0.65 + 0.35 * skin_colour / max(float(skin_colour.max()), 1.0)  # the scene's light colour
-        self._teeth = np.array([236.0, 230.0, 214.0]) * light * float(np.clip(skin_luma / 170.0, 0.6, 1.0))
+        light = 0.75 + 0.25 * skin_colour / max(float(skin_colour.max()), 1.0)  # the scene's light colour
+        self._teeth = np.array([240.0, 234.0, 218.0]) * light * float(np.clip(skin_luma / 150.0, 0.7, 1.0))
 
         middle = (self._upper + self._lower)[2:-2] / 2
         inside = cv2.remap(
@@ -169,7 +169,7 @@ class MouthPainter:
         iod = self._iod
         x = (u - _MID) / _MID * half_width
         gaps = np.min(np.abs(np.abs(x)[:, None] - np.array(TOOTH_GAPS)[None] * iod), axis=1)
-        shade = (1.0 - 0.45 * side**2) * (1.0 - 0.3 * np.exp(-((gaps / (0.012 * iod + 0.3)) ** 2)))
+        shade = (1.0 - 0.45 * side**2) * (1.0 - 0.18 * np.exp(-((gaps / (0.008 * iod + 0.25)) ** 2)))
         shade *= 0.82 + 0.18 * smoothstep(d_up / (0.03 * iod))
         band = (1.0 - smoothstep((side - TEETH_WIDTH) / 0.12 + 0.5)) * (
             1.0 - smoothstep((d_up - TEETH_HEIGHT * iod) / 1.2 + 0.5)
