@@ -12,13 +12,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import media_factory as mf  # noqa: E402
 
-# About 20 s of speech with many p/b/m closures, open vowels and sentence pauses.
-LONG_TEXT = (
-    "Welcome to our spring product update. Today we will talk about maps, prices, and big plans. "
-    "Our team built a better mobile app for busy people. Please, bring your problems to us. "
-    "We promise to listen, and we promise to help you move faster. Thank you for watching, "
-    "and have a wonderful week. Visit our website to book a demo."
-)
+# About 20 s of speech with many p/b/m closures and open vowels, in sentences read with 0.6 s of
+# silence between them.
+LONG_SENTENCES = [
+    "Welcome to our spring product update.",
+    "Today we will talk about maps, prices, and big plans.",
+    "Our team built a better mobile app for busy people.",
+    "Please, bring your problems to us.",
+    "We promise to listen, and we promise to help you move faster.",
+    "Thank you for watching, and have a wonderful week.",
+    "Visit our website to book a demo.",
+]
+LONG_TEXT = " ".join(LONG_SENTENCES)
 
 # A sentence rich in p/b/m closures and open vowels, with a pause in the middle.
 PBM_TEXT = "Peter bought a big map of Boston. My mom paid for the pop music, maybe."
@@ -56,17 +61,17 @@ def run_talker(*args) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def long_speech(media_dir):
-    """(wav_path, phones): about 20 s of Festival speech of LONG_TEXT."""
+    """(wav_path, phones): about 20 s of Festival speech of LONG_SENTENCES with pauses between them."""
     wav = media_dir / "long.wav"
-    phones = mf.festival_speech(LONG_TEXT, wav)
+    phones = mf.festival_sentences(LONG_SENTENCES, wav)
     return wav, phones
 
 
 @pytest.fixture(scope="session")
 def full_mode_video(tmp_path_factory, long_speech, astronaut_png):
-    """A 20 s, 512 x 512 full-mode render of the astronaut speaking LONG_TEXT."""
+    """A 20 s, 512 x 512 full-mode render of the astronaut speaking LONG_TEXT (given as transcript)."""
     wav, _ = long_speech
     out = tmp_path_factory.mktemp("e2e") / "astronaut_full.mp4"
-    proc = run_talker("make", "--image", astronaut_png, "--audio", wav, "--preprocess", "full", "-o", out)
+    proc = run_talker("make", "--image", astronaut_png, "--audio", wav, "--text", LONG_TEXT, "--preprocess", "full", "-o", out)
     assert proc.returncode == 0, proc.stderr
     return out

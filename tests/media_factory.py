@@ -57,6 +57,38 @@ def festival_speech(text: str, wav_path: Path) -> list[Phone]:
     return phones
 
 
+def festival_sentences(sentences: list[str], wav_path: Path, gap_s: float = 0.6) -> list[Phone]:
+    """Speak each sentence with Festival and join them with ``gap_s`` seconds of digital silence.
+
+    Returns the phones of the whole file; each gap is one 'pau' phone (merged with the sentences'
+    own leading and trailing pauses).
+    """
+    import soundfile as sf
+
+    wav_path = Path(wav_path)
+    pieces, phones, offset, rate = [], [], 0.0, None
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, sentence in enumerate(sentences):
+            part = Path(tmp) / f"s{k}.wav"
+            sentence_phones = festival_speech(sentence, part)
+            data, rate = sf.read(part, dtype="float32")
+            if k:
+                pieces.append(np.zeros(int(round(gap_s * rate)), np.float32))
+                phones.append(Phone(offset, offset + gap_s, "pau"))
+                offset += gap_s
+            pieces.append(data)
+            phones += [Phone(p.start + offset, p.end + offset, p.phone) for p in sentence_phones]
+            offset += len(data) / rate
+    sf.write(wav_path, np.concatenate(pieces), rate)
+    merged: list[Phone] = []
+    for p in phones:
+        if merged and p.phone == "pau" and merged[-1].phone == "pau":
+            merged[-1] = Phone(merged[-1].start, p.end, "pau")
+        else:
+            merged.append(p)
+    return merged
+
+
 def espeak_speech(text: str, wav_path: Path, voice: str = "en-us") -> None:
     """Speak ``text`` with espeak-ng into ``wav_path`` (WAV, 22.05 kHz mono)."""
     if shutil.which("espeak-ng") is None:

@@ -62,11 +62,12 @@ def test_mouth_rests_in_silence(full_mode_measures, long_speech):
     _, phones = long_speech
     mouth = full_mode_measures.mouth_open
     open_median = np.nanmedian([mouth[i] for p in phones if p.phone in OPEN_VOWELS for i in frames_of(p, len(mouth))])
-    # the middle of every pause of at least 200 ms (away from the neighbouring phones' coarticulation)
-    pauses = [p for p in phones if p.phone == "pau" and p.end - p.start >= 0.2]
-    assert pauses
+    # every pause of at least 400 ms, 160 ms away from its edges (the lips take about that long to
+    # meet after the last sound and to part before the next)
+    pauses = [p for p in phones if p.phone == "pau" and p.end - p.start >= 0.4]
+    assert len(pauses) >= 5
     for p in pauses:
-        mid = [i for i in frames_of(p, len(mouth)) if p.start + 0.06 <= i / FPS <= p.end - 0.06]
+        mid = [i for i in frames_of(p, len(mouth)) if p.start + 0.16 <= (i + 0.5) / FPS <= p.end - 0.16]
         assert np.nanmax(mouth[mid]) <= 0.3 * open_median, f"mouth open in the pause at {p.start:.2f}s"
 
 
