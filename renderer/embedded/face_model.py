@@ -31,6 +31,7 @@ from renderer.embedded.mesh import (
     LIP_OUTER_UPPER,
     canonical_face,
     lip_rings,
+    unfold,
 )
 from renderer.embedded.regions import ContourRegion
 
@@ -62,15 +63,16 @@ BROWS = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55, 300, 293, 334, 296, 336, 276,
 class FaceModel:
     """Articulation of one face. ``landmarks``: (478, 3) source landmarks in crop pixels.
 
-    Attributes: ``frame`` (the face's similarity frame; frame.iod is the IOD in pixels),
+    Attributes: ``source`` (the landmarks with mesh folds opened, mesh.unfold: the rest pose every
+    motion starts from), ``frame`` (the face's similarity frame; frame.iod is the IOD in pixels),
     ``jaw_rest`` (the source's fitted jaw opening, in jaw_open units), ``lids`` (eyes.Lids).
     """
 
     def __init__(self, landmarks: np.ndarray):
         canon = canonical_face()
-        self.source = np.asarray(landmarks, np.float64)
         upper_face = canon[:468, 1] < 0.8
-        self.frame: FaceFrame = fit_frame(canon[:468][upper_face], self.source[:468][upper_face])
+        self.frame: FaceFrame = fit_frame(canon[:468][upper_face], np.asarray(landmarks)[:468][upper_face])
+        self.source = unfold(landmarks, self.frame.axes)
         f = self.frame
 
         upper, lower = lip_rings()

@@ -123,6 +123,46 @@ def lip_rings() -> tuple[np.ndarray, np.ndarray]:
     return lips[0], lips[1]
 
 
+def unfold(landmarks: np.ndarray, axes: np.ndarray, facing: float = 0.5, rounds: int = 8) -> np.ndarray:
+    """A copy of ``landmarks`` (478, 3) in which no skin triangle that faces the camera clearly in
+    the canonical face turned by ``axes`` (the face's rotation) is folded over in the picture.
+
+    Mediapipe sometimes folds the skin mesh where the photo's expression differs from the
+    canonical face (a smiling cheek pushed past a mouth corner). Warped open, such a triangle shows
+    its texture mirrored. Each folded triangle (|canonical facing| > ``facing``, the z share of its
+    unit normal) is opened by moving the one vertex that needs the smallest move, off the face oval,
+    half a pixel past its opposite edge; repeated for ``rounds`` rounds at most.
+    """
+    _, skin = canonical()
+    turned = canonical_face()[:468] @ np.asarray(axes).T
+    normal = np.cross(turned[skin[:, 1]] - turned[skin[:, 0]], turned[skin[:, 2]] - turned[skin[:, 0]])  # 3-D
+    expected = normal[:, 2] / np.linalg.norm(normal, axis=1)  # same sign as the image area when unfolded
+    check = np.flatnonzero(np.abs(expected) > facing)
+    pinned = set(FACE_OVAL)
+    pts = np.array(landmarks, np.float64)
+    for _ in range(rounds):
+        p = pts[skin[check], :2]
+        area = _cross2(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
+        folded = check[np.sign(area) != np.sign(expected[check])]
+        if len(folded) == 0:
+            break
+        for t in folded:
+            moves = []
+            for k in range(3):
+                v, q0, q1 = skin[t, k], pts[skin[t, (k + 1) % 3], :2], pts[skin[t, (k + 2) % 3], :2]
+                edge = q1 - q0
+                length2 = float(edge @ edge)
+                if v in pinned or length2 < 1e-12:
+                    continue
+                now = float(_cross2(edge, pts[v, :2] - q0))
+                target = np.sign(expected[t]) * 0.5 * np.sqrt(length2)
+                moves.append((abs(target - now) / np.sqrt(length2), v, (target - now) / length2 * np.array([-edge[1], edge[0]])))
+            if moves:
+                _, v, step = min(moves, key=lambda m: m[0])
+                pts[v, :2] += step
+    return pts
+
+
 def mouth_triangles() -> np.ndarray:
     """(18, 3) int32: a strip between the inner upper and lower lip contours (fills the open mouth)."""
     return np.array(_strip(LIP_INNER_UPPER, LIP_INNER_LOWER), np.int32)
@@ -148,6 +188,11 @@ def eye_triangles(landmarks: np.ndarray) -> np.ndarray:
         else:
             tris += _strip(eye.upper, eye.lower)
     return np.array(tris, np.int32)
+
+
+def _cross2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """z of the cross product of 2-D vectors (..., 2): twice the signed area they span."""
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
 
 
 def _strip(upper: tuple[int, ...], lower: tuple[int, ...]) -> list[tuple[int, int, int]]:

@@ -39,9 +39,9 @@ class EmbeddedRenderer:
         self.face = face
         size = face.size
         self._image = np.ascontiguousarray(face.image)
-        source = np.asarray(face.landmarks, np.float64)
+        self._model = FaceModel(face.landmarks)
+        source = self._model.source
         self._source = source
-        self._model = FaceModel(source)
         self._pose = HeadPose(self._model.frame)
         self._mouth = MouthPainter(self._image, self._model)
 
