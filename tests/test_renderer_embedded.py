@@ -106,6 +106,23 @@ def test_mesh_openings_and_fills():
     assert list(upper[-1]) == list(LIP_OUTER_UPPER[1:-1]) and list(lower[-1]) == list(LIP_OUTER_LOWER[1:-1])
 
 
+def test_unfold_opens_the_smile_fold(faces, renderers):
+    """The astronaut's mediapipe mesh folds over at a smiling mouth corner; the renderer's rest
+    pose opens it by moving a vertex or two by under 2 px."""
+    _, skin = canonical()
+
+    def folded(points):
+        p = points[skin, :2]
+        area = (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (p[:, 1, 1] - p[:, 0, 1]) * (p[:, 2, 0] - p[:, 0, 0])
+        return {tuple(t) for t in skin[area > 0.5].tolist()}  # the face's triangles have negative area here
+
+    raw = np.asarray(faces["astronaut"].landmarks, np.float64)
+    rest = renderers["astronaut"].landmarks(row())
+    assert (291, 287, 409) in folded(raw) and (291, 287, 409) not in folded(rest)
+    moved = np.linalg.norm(rest - raw, axis=1)
+    assert 1 <= (moved > 1e-3).sum() <= 4 and moved.max() < 2.0
+
+
 def test_eye_fill_uses_iris_centre(faces):
     tris = eye_triangles(np.asarray(faces["astronaut"].landmarks, np.float64))
     assert len(tris) == 32 and {468, 473} <= set(tris.ravel())
@@ -278,6 +295,15 @@ def test_batches_cover_the_track_in_order(renderers):
     assert [len(b) for b in batches] == [4, 4, 3]
     assert all(b.dtype == np.uint8 and b.shape[1:] == (256, 256, 3) for b in batches)
     assert np.array_equal(batches[2][2], render(r, rows[10])[0])
+
+
+def test_bad_tracks_are_refused(renderers):
+    with pytest.raises(ValueError, match="13 columns"):
+        next(renderers["hopper"].render(CoeffTrack(np.zeros((5, 12), np.float32), "embedded")))
+    values = np.zeros((5, len(EMBEDDED_CHANNELS)), np.float32)
+    values[2, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        next(renderers["hopper"].render(CoeffTrack(values, "embedded")))
 
 
 def test_sadtalker_track_is_refused(renderers):

@@ -74,6 +74,8 @@ class EmbeddedRenderer:
         values = np.asarray(track.values, np.float64)
         if values.ndim != 2 or values.shape[1] != len(EMBEDDED_CHANNELS):
             raise ValueError(f"an embedded track has {len(EMBEDDED_CHANNELS)} columns, got shape {values.shape}")
+        if not np.isfinite(values).all():
+            raise ValueError("the track holds NaN or infinite values")
         size = self.face.size
         for start in range(0, len(values), max(1, batch_size)):
             rows = values[start : start + max(1, batch_size)]
