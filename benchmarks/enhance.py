@@ -9,10 +9,11 @@ the device, warm-up excluded, median of timed runs), peak GPU memory, and the PS
 uint8 output) of each output against the float32 batch-1 output of the same input. Inputs: the
 astronaut's face aligned to the FFHQ template by its mediapipe landmarks, in 4 variants (as is,
 mirrored, shifted, darker) tiled over the batch. Weights: fill_weights' deterministic fill unless
---weights names a GFPGAN .pth. ``--baseline`` times the reference formulation (a grouped
-convolution with one modulated weight per sample) in the same process and prints the ratio.
-End-to-end rows: ``FaceRestorer.restore`` on whole 512 x 512 frames (alignment, warps, blending,
-transfers included) at the largest batch of at most 32.
+--weights names a GFPGAN .pth. ``--compile`` runs the generator through torch.compile.
+``--baseline`` also times the reference formulation (a grouped convolution with one modulated
+weight per sample) in the same process and prints the ratio. End-to-end rows:
+``FaceRestorer.restore`` on whole 512 x 512 frames (alignment, warps, blending, transfers
+included) at the largest batch of at most 32.
 """
 
 from __future__ import annotations
@@ -85,11 +86,14 @@ def timed(fn, device: torch.device, warmup: int, min_time: float, min_runs: int)
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default=os.environ.get("TALKER_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    default_device = os.environ.get("TALKER_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default=default_device)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 16, 32, 64])
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "fp16"], choices=list(PRECISIONS))
     p.add_argument("--weights", type=Path, help="a GFPGANv1.3/1.4 .pth (default: deterministic filled weights)")
     p.add_argument("--baseline", action="store_true", help="also time the per-sample-weight formulation")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the generator (each batch size compiles once, untimed)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 for fp32 on CUDA (off by default)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--min-time", type=float, default=3.0, help="seconds of timed runs per row")
@@ -135,6 +139,8 @@ def main() -> None:
     print(header)
     for prec in args.precisions:
         restorer = restorers[prec]
+        if args.compile:
+            restorer.model = torch.compile(restorer.model)
         for batch in args.batches:
             reps = -(-batch // len(variants))
             x = variants.repeat(reps, 1, 1, 1)[:batch].contiguous()
@@ -142,7 +148,8 @@ def main() -> None:
                 torch.cuda.reset_peak_memory_stats(device)
             try:
                 out = restorer.restore_aligned(x)
-                times = timed(lambda: restorer.restore_aligned(x), device, args.warmup, args.min_time, 1 if args.quick else 5)
+                times = timed(lambda: restorer.restore_aligned(x), device, args.warmup, args.min_time,
+                              1 if args.quick else 5)
             except torch.OutOfMemoryError:
                 print(f"{'generator':<10}{prec:<10}{batch:>6}  out of memory")
                 torch.cuda.empty_cache()
@@ -178,8 +185,8 @@ def main() -> None:
         print(f"{'restore':<10}{prec:<10}{batch:>6}{batch / sec:>10.1f}{sec * 1e3:>10.1f}", flush=True)
 
     if args.out:
-        info = dict(device=str(device), device_name=device_name,
-                    torch=torch.__version__, tf32=args.tf32, weights="filled" if args.weights is None else str(weights),
+        info = dict(device=str(device), device_name=device_name, torch=torch.__version__, tf32=args.tf32,
+                    compile=args.compile, weights="filled" if args.weights is None else str(weights),
                     threads=torch.get_num_threads(), rows=rows)
         args.out.write_text(json.dumps(info, indent=2))
         print(f"wrote {args.out}")

@@ -65,7 +65,8 @@ class ModulatedConv2d(nn.Module):
         self.padding = kernel_size // 2
         self.modulation = nn.Linear(num_style_feat, in_channels, bias=True)
         self.weight = nn.Parameter(
-            torch.randn(1, out_channels, in_channels, kernel_size, kernel_size) / math.sqrt(in_channels * kernel_size**2)
+            torch.randn(1, out_channels, in_channels, kernel_size, kernel_size)
+            / math.sqrt(in_channels * kernel_size**2)
         )
         self.per_sample_weights = False  # True: the reference formulation (grouped conv, one weight per sample)
 
@@ -190,7 +191,8 @@ class StyleGAN2GeneratorCSFT(nn.Module):
         if not randomize:
             return stored
         b, r = like.shape[0], stored.shape[-1]
-        return torch.randn((b, 1, r, r), generator=generator, device=stored.device, dtype=torch.float32).to(stored.dtype)
+        noise = torch.randn((b, 1, r, r), generator=generator, device=stored.device, dtype=torch.float32)
+        return noise.to(stored.dtype)
 
     def forward(self, latent: torch.Tensor, conditions: list[torch.Tensor], input_is_latent: bool = True,
                 randomize_noise: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -242,7 +244,9 @@ class ResBlock(nn.Module):
 
 
 def _sft_branch(channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(channels, out_channels, 3, 1, 1))
+    """conv3x3 - leaky ReLU - conv3x3: one SFT condition (scale or shift) from the U-Net features."""
+    return nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2),
+                         nn.Conv2d(channels, out_channels, 3, 1, 1))
 
 
 class GFPGANv1Clean(nn.Module):

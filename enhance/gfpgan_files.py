@@ -91,7 +91,8 @@ def load_state_dict(path: Path | str) -> dict:
     state = data.get("params_ema", data.get("params"))
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} has neither 'params_ema' nor 'params' (top-level keys: "
-                              f"{_name_keys([str(k) for k in data])}): fetch the official file with `{DOWNLOAD_COMMAND}`")
+                              f"{_name_keys([str(k) for k in data])}): "
+                              f"fetch the official file with `{DOWNLOAD_COMMAND}`")
     check_state_dict(state, path)
     return {k: v.float() for k, v in state.items()}
 

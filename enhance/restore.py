@@ -33,7 +33,8 @@ _NOSE_TIP = 4  # fits the template better than 1 on real faces
 _MOUTH_CORNERS = (61, 291)
 
 MASK_MARGIN = 32
-"""Erosion of the blend mask from each side of the aligned square (template pixels); the blur's sigma is a third of it."""
+"""Erosion of the blend mask from each side of the aligned square (template pixels); the blur's sigma is a
+third of it."""
 
 _PREFILTER = 1.5  # warps shrinking more than this are antialiased down to this factor first
 
@@ -144,7 +145,8 @@ class AlignedFaces:
 
 def _cover_box(to_template: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
     """The frame region (x0, y0, x1, y1) that the aligned squares of all faces cover, plus one pixel."""
-    corners = np.array([[-0.5, -0.5], [FACE_SIZE - 0.5, -0.5], [-0.5, FACE_SIZE - 0.5], [FACE_SIZE - 0.5, FACE_SIZE - 0.5]])
+    lo, hi = -0.5, FACE_SIZE - 0.5
+    corners = np.array([[lo, lo], [hi, lo], [lo, hi], [hi, hi]])
     inv = _invert(to_template)
     pts = corners @ inv[:, :, :2].transpose(0, 2, 1) + inv[:, None, :, 2]  # (N, 4, 2)
     x0, y0 = np.floor(pts.reshape(-1, 2).min(axis=0)).astype(int) - 1

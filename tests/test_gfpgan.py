@@ -239,7 +239,8 @@ def test_warp_affine_matches_cv2_and_shrinks_without_aliasing():
     tensor = torch.from_numpy(img).permute(2, 0, 1)[None]
     m = cv2.getRotationMatrix2D((200.0, 150.0), 17.0, 1.3)  # output pixel -> source pixel
     m[:, 2] += (5.3, -7.1)
-    want = cv2.warpAffine(img, m, (300, 260), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+    want = cv2.warpAffine(img, m, (300, 260), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REFLECT)
     ours = warp_affine(tensor, m[None], (300, 260), "reflection")[0].permute(1, 2, 0).numpy()
     assert np.abs(ours - want).mean() < 0.2 and np.abs(ours - want).max() < 4  # cv2 rounds positions to 1/32 px
     # shrinking 3x at a quarter-pixel phase stays close to an area filter (a bare bilinear warp gives 32 dB)
