@@ -61,11 +61,17 @@ class EmbeddedRenderer:
         self._warp = TriangleWarp(rings.box)
 
     def landmarks(self, row: np.ndarray) -> np.ndarray:
-        """(478, 3) float32 driven landmarks in crop pixels for one track row (EMBEDDED_CHANNELS)."""
+        """(478, 3) float32 driven landmarks in crop pixels for one track row (EMBEDDED_CHANNELS).
+
+        A zero row gives the face's landmarks (with any mesh fold opened, see mesh.unfold)."""
         return self._driven(np.asarray(row, np.float64)).astype(np.float32)
 
     def render(self, track: CoeffTrack, batch_size: int = 8) -> Iterator[np.ndarray]:
-        """Yield (B, S, S, 3) uint8 RGB batches, B <= batch_size, covering the track's frames in order."""
+        """(B, S, S, 3) uint8 RGB batches, B <= batch_size, covering the track's frames in order,
+        drawn as they are asked for (memory does not grow with the track's length).
+
+        Raises SpaceMismatchError for a track that is not 'embedded', ValueError for a track with
+        the wrong number of columns or non-finite values (at the call, before any frame)."""
         if track.space != "embedded":
             raise SpaceMismatchError(
                 f"the embedded renderer draws 'embedded' coefficients; this track is '{track.space}': "
@@ -76,9 +82,12 @@ class EmbeddedRenderer:
             raise ValueError(f"an embedded track has {len(EMBEDDED_CHANNELS)} columns, got shape {values.shape}")
         if not np.isfinite(values).all():
             raise ValueError("the track holds NaN or infinite values")
+        return self._batches(values, max(1, int(batch_size)))
+
+    def _batches(self, values: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
         size = self.face.size
-        for start in range(0, len(values), max(1, batch_size)):
-            rows = values[start : start + max(1, batch_size)]
+        for start in range(0, len(values), batch_size):
+            rows = values[start : start + batch_size]
             batch = np.empty((len(rows), size, size, 3), np.uint8)
             for k, row in enumerate(rows):
                 self._draw(row, batch[k])

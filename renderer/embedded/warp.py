@@ -28,8 +28,8 @@ _SQUEEZE = 4.0  # source area / driven area above which barycentric coordinates 
 class WarpMap:
     """Per-pixel result over the box (h, w).
 
-    index: (h, w) int32, the covering triangle, or ``none`` (= the number of triangles) where no
-        triangle covers the pixel.
+    index: (h, w) int32, the covering triangle, or the number of triangles where none covers the
+        pixel (such pixels map to themselves).
     map_x, map_y: (h, w) float32 source positions in crop pixels, for cv2.remap.
     barycentric: (6, T) float64 per triangle, (b1, b2) = (c0 x + c1 y + c2, c3 x + c4 y + c5), the
         weights of its 2nd and 3rd vertex at crop pixel (x, y).
@@ -37,7 +37,6 @@ class WarpMap:
     """
 
     index: np.ndarray
-    none: int
     map_x: np.ndarray
     map_y: np.ndarray
     barycentric: np.ndarray
@@ -90,7 +89,7 @@ class TriangleWarp:
         x, y = self._x, self._y
         map_x = affine[0].take(index) * x + affine[1].take(index) * y + affine[2].take(index)
         map_y = affine[3].take(index) * x + affine[4].take(index) * y + affine[5].take(index)
-        warp = WarpMap(index, len(triangles), map_x, map_y, bary, self.box)
+        warp = WarpMap(index, map_x, map_y, bary, self.box)
 
         src_area2 = np.abs(f1[:, 0] * f2[:, 1] - f1[:, 1] * f2[:, 0])
         squeezed = painted & (src_area2 > _SQUEEZE * np.abs(det))
