@@ -8,7 +8,8 @@ Same mathematics as the reference modules, rearranged for speed:
 * SPADE: the ``mlp_shared`` convolutions that read the same segmentation map are fused into one
   convolution (all twelve of the middle blocks, three per up block), ``mlp_gamma``/``mlp_beta``
   into one, ``1 + gamma`` folded into the bias, and both SPADEs of a block that normalise the
-  same input share one instance norm;
+  same input share one instance norm; in the up blocks the shared convolution of the nearest-
+  upsampled map runs at the low resolution (``UpsampledConv``: 2.25x / 5.8x fewer FLOPs);
 * convolutions in float16 / bfloat16 (weights cast once) and channels-last on CUDA; keypoint
   geometry, feature sampling, the motion mask softmax and the warp stay in float32;
 * fixed batch shape (the last batch is padded), so ``torch.compile`` and CUDA-graph capture see one
@@ -76,6 +77,54 @@ def instance_normalize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return torch.addcmul((-mean.float() * scale).to(x.dtype), x, scale.to(x.dtype))
 
 
+# Per output phase p of a nearest x s upsampling, the 3 taps of a 3-wide kernel fall on low-res
+# offsets -1, 0, +1 as follows: first phase "L" {-1: tap 0, 0: taps 1, 2}; inner phases "C"
+# {0: taps 0, 1, 2}; last phase "R" {0: taps 0, 1, +1: tap 2}. Phases of one class share a kernel.
+_TAPS = {"L": ([0], [1, 2]), "C": ([0, 1, 2],), "R": ([0, 1], [2])}
+_ROWS = {"L": slice(0, -1), "C": slice(1, -1), "R": slice(1, None)}  # of the 1-padded input
+
+
+def _summed_kernel(weight: torch.Tensor, row_class: str, col_class: str) -> torch.Tensor:
+    """(O, I, 3, 3) -> (O, I, rows, cols): the taps of each low-res offset summed, for one phase class."""
+    rows = [weight[:, :, taps].sum(dim=2) for taps in _TAPS[row_class]]  # each (O, I, 3)
+    return torch.stack([torch.stack([r[:, :, taps].sum(dim=2) for taps in _TAPS[col_class]], dim=-1) for r in rows],
+                       dim=-2)
+
+
+class UpsampledConv(nn.Module):
+    """conv3x3(nearest_upsample(x, s)) with 'same' padding, computed at the low resolution.
+
+    One small convolution per (row class, column class) of output phases, on the zero-padded
+    low-resolution input with the original taps summed per low-res offset; the results are
+    interleaved into the (N, C, s H, s W) output. Exact up to float rounding.
+    """
+
+    def __init__(self, conv: nn.Conv2d, scale: int):
+        super().__init__()
+        if conv.kernel_size != (3, 3) or scale < 2:
+            raise ValueError("UpsampledConv takes a 3x3 convolution and a scale >= 2")
+        self.scale = scale
+        self.classes = ["L"] + ["C"] * (scale - 2) + ["R"]
+        self.kinds = sorted(set(self.classes), key="LCR".index)
+        self.convs = nn.ModuleList()
+        for cy in self.kinds:
+            for cx in self.kinds:
+                piece = _conv2d(_summed_kernel(conv.weight.detach(), cy, cx), conv.bias)
+                piece.padding = (0, 0)
+                self.convs.append(piece)
+        self.register_buffer("phase_kind", torch.tensor([self.kinds.index(c) for c in self.classes]), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(x, (1, 1, 1, 1))
+        k = len(self.kinds)
+        pieces = [conv(padded[:, :, _ROWS[self.kinds[i // k]], _ROWS[self.kinds[i % k]]])
+                  for i, conv in enumerate(self.convs)]
+        n, c, h, w = pieces[0].shape
+        grid = torch.stack(pieces, dim=1).view(n, k, k, c, h, w)
+        grid = grid.index_select(1, self.phase_kind).index_select(2, self.phase_kind)  # (n, s, s, c, h, w)
+        return grid.permute(0, 3, 4, 1, 5, 2).reshape(n, c, h * self.scale, w * self.scale)
+
+
 class Modulation(nn.Module):
     """SPADE's affine part: normalized * (1 + gamma(a)) + beta(a), gamma and beta from one conv."""
 
@@ -129,7 +178,8 @@ class FusedSPADEDecoder(nn.Module):
         self.middle = nn.ModuleList(FusedSPADEBlock(b) for b in middle)
         self.ups = nn.ModuleList(FusedSPADEBlock(b) for b in (decoder.up_0, decoder.up_1))
         self.ups_shared = nn.ModuleList(
-            concat_convs([n.mlp_shared[0] for n in FusedSPADEBlock.norms(b)]) for b in (decoder.up_0, decoder.up_1))
+            UpsampledConv(concat_convs([n.mlp_shared[0] for n in FusedSPADEBlock.norms(b)]), scale)
+            for b, scale in ((decoder.up_0, 2), (decoder.up_1, 4)))
         self.conv_img = copy.deepcopy(decoder.conv_img)
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
@@ -139,8 +189,7 @@ class FusedSPADEDecoder(nn.Module):
             x = block(x, actv[2 * i: 2 * i + 2])
         for block, shared in zip(self.ups, self.ups_shared):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            seg = F.interpolate(feature, size=x.shape[2:], mode="nearest")
-            x = block(x, F.relu(shared(seg)).split(self.hidden, dim=1))
+            x = block(x, F.relu(shared(feature)).split(self.hidden, dim=1))
         return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
 
 
