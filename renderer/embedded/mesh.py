@@ -156,7 +156,8 @@ def unfold(landmarks: np.ndarray, axes: np.ndarray, facing: float = 0.5, rounds:
                     continue
                 now = float(_cross2(edge, pts[v, :2] - q0))
                 target = np.sign(expected[t]) * 0.5 * np.sqrt(length2)
-                moves.append((abs(target - now) / np.sqrt(length2), v, (target - now) / length2 * np.array([-edge[1], edge[0]])))
+                step = (target - now) / length2 * np.array([-edge[1], edge[0]])
+                moves.append((float(np.linalg.norm(step)), v, step))
             if moves:
                 _, v, step = min(moves, key=lambda m: m[0])
                 pts[v, :2] += step

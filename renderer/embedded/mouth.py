@@ -137,7 +137,8 @@ class MouthPainter:
         """
         gap = np.interp(u, _COLUMNS, self._source_gap)
         direction = np.stack([np.interp(u, _COLUMNS, self._column_dir[:, k]) for k in (0, 1)], 1)
-        for lip, dist, share, sign in ((self._lower, d_lo, 1.0 - UPPER_SHARE, -1.0), (self._upper, d_up, UPPER_SHARE, 1.0)):
+        parts = ((self._lower, d_lo, 1.0 - UPPER_SHARE, -1.0), (self._upper, d_up, UPPER_SHARE, 1.0))
+        for lip, dist, share, sign in parts:
             at = np.stack([np.interp(u, _COLUMNS, lip[:, k]) for k in (0, 1)], 1) + sign * dist[:, None] * direction
             seen = cv2.remap(
                 self._image, at[None, :, 0].astype(np.float32), at[None, :, 1].astype(np.float32),

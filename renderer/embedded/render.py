@@ -47,6 +47,7 @@ class EmbeddedRenderer:
 
         rings = build_rings(source, size)
         n_oval = len(FACE_OVAL)
+        self._ring_count = len(rings.xy)
         self._ring_xy = rings.xy.reshape(-1, 2).astype(np.float64)
         self._ring_share = np.repeat(rings.weight, n_oval) * _mobility(self._ring_xy, size)
         self._mobility = _mobility(source[:, :2], size)[:, None]
@@ -101,7 +102,7 @@ class EmbeddedRenderer:
         """Render one frame into ``out`` (S, S, 3) uint8."""
         pts = self._driven(row)
         oval_move = pts[list(FACE_OVAL), :2] - self._source[list(FACE_OVAL), :2]
-        rings = self._ring_xy + self._ring_share[:, None] * np.tile(oval_move, (len(self._ring_xy) // len(FACE_OVAL), 1))
+        rings = self._ring_xy + self._ring_share[:, None] * np.tile(oval_move, (self._ring_count, 1))
         driven = np.concatenate([pts[:, :2], rings])
 
         depth = pts[self._skin, 2].mean(axis=1)
