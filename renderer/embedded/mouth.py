@@ -39,9 +39,9 @@ TEETH_WIDTH = 0.8
 """Width of the upper-teeth band as a share of the inner mouth."""
 TOOTH_GAPS = (0.0, 0.135, 0.235, 0.31)
 """Distances (IOD) of the gaps between upper teeth from the middle of the mouth."""
-LOWER_TEETH_HEIGHT = 0.05
+LOWER_TEETH_HEIGHT = 0.035
 """Height (IOD) of the lower-teeth hint above the lower lip."""
-TONGUE_HEIGHT = 0.1
+TONGUE_HEIGHT = 0.14
 """Height (IOD) of the tongue hint above the lower lip."""
 EDGE_PX = 1.5
 """Soft edge (pixels) between the interior and the lips."""
@@ -79,9 +79,9 @@ class MouthPainter:
         skin_luma = float(_luma(skin_colour))
         order = np.argsort(_luma(lips))
         darkest = lips[order[: max(1, len(order) // 20)]].mean(axis=0)
-        self._cavity_edge = darkest * 0.75
-        self._cavity_deep = darkest * 0.4
-        self._tongue = np.median(lips, axis=0) * 0.72
+        self._cavity_edge = darkest * 0.8
+        self._cavity_deep = darkest * 0.5
+        self._tongue = np.median(lips, axis=0) * 0.8
         light = 0.75 + 0.25 * skin_colour / max(float(skin_colour.max()), 1.0)  # the scene's light colour
         self._teeth = np.array([240.0, 234.0, 218.0]) * light * float(np.clip(skin_luma / 150.0, 0.7, 1.0))
 
@@ -157,11 +157,12 @@ class MouthPainter:
         tongue = smoothstep((opening - 0.1) / 0.1) * (1.0 - smoothstep((tongue_shape - 0.8) / 0.4))
         col = _mix(col, self._tongue * (0.75 + 0.25 * smoothstep(1.0 - tongue_shape))[:, None], tongue)
         lower = (
-            0.85 * smoothstep((opening - 0.15) / 0.12)
+            0.7 * smoothstep((opening - 0.15) / 0.12)
             * (1.0 - smoothstep((d_lo - LOWER_TEETH_HEIGHT * iod) / 1.2 + 0.5))
-            * (1.0 - smoothstep((side - 0.55) / 0.15))
+            * (1.0 - smoothstep((side - 0.45) / 0.15))
         )  # fmt: skip
-        return _mix(col, self._teeth * 0.78 * (1.0 - 0.45 * side**2)[:, None], lower)
+        shadowed = 0.8 * self._teeth + 0.2 * self._tongue  # lower teeth sit in the mouth's shade
+        return _mix(col, 0.8 * shadowed * (1.0 - 0.45 * side**2)[:, None], lower)
 
     def _upper_teeth(
         self, col: np.ndarray, u: np.ndarray, d_up: np.ndarray, side: np.ndarray, half_width: float
