@@ -4,9 +4,9 @@ Every motion is a displacement of the 478 landmarks in units of the inter-ocular
 along the face's own axes (so a tilted or turned face moves in its own frame):
 
     jaw_open         rotation of the chin, lower lip and lower jaw line about an axis between the
-                     jaw joints; 1 opens the inner lips by JAW_GAP IOD. The source's own opening is
-                     fitted first (least squares on the inner-lip gap profile), so 0 .. that
-                     opening leaves the photo as it is and larger values open it further.
+                     jaw joints; 1 opens the inner lips by JAW_GAP IOD more than the photo shows
+                     them: motion is relative to the photo, so speech opens even a mouth
+                     photographed half open (and lip_close shuts it whatever its opening).
     lip_width        mouth corners apart (+) or together (-), the lips stretching between them
     lip_round        corners in, lips forward and slightly parted (a pucker)
     upper_lip_raise  the upper lip lifted, most in the middle
@@ -65,7 +65,7 @@ class FaceModel:
 
     Attributes: ``source`` (the landmarks with mesh folds opened, mesh.unfold: the rest pose every
     motion starts from), ``frame`` (the face's similarity frame; frame.iod is the IOD in pixels),
-    ``jaw_rest`` (the source's fitted jaw opening, in jaw_open units), ``lids`` (eyes.Lids).
+    ``lids`` (eyes.Lids).
     """
 
     def __init__(self, landmarks: np.ndarray):
@@ -97,13 +97,12 @@ class FaceModel:
         self._fields = f.displacement(
             np.stack([_width_field(canon), _round_field(canon), LIP_RAISE * lip_raise, *_brow_fields(canon)])
         )
-        self.jaw_rest = self._fit_jaw()
 
     def articulate(self, row: np.ndarray) -> np.ndarray:
         """(478, 3) landmarks for one track row (EMBEDDED_CHANNELS order; pose columns ignored)."""
         jaw, width, rnd, close, tuck, lift, blink, brow = (float(v) for v in row[:8])
         pts = self.source.copy()
-        self._open_jaw(pts, max(min(jaw, 1.0) - self.jaw_rest, 0.0))
+        self._open_jaw(pts, min(max(jaw, 0.0), 1.0))
         coef = np.array([
             np.clip(width, -1, 1), np.clip(rnd, 0, 1), np.clip(lift, 0, 1), max(min(brow, 1), 0), max(min(-brow, 1), 0)
         ])  # fmt: skip
@@ -141,14 +140,6 @@ class FaceModel:
         gap = lo - up
         self._upper_lip.apply(pts, amount * CLOSE_UPPER_SHARE * gap)
         self._lower_lip.apply(pts, -amount * (1.0 - CLOSE_UPPER_SHARE) * gap)
-
-    def _fit_jaw(self) -> float:
-        """Least-squares jaw_open of the source: its inner-lip gap profile against the jaw's."""
-        opened = self.source.copy()
-        self._open_jaw(opened, 1.0)
-        unit = self.lip_gap(opened) - self.lip_gap(self.source)
-        measured = self.lip_gap(self.source)
-        return float(np.clip(measured @ unit / (unit @ unit), 0.0, 1.0))
 
 
 def _jaw_weights(canon: np.ndarray) -> np.ndarray:
