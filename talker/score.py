@@ -12,7 +12,7 @@ Measures (units):
   mouth_speech_ratio  median mouth opening in speech frames over that in silent frames
   mouth_motion        spread of mouth opening during speech (inter-ocular distances, 10-90 % range)
   closure_rate        share of p/b/m phones with closed lips (needs a transcript)
-  vowel_opening       median opening on open vowels over the speech median (needs a transcript)
+  vowel_opening       share of open vowels whose peak opening exceeds the median of speech (needs a transcript)
   blink_rate          blinks per minute;  eye_motion: spread of eye opening (2-98 % range over the median)
   head_motion         spread of the nose position (inter-ocular distances, std)
   jitter              mean frame-to-frame acceleration of rigid landmarks (inter-ocular distances)
@@ -40,7 +40,7 @@ THRESHOLDS: dict[str, tuple[float, float, str]] = {
     "mouth_speech_ratio": (1.8, 1.3, "min"),
     "mouth_motion": (0.05, 0.025, "min"),
     "closure_rate": (0.8, 0.6, "min"),
-    "vowel_opening": (1.2, 1.0, "min"),
+    "vowel_opening": (0.8, 0.6, "min"),
     "blink_rate": (40.0, 60.0, "max"),
     "blink_rate_low": (6.0, 2.0, "min"),
     "eye_motion": (0.3, 0.15, "min"),
@@ -56,7 +56,7 @@ REASONS = {
     "mouth_speech_ratio": "the mouth opens barely more in speech than in silence (x{value:.2f})",
     "mouth_motion": "the mouth hardly moves while speaking ({value:.3f} IOD)",
     "closure_rate": "lips close on only {value:.0%} of p/b/m sounds",
-    "vowel_opening": "open vowels are not more open than other speech (x{value:.2f})",
+    "vowel_opening": "only {value:.0%} of open vowels open the mouth wider than usual speech",
     "blink_rate": "too many blinks ({value:.0f} per minute)",
     "blink_rate_low": "too few blinks ({value:.1f} per minute)",
     "eye_motion": "the eyes look frozen (opening varies by {value:.3f})",
@@ -67,6 +67,7 @@ REASONS = {
 }
 
 LEVELS = ("pass", "warn", "fail")
+OPEN_VOWELS = ("aa", "ae", "ah", "ao", "aw", "ay")
 
 
 @dataclass
@@ -269,15 +270,16 @@ def _phonetic(phones, mouth: np.ndarray, speech: np.ndarray):
         a, b = int(np.ceil(p[0] * FPS - 0.5)), int(np.floor(p[1] * FPS - 0.5))
         return [i for i in range(max(a, 0), min(b, n - 1) + 1)]
 
-    vowels = [mouth[i] for p in phones if p[2] in ("aa", "ae", "ah", "ao", "aw", "ay") for i in frames(p)]
-    if not vowels:
+    vowel_phones = [f for p in phones if p[2] in OPEN_VOWELS and (f := frames(p))]
+    if not vowel_phones or not speech.any():
         return None, None
-    open_median = float(np.median(vowels))
+    open_median = float(np.median([mouth[i] for f in vowel_phones for i in f]))
     closures = [p for p in phones if p[2] in ("p", "b", "m")]
     closed = [min([mouth[i] for i in frames(p)] or [np.inf]) <= 0.3 * open_median for p in closures]
     rate = float(np.mean(closed)) if closed else None
-    vowel = open_median / max(float(np.median(mouth[speech])), 1e-3) if speech.any() else None
-    return rate, vowel
+    speech_median = float(np.median(mouth[speech]))
+    opened = float(np.mean([max(mouth[i] for i in f) > speech_median for f in vowel_phones]))
+    return rate, opened
 
 
 def _iod(lm: np.ndarray) -> np.ndarray:
