@@ -45,6 +45,19 @@ def to_output_frames(frames: np.ndarray, face: FaceCrop) -> np.ndarray:
     return out
 
 
+def to_output_points(points: np.ndarray, face: FaceCrop) -> np.ndarray:
+    """(..., 2) x, y in crop pixels -> the same points in output-frame pixels, through the resize
+    (pixel centres kept, as cv2.resize maps them) and box offset that ``to_output_frames`` applies."""
+    s = face.size
+    if face.pastes_back:
+        x0, y0, x1, y1 = face.box
+        scale, offset = np.array([(x1 - x0) / s, (y1 - y0) / s]), np.array([x0, y0], float)
+    else:
+        width, height = face.output_size
+        scale, offset = np.array([width / s, height / s]), np.zeros(2)
+    return ((np.asarray(points, np.float64) + 0.5) * scale - 0.5 + offset).astype(np.float32)
+
+
 def _feathered_bands(weight: np.ndarray) -> list[tuple[slice, slice]]:
     """Four rectangles (top, bottom, left, right) covering every pixel of ``weight`` below 256."""
     rows = np.flatnonzero(weight.max(axis=1) == 256)

@@ -4,11 +4,11 @@
 you can call on its own:
 
     1. check inputs and the output path       (options.validate, media.check_output_path)
-    2. read the portrait, find and crop the face -> FaceCrop      (load_face)
-    3. read or synthesise the speech             -> Audio         (load_audio)
-    4. pick the backend                          -> Backend       (choose_backend)
+    2. pick the backend and the enhancer      -> Backend, FaceRestorer (choose_backend, load_restorer)
+    3. read the portrait, find and crop the face -> FaceCrop      (load_face)
+    4. read or synthesise the speech             -> Audio         (load_audio)
     5. speech to motion coefficients             -> CoeffTrack    (Backend.coeffs)
-    6. render frames, restore, paste back, stream into the encoder (render_video)
+    6. render frames, paste back, restore, stream into the encoder (render_video)
 
 Frames are rendered in batches and streamed to ffmpeg: memory does not grow with the audio's length.
 """
@@ -65,21 +65,22 @@ def make(options: MakeOptions, progress: ProgressCallback | None = None) -> Make
 
     out = check_output_path(options.out or options.default_out, options.force)
 
-    # 2. Read the portrait and find the face.
+    # 2. Pick the backend and the enhancer: missing model files are reported before any work.
+    backend = choose_backend(options)
+    restorer = load_restorer(options)
+    log.info("backend: %s, enhancer: %s", backend.name, options.enhancer)
+
+    # 3. Read the portrait and find the face.
     t = time.perf_counter()
     report(Progress("face"))
     face = load_face(options)
     timings["face"] = time.perf_counter() - t
 
-    # 3. Read or synthesise the speech.
+    # 4. Read or synthesise the speech.
     t = time.perf_counter()
     report(Progress("audio"))
     audio = load_audio(options)
     timings["audio"] = time.perf_counter() - t
-
-    # 4. Pick the backend.
-    backend = choose_backend(options)
-    log.info("backend: %s", backend.name)
 
     # 5. Speech to motion coefficients.
     t = time.perf_counter()
@@ -87,15 +88,15 @@ def make(options: MakeOptions, progress: ProgressCallback | None = None) -> Make
     track = backend.coeffs(face, audio, options)
     timings["motion"] = time.perf_counter() - t
 
-    # 6. Render, restore, paste back and encode, streaming.
+    # 6. Render, paste back, restore and encode, streaming.
     t = time.perf_counter()
-    render_video(face, audio, track, backend, options, out, report)
+    render_video(face, audio, track, backend, restorer, options, out, report)
     timings["render"] = time.perf_counter() - t
     return MakeResult(video=out, audio=audio, track=track, backend=backend.name, timings=timings)
 
 
 def load_face(options: MakeOptions) -> FaceCrop:
-    """Stage 2: the portrait file -> FaceCrop in the requested preprocess mode and size."""
+    """Stage 3: the portrait file -> FaceCrop in the requested preprocess mode and size."""
     from talker.face import prepare_face
     from talker.media import read_image
 
@@ -106,7 +107,7 @@ def load_face(options: MakeOptions) -> FaceCrop:
 
 
 def load_audio(options: MakeOptions) -> Audio:
-    """Stage 3: the audio file (or the text, spoken by espeak-ng) -> 16 kHz mono Audio.
+    """Stage 4: the audio file (or the text, spoken by espeak-ng) -> 16 kHz mono Audio.
 
     With both audio and text, the text is the transcript used for forced alignment. Audio in which
     no speech is found (music, noise) is refused: there is nothing to lip-sync.
@@ -139,11 +140,21 @@ class Backend:
         """Rendered S x S frames, (B, S, S, 3) uint8 RGB batches."""
         raise NotImplementedError
 
+    def face_points(self, face: FaceCrop, track: CoeffTrack) -> np.ndarray:
+        """(T, 5, 2) float32 eye centres, nose tip and mouth corners of each rendered frame, in crop
+        pixels: where the enhancer aligns each face (no per-frame detection)."""
+        from enhance.restore import landmarks5_from_mesh
+
+        return np.repeat(landmarks5_from_mesh(face.landmarks)[None], track.num_frames, axis=0)
+
 
 class EmbeddedBackend(Backend):
     """Phones and loudness drive a mesh warp of the portrait; needs no model files."""
 
     name = "embedded"
+
+    def __init__(self):
+        self._face = self._built = None
 
     def coeffs(self, face, audio, options):
         from audio2coeff.embedded import embedded_track
@@ -160,9 +171,22 @@ class EmbeddedBackend(Backend):
         )
 
     def frames(self, face, track, options):
+        return self._renderer(face).render(track, batch_size=options.batch_size)
+
+    def face_points(self, face, track):
+        """The renderer's driven landmarks, so restoration follows the moving mouth and head."""
+        from enhance.restore import landmarks5_from_mesh
+
+        renderer = self._renderer(face)
+        return landmarks5_from_mesh(np.stack([renderer.landmarks(row) for row in track.values]))
+
+    def _renderer(self, face):
+        """One EmbeddedRenderer per face (its set-up is shared by frames and face_points)."""
         from renderer.embedded import EmbeddedRenderer
 
-        return EmbeddedRenderer(face).render(track, batch_size=options.batch_size)
+        if self._face is not face:
+            self._face, self._built = face, EmbeddedRenderer(face)
+        return self._built
 
 
 class SadTalkerBackend(Backend):
@@ -183,6 +207,9 @@ class SadTalkerBackend(Backend):
             seed=options.seed, blink=not options.no_blink,
         )
 
+    # face_points: the source's landmarks for every frame (SadTalker's renderer moves the head only
+    # a little; its keypoints are not landmarks).
+
     def frames(self, face, track, options):
         from renderer.sadtalker.nets import RendererNets
         from renderer.sadtalker.render import SadTalkerRenderer
@@ -196,7 +223,7 @@ class SadTalkerBackend(Backend):
 
 
 def choose_backend(options: MakeOptions) -> Backend:
-    """Stage 4: 'embedded', 'sadtalker', or 'auto' (sadtalker when its checkpoints are found and verify).
+    """Stage 2: 'embedded', 'sadtalker', or 'auto' (sadtalker when its checkpoints are found and verify).
 
     Checkpoints are looked for in ``--checkpoints``, else in the models folder and the SadTalker /
     WebUI folders it reuses (see ``talker models list``).
@@ -240,27 +267,61 @@ def _find_checkpoints(options: MakeOptions):
     return None, problem
 
 
+def load_restorer(options: MakeOptions):
+    """The GFPGAN face restorer for ``--enhancer gfpgan`` (None for 'none').
+
+    The weights are looked for in the models folder and the SadTalker / WebUI folders it reuses;
+    a missing file is a CheckpointError that names it and the command that fetches it.
+    """
+    if options.enhancer == "none":
+        return None
+    from enhance.gfpgan_files import find_gfpgan, missing_gfpgan_message
+    from enhance.restore import FaceRestorer
+    from talker.device import check_precision, resolve_device
+    from talker.errors import CheckpointError
+    from talker.models.store import open_store
+
+    store = open_store()
+    folders = [store.root, *store.folders("gfpgan/weights"), *store.folders("checkpoints")]
+    path = next((p for p in map(find_gfpgan, folders) if p is not None), None)
+    if path is None:
+        raise CheckpointError(missing_gfpgan_message(store.root))
+    device = resolve_device(options.device)
+    return FaceRestorer(
+        path, device=device, precision=check_precision(options.precision, device),
+        strength=options.enhance_strength, batch_size=options.batch_size,
+    )
+
+
 def render_video(
     face: FaceCrop,
     audio: Audio,
     track: CoeffTrack,
     backend: Backend,
+    restorer,
     options: MakeOptions,
     out: Path,
     report: ProgressCallback,
 ) -> Path:
-    """Stage 6: render the track's frames, paste them into the output picture and encode the MP4.
+    """Stage 6: render the track's frames, paste them into the output picture, restore the faces
+    (``restorer``: a FaceRestorer or None) and encode the MP4.
 
     The MP4 appears at ``out`` only when complete (written under a temporary name, then renamed).
     """
-    from enhance.paste import to_output_frames
+    from enhance.paste import to_output_frames, to_output_points
     from talker.media import VideoWriter
 
     total = track.num_frames
+    # faces are restored in the output frames, at their final resolution
+    points = to_output_points(backend.face_points(face, track), face) if restorer is not None else None
     start = time.perf_counter()
     with VideoWriter(out, size=face.output_size, audio=audio) as writer:
         for batch in backend.frames(face, track, options):
-            writer.write(to_output_frames(batch, face))
+            frames = to_output_frames(batch, face)
+            if restorer is not None:
+                done = writer.frames_written
+                frames = restorer.restore(frames, points[done : done + len(frames)])
+            writer.write(frames)
             done = writer.frames_written
             elapsed = time.perf_counter() - start
             fps = done / elapsed if elapsed > 0 else 0.0

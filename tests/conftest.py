@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,10 +53,14 @@ def hopper_png(media_dir) -> Path:
     return mf.save_png(mf.grace_hopper(), media_dir / "hopper.png")
 
 
-def run_talker(*args) -> subprocess.CompletedProcess:
-    """Run the real command line (`python -m talker.cli ...`) and capture its output."""
+def run_talker(*args, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real command line (`python -m talker.cli ...`) and capture its output.
+
+    env: variables to set on top of this process's environment.
+    """
     return subprocess.run(
-        [sys.executable, "-m", "talker.cli", *map(str, args)], capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "talker.cli", *map(str, args)], capture_output=True, text=True, timeout=900,
+        env={**os.environ, **(env or {})},
     )
 
 

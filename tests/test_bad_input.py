@@ -163,3 +163,11 @@ def test_eight_channel_96k_audio_is_accepted(inputs, out_dir):
     proc = run_talker("make", "--image", inputs["face"], "--audio", inputs["eight_channels_96k"], "-o", out)
     assert proc.returncode == 0, proc.stderr
     assert {p.name for p in out_dir.iterdir()} == {"x.mp4"}
+
+
+def test_enhancer_without_its_model_file(inputs, out_dir, tmp_path):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    proc = run_talker("make", "--image", inputs["face"], "--audio", inputs["speech"], "--enhancer", "gfpgan",
+                      "-o", out_dir / "x.mp4", env={"TALKER_MODELS": str(empty), "HOME": str(tmp_path)})
+    assert_clean_failure(proc, out_dir, "GFPGANv1.4.pth", "talker models download gfpgan")

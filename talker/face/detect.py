@@ -246,7 +246,7 @@ def _square(rgb: np.ndarray, corner: tuple[int, int], side: int) -> np.ndarray:
 
 def _mesh(square: np.ndarray) -> np.ndarray | None:
     """(478, 3) float64 mediapipe points of the face in ``square``, normalised to its side; None if none."""
-    with _lock:
+    with _lock, _native_stderr_silenced():  # the mesh graph notes its ROI convention on its first face
         result = _solution("mesh").process(square)
     if not result.multi_face_landmarks:
         return None
