@@ -46,7 +46,7 @@ def _add_make(sub) -> None:
         description="Make an MP4 in which the face of --image speaks --audio (or --text).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what each stage does")
 
     g = p.add_argument_group("inputs")
     g.add_argument("--image", type=Path, required=True, help="portrait: jpg, png, webp or bmp")
