@@ -40,8 +40,14 @@ from enhance.gfpgan_files import schema  # noqa: E402
 from enhance.restore import PRECISIONS, FaceRestorer, landmarks5_from_mesh  # noqa: E402
 
 
-def face_and_landmarks() -> tuple[np.ndarray, np.ndarray]:
-    """The astronaut portrait (512, 512, 3) uint8 and its (5, 2) landmarks from mediapipe."""
+def face_and_landmarks(saved: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut portrait (512, 512, 3) uint8 and its (5, 2) landmarks from mediapipe.
+
+    saved: a folder holding astronaut.npy and astronaut_lm5.npy, written where mediapipe runs, for a
+    GPU machine without mediapipe.
+    """
+    if saved is not None:
+        return np.load(saved / "astronaut.npy"), np.load(saved / "astronaut_lm5.npy")
     import mediapipe as mp
     import media_factory as mf
 
@@ -99,6 +105,7 @@ def main() -> None:
     p.add_argument("--min-time", type=float, default=3.0, help="seconds of timed runs per row")
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke run: batches 1 2, fp32 bf16, 2 input variants, no warm-up, 1 run")
+    p.add_argument("--inputs", type=Path, help="folder with astronaut.npy + astronaut_lm5.npy (where mediapipe is missing)")
     p.add_argument("--out", type=Path, help="write the results as JSON")
     args = p.parse_args()
     if args.quick:
@@ -122,7 +129,7 @@ def main() -> None:
         del filled
 
     # 2. Inputs and the float32 batch-1 reference outputs.
-    img, lm5 = face_and_landmarks()
+    img, lm5 = face_and_landmarks(args.inputs)
     restorers = {prec: FaceRestorer(weights, device=device, precision=prec, batch_size=max(args.batches))
                  for prec in args.precisions}
     ref_restorer = restorers.get("fp32") or FaceRestorer(weights, device=device, precision="fp32")
