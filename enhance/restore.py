@@ -180,8 +180,10 @@ class FaceRestorer:
         self.batch_size = max(1, int(batch_size))
         self.randomize_noise = randomize_noise
         self.model = load_generator(model_path, self.device, self.dtype)
-        if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":  # channels-last convolution weights (the 4-D ones) for cuDNN
+            for tensor in (*self.model.parameters(), *self.model.buffers()):
+                if tensor.dim() == 4:
+                    tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
         self.mask = torch.from_numpy(template_mask()).to(self.device)
 
     def restore(self, frames: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
