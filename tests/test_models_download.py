@@ -169,6 +169,23 @@ def write_manifest(path: Path, entries: dict[str, dict]) -> Path:
     return path
 
 
+def synthetic_sadtalker_manifest(synth: Path, path: Path) -> tuple[Path, list[str]]:
+    """A manifest for the synthetic SadTalker 256 set in ``synth`` (tests/sadtalker_checkpoints.py):
+    the shipped entries' names, sources, networks and layout, with the synthetic files' sizes (and
+    sha256 for the pickles). Returns (manifest path, entry ids)."""
+    from talker.models.manifest import DEFAULT_MANIFEST, load_manifest
+
+    published = load_manifest(DEFAULT_MANIFEST)
+    entries = {}
+    for eid in ("sadtalker-256", "mapping-crop", "mapping-full"):
+        e = published.get(eid)
+        file = synth / e.file
+        entries[eid] = manifest_entry(e.file, file.read_bytes() if e.format == "torch" else b"", list(e.urls),
+                                      networks=dict(e.networks), fmt=e.format, features=("sadtalker",),
+                                      pin=e.format == "torch", size=file.stat().st_size)
+    return write_manifest(path, entries), list(entries)
+
+
 def torch_file(nbytes: int, seed: int = 0) -> bytes:
     """The bytes of a torch.save'd {'weight': float32 tensor} of about ``nbytes``."""
     g = torch.Generator().manual_seed(seed)

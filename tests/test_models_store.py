@@ -18,7 +18,9 @@ import pytest
 import torch
 
 from sadtalker_checkpoints import sadtalker_checkpoints_256, write_synthetic_sadtalker  # noqa: F401
-from test_models_download import isolated, manifest_entry, run_models, torch_file, write_manifest  # noqa: F401
+from test_models_download import (  # noqa: F401
+    isolated, manifest_entry, run_models, synthetic_sadtalker_manifest, torch_file, write_manifest,
+)
 from talker.errors import CheckpointError, OptionError
 from talker.models.importer import import_models
 from talker.models.manifest import DEFAULT_MANIFEST, load_manifest
@@ -174,15 +176,7 @@ def _link(src: Path, dst: Path) -> None:
 
 def test_import_sadtalker_checkout_then_list_verified_and_backend_loader_accepts(isolated, sadtalker_checkpoints_256):
     synth = sadtalker_checkpoints_256
-    real = load_manifest(DEFAULT_MANIFEST)
-    entries = {}
-    for eid in ("sadtalker-256", "mapping-crop", "mapping-full"):
-        e = real.get(eid)
-        path = synth / e.file
-        entries[eid] = manifest_entry(e.file, path.read_bytes() if e.format == "torch" else b"", list(e.urls),
-                                      networks=dict(e.networks), fmt=e.format, features=("sadtalker",),
-                                      pin=e.format == "torch", size=path.stat().st_size)
-    manifest_path = write_manifest(isolated / "m.toml", entries)
+    manifest_path, entries = synthetic_sadtalker_manifest(synth, isolated / "m.toml")
     checkout = isolated / "SadTalker-main"
     for name in ("SadTalker_V0.0.2_256.safetensors", "mapping_00229-model.pth.tar", "mapping_00109-model.pth.tar"):
         _link(synth / name, checkout / "checkpoints" / name)

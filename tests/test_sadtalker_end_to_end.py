@@ -11,8 +11,7 @@ import soundfile as sf
 from conftest import run_talker
 from sadtalker_checkpoints import sadtalker_checkpoints_256  # noqa: F401  (session fixture)
 from talker.media import probe_media, read_video_frames
-from talker.models.manifest import DEFAULT_MANIFEST, load_manifest
-from test_models_download import manifest_entry, write_manifest
+from test_models_download import synthetic_sadtalker_manifest
 
 FRAMES = 6  # the neural renderer takes about a second a frame on this CPU
 
@@ -61,15 +60,7 @@ def test_missing_checkpoints_are_named_with_the_fix(short_speech, astronaut_png,
 def test_auto_picks_sadtalker_after_import(sadtalker_checkpoints_256, short_speech, astronaut_png, tmp_path):  # noqa: F811
     # The shipped manifest pins the published files' sizes and hashes; these synthetic files have
     # other ones, so the test's manifest pins theirs (same names, networks and layout).
-    published = load_manifest(DEFAULT_MANIFEST)
-    entries = {}
-    for eid in ("sadtalker-256", "mapping-crop", "mapping-full"):
-        e = published.get(eid)
-        path = sadtalker_checkpoints_256 / e.file
-        entries[eid] = manifest_entry(e.file, path.read_bytes() if e.format == "torch" else b"", list(e.urls),
-                                      networks=dict(e.networks), fmt=e.format, features=("sadtalker",),
-                                      pin=e.format == "torch", size=path.stat().st_size)
-    manifest = write_manifest(tmp_path / "manifest.toml", entries)
+    manifest, _ = synthetic_sadtalker_manifest(sadtalker_checkpoints_256, tmp_path / "manifest.toml")
     models = tmp_path / "models"
     # HOME: no other SadTalker folders to reuse
     env = {"TALKER_MODELS": str(models), "TALKER_MANIFEST": str(manifest), "HOME": str(tmp_path)}
