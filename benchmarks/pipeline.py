@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+# The repository root replaces this folder on the path: benchmarks/enhance.py and renderer.py must
+# not shadow the packages of the same names.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[0:1] = [str(ROOT), str(ROOT / "tests")]
 
 import media_factory as mf  # noqa: E402
 

@@ -32,13 +32,29 @@ def loudness_db(samples: np.ndarray) -> np.ndarray:
     return np.maximum(10.0 * np.log10(rms2 + 1e-12), SILENCE_DB)
 
 
+BLOCK = 2000
+"""Analysis frames (20 s) per block for the per-frame spectra of this module and ``energy``: bounds
+their memory (tens of MB) whatever the audio's length."""
+
+
+def by_blocks(windows: np.ndarray, fn) -> list:
+    """``fn`` applied to consecutive blocks of BLOCK rows of ``windows`` (a strided view), in order."""
+    return [fn(windows[k : k + BLOCK]) for k in range(0, len(windows), BLOCK)]
+
+
 def voicing(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Periodicity per 10 ms frame from the normalised autocorrelation of 40 ms windows.
 
     Returns (f0_hz (n,), clarity (n,)): f0 from the best lag in 60-400 Hz (0 where clarity < 0.5),
     clarity the autocorrelation peak in 0..1 (about 1 for a clean periodic voice, near 0 for noise).
+    Computed in blocks (``by_blocks``).
     """
-    w = frames(samples, 640).astype(np.float64)
+    parts = by_blocks(frames(samples, 640), _voicing_block)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _voicing_block(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    w = windows.astype(np.float64)
     w = (w - w.mean(axis=1, keepdims=True)) * np.hanning(640)
     spec = np.fft.rfft(w, 1024, axis=1)  # >= 640 + 320: no wrap-around at the lags used
     ac = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :320]
@@ -114,11 +130,25 @@ def speech_features(samples: np.ndarray) -> dict[str, float]:
     spread = ndimage.maximum_filter1d(semis, 11) - ndimage.minimum_filter1d(semis, 11)
     stable = voiced_frames & ndimage.minimum_filter1d(voiced_frames.astype(np.uint8), 11).astype(bool)
     steady = float((stable & (spread < 0.25)).sum() / max(stable.sum(), 1))
-    mag = np.abs(np.fft.rfft(frames(samples, 512)[:n] * np.hanning(512), axis=1))
-    mag = np.log1p(mag / max(mag.max(), 1e-9) * 1000.0)
-    flux = np.sqrt(np.mean(np.diff(mag, axis=0) ** 2, axis=1))[active[1:]]
+    flux = _spectral_flux(frames(samples, 512)[:n])[active[1:]]
     flux_cv = float(flux.std() / max(flux.mean(), 1e-9))
     return {"voiced": voiced, "steady": steady, "flux_cv": flux_cv}
+
+
+def _spectral_flux(windows: np.ndarray) -> np.ndarray:
+    """(n - 1,) RMS change between consecutive log-magnitude spectra of (n, 512) windows, the
+    magnitudes normalised by their overall peak; two passes over blocks (peak, then flux)."""
+
+    def magnitude(block):
+        return np.abs(np.fft.rfft(block * np.hanning(512), axis=1))
+
+    peak = max(max(float(m.max()) for m in by_blocks(windows, magnitude)), 1e-9)
+    # each block carries its predecessor's last window so the flux crosses block edges
+    flux = []
+    for k in range(0, len(windows), BLOCK):
+        mag = np.log1p(magnitude(windows[max(k - 1, 0) : k + BLOCK]) / peak * 1000.0)
+        flux.append(np.sqrt(np.mean(np.diff(mag, axis=0) ** 2, axis=1)))
+    return np.concatenate(flux)
 
 
 def is_speech(audio: Audio) -> bool:

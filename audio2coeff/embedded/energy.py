@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, signal
 
-from audio2coeff.embedded.activity import HOP_S, frames, to_video_frames
+from audio2coeff.embedded.activity import HOP_S, by_blocks, frames, to_video_frames
 from audio2coeff.embedded.visemes import MOUTH_CHANNELS
 from talker.types import SAMPLE_RATE
 
@@ -39,7 +39,14 @@ def _lpc(windows: np.ndarray, order: int) -> np.ndarray:
 def formants(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(F1, F2) in Hz per 10 ms frame from LPC roots (0 where none is found); median-smoothed over 50 ms."""
     emphasised = np.append(samples[:1], samples[1:] - 0.97 * samples[:-1])
-    a = _lpc(frames(emphasised).astype(np.float64) * np.hamming(400), LPC_ORDER)
+    parts = by_blocks(frames(emphasised), _formant_block)
+    f1, f2 = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return ndimage.median_filter(f1, 5, mode="nearest"), ndimage.median_filter(f2, 5, mode="nearest")
+
+
+def _formant_block(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw (F1, F2) in Hz of (n, 400) windows, 0 where none is found."""
+    a = _lpc(windows.astype(np.float64) * np.hamming(400), LPC_ORDER)
     companion = np.zeros((len(a), LPC_ORDER, LPC_ORDER))
     companion[:, 0, :] = -a[:, 1:]
     companion[:, np.arange(1, LPC_ORDER), np.arange(LPC_ORDER - 1)] = 1.0
@@ -48,9 +55,7 @@ def formants(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     bandwidth = -np.log(np.maximum(np.abs(roots), 1e-9)) * SAMPLE_RATE / np.pi
     ok = (roots.imag > 0) & (freq > 200.0) & (freq < 3500.0) & (bandwidth < 500.0)
     freq = np.sort(np.where(ok, freq, np.inf), axis=1)
-    f1 = np.where(np.isfinite(freq[:, 0]), freq[:, 0], 0.0)
-    f2 = np.where(np.isfinite(freq[:, 1]), freq[:, 1], 0.0)
-    return ndimage.median_filter(f1, 5, mode="nearest"), ndimage.median_filter(f2, 5, mode="nearest")
+    return np.where(np.isfinite(freq[:, 0]), freq[:, 0], 0.0), np.where(np.isfinite(freq[:, 1]), freq[:, 1], 0.0)
 
 
 def energy_mouth(samples: np.ndarray, loudness: np.ndarray, active: np.ndarray, voiced: np.ndarray, num_frames: int) -> np.ndarray:
