@@ -293,6 +293,20 @@ def test_fast_path_larger_batch_matches_reference_with_options(nets, small_case,
     assert np.abs(plain[0].astype(int) - to_uint8(ref_frames).cpu().numpy().astype(int)).max() > 20
 
 
+def test_full_mode_uses_the_73_channel_mapping(files, nets, small_case, torch_test_device):
+    """'full' crops drive the 73-channel MappingNet (crop params appended); fast == reference."""
+    face, track = small_case
+    mapping = MappingNet(73).eval().requires_grad_(False).to(torch_test_device)
+    mapping.load_state_dict(load_network_state(files, "mapping_full"), strict=True)
+    full_nets = RendererNets(kp_detector=nets.kp_detector, generator=nets.generator, mapping=mapping)
+    assert full_nets.full
+    one = CoeffTrack(values=track.values[:1], space="sadtalker", source=track.source)
+    full_face = face_crop(face.image, mode="full")
+    ref = next(SadTalkerRenderer(full_face, full_nets, device=torch_test_device, batch_size=1).render_float(one))
+    fast = next(SadTalkerRenderer(full_face, full_nets, device=torch_test_device, batch_size=1, fast=True).render_float(one))
+    assert_close(fast, ref.cpu().numpy(), atol=1e-4, rtol=0, what="full mode fast vs reference")
+
+
 def test_track_of_another_space_is_refused(nets, small_case, torch_test_device):
     face, track = small_case
     renderer = SadTalkerRenderer(face, nets, device=torch_test_device)

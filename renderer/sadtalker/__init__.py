@@ -7,8 +7,9 @@ Networks (one per module, state-dict keys exactly as the official checkpoints):
 * ``generator.OcclusionAwareSPADEGenerator`` (with ``dense_motion`` and ``spade``) -> rendered frame
 * ``he_estimator.HEEstimator``        unused by inference; kept for checkpoint parity
 
-Glue: ``keypoints`` (pose maths), ``semantics`` (renderer inputs from coefficients), ``nets``
-(``RendererNets``: the three inference networks), ``fast`` (CUDA inference graph), ``render``
+Glue: ``blocks`` (shared conv blocks), ``keypoints`` (pose maths), ``semantics`` (renderer inputs
+from coefficients), ``nets`` (``RendererNets``: the three inference networks), ``fast`` (the fast
+inference graph: folded/fused weights, half precision, CUDA graphs), ``render``
 (``SadTalkerRenderer``: FaceCrop + CoeffTrack -> streamed frame batches).
 
 Nothing heavy is imported here; import the submodules you need.

@@ -8,7 +8,7 @@ Two paths, same frames:
   interleaves them, B contiguous rows; frames are independent, so only the order of work
   differs), which lets frames stream out in order.
 * fast (``fast=True`` or fp16/bf16): ``fast.FrameGraph`` (source work once, folded weights, fused
-  SPADE, channels-last and half precision on CUDA), optionally ``torch.compile``d and/or captured
+  SPADE, channels-last; half precision on CUDA), optionally ``torch.compile``d and/or captured
   as a CUDA graph; on CUDA, batch k + 1 is queued before batch k is copied to the host, so the GPU
   never waits for the consumer.
 
@@ -57,12 +57,12 @@ class SadTalkerRenderer:
         ``torch.backends.cudnn.benchmark = True`` (a process-wide flag).
     compile: None, or a ``torch.compile`` mode ('default', 'reduce-overhead', ...) for the fast graph.
     cuda_graph: capture the fast graph's batch step as a CUDA graph (CUDA only).
-    channels_last: channels-last layout in the fast graph (default: on CUDA).
+    channels_last: channels-last layout in the fast graph (default on; also faster on CPU).
     """
 
     def __init__(self, face: FaceCrop, nets, *, device="cpu", precision: str = "fp32", batch_size: int = 2,
                  fast: bool = False, compile: str | None = None, cuda_graph: bool = False,
-                 channels_last: bool | None = None):
+                 channels_last: bool = True):
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
         if precision not in DTYPES:
@@ -96,7 +96,7 @@ class SadTalkerRenderer:
             if cuda:
                 torch.backends.cudnn.benchmark = True
             self._graph = FrameGraph(nets, self.source, dtype=DTYPES[precision],
-                                     channels_last=cuda if channels_last is None else channels_last)
+                                     channels_last=channels_last)
             self._step = self._graph
             if compile is not None:
                 self._step = torch.compile(self._graph, mode=compile, dynamic=False)
@@ -157,7 +157,10 @@ class SadTalkerRenderer:
             frames = semantics.batch_frames(t, start, b)
             out = step(self._upload(semantics.windows(rows, frames)), self._upload(degrees[frames]))
             out = out[: min(b, t - start)]
-            yield to_uint8(out) if uint8 else out.clone() if self._graph is not self._step else out
+            if uint8:
+                yield to_uint8(out)
+            else:  # compiled / captured steps reuse their output buffers
+                yield out if self._step is self._graph else out.clone()
 
     def _upload(self, array: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
