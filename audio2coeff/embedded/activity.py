@@ -28,7 +28,7 @@ def frames(samples: np.ndarray, win: int = WIN) -> np.ndarray:
 
 def loudness_db(samples: np.ndarray) -> np.ndarray:
     """(n,) RMS loudness in dBFS per 10 ms frame (25 ms window), floored at SILENCE_DB."""
-    rms2 = np.mean(frames(samples) ** 2, axis=1, dtype=np.float64)
+    rms2 = np.concatenate(by_blocks(frames(samples), lambda w: np.mean(np.square(w, dtype=np.float64), axis=1)))
     return np.maximum(10.0 * np.log10(rms2 + 1e-12), SILENCE_DB)
 
 
