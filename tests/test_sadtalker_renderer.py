@@ -236,7 +236,10 @@ def test_upsampled_conv_equals_conv_of_nearest_upsampling(scale):
     x = torch.randn(2, 6, 7, 5, dtype=torch.float64)
     expected = conv(torch.nn.functional.interpolate(x, scale_factor=scale, mode="nearest"))
     with torch.no_grad():
-        assert torch.allclose(UpsampledConv(conv, scale).double()(x), expected, atol=1e-12)
+        up = UpsampledConv(conv, scale).double()
+        assert torch.allclose(up(x), expected, atol=1e-12)
+        out = up(x.contiguous(memory_format=torch.channels_last))
+        assert torch.allclose(out, expected, atol=1e-12) and out.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_to_uint8_rounds_half_to_even():
@@ -305,6 +308,25 @@ def test_full_mode_uses_the_73_channel_mapping(files, nets, small_case, torch_te
     ref = next(SadTalkerRenderer(full_face, full_nets, device=torch_test_device, batch_size=1).render_float(one))
     fast = next(SadTalkerRenderer(full_face, full_nets, device=torch_test_device, batch_size=1, fast=True).render_float(one))
     assert_close(fast, ref.cpu().numpy(), atol=1e-4, rtol=0, what="full mode fast vs reference")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_fast_graph_builds_on_the_nets_device_in_half_precision(precision):
+    """The fast graph as CUDA uses it (half precision, channels last), built on the 'meta' device: every
+    weight and buffer it makes lives on the networks' device, and a batch has the right shape/dtype."""
+    from renderer.sadtalker.fast import DTYPES, FrameGraph
+    from renderer.sadtalker.generator import OcclusionAwareSPADEGenerator
+    from renderer.sadtalker.kp_detector import KPDetector
+
+    with torch.device("meta"):
+        meta_nets = RendererNets(KPDetector().eval(), OcclusionAwareSPADEGenerator().eval(), MappingNet(70).eval())
+        graph = FrameGraph(meta_nets, torch.zeros(1, 3, 256, 256), dtype=DTYPES[precision], channels_last=True)
+        graph.set_source_semantics(torch.zeros(1, 70, 27))
+        frames = graph(torch.zeros(4, 70, 27), torch.zeros(4, 3), torch.zeros(3, dtype=torch.bool))
+    tensors = dict(graph.named_parameters()) | dict(graph.named_buffers())
+    assert [name for name, t in tensors.items() if t.device.type != "meta"] == []
+    assert {t.dtype for name, t in graph.generator.named_parameters()} == {DTYPES[precision]}
+    assert frames.shape == (4, 3, 256, 256) and frames.dtype == DTYPES[precision]
 
 
 def test_track_of_another_space_is_refused(nets, small_case, torch_test_device):

@@ -112,17 +112,19 @@ class UpsampledConv(nn.Module):
                 piece = _conv2d(_summed_kernel(conv.weight.detach(), cy, cx), conv.bias)
                 piece.padding = (0, 0)
                 self.convs.append(piece)
-        self.register_buffer("phase_kind", torch.tensor([self.kinds.index(c) for c in self.classes]), persistent=False)
+        self.register_buffer("phase_kind", torch.tensor([self.kinds.index(c) for c in self.classes], device=conv.weight.device),
+                             persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded = F.pad(x, (1, 1, 1, 1))
-        k = len(self.kinds)
-        pieces = [conv(padded[:, :, _ROWS[self.kinds[i // k]], _ROWS[self.kinds[i % k]]])
-                  for i, conv in enumerate(self.convs)]
-        n, c, h, w = pieces[0].shape
-        grid = torch.stack(pieces, dim=1).view(n, k, k, c, h, w)
-        grid = grid.index_select(1, self.phase_kind).index_select(2, self.phase_kind)  # (n, s, s, c, h, w)
-        return grid.permute(0, 3, 4, 1, 5, 2).reshape(n, c, h * self.scale, w * self.scale)
+        k, s = len(self.kinds), self.scale
+        pieces = [conv(padded[:, :, _ROWS[self.kinds[i // k]], _ROWS[self.kinds[i % k]]]).permute(0, 2, 3, 1)
+                  for i, conv in enumerate(self.convs)]  # each (n, h, w, c)
+        n, h, w, c = pieces[0].shape
+        grid = torch.stack(pieces, dim=3).view(n, h, w, k, k, c)
+        grid = grid.index_select(3, self.phase_kind).index_select(4, self.phase_kind)  # (n, h, w, s, s, c)
+        out = grid.permute(0, 1, 3, 2, 4, 5).reshape(n, h * s, w * s, c).permute(0, 3, 1, 2)  # channels-last memory
+        return out if x.is_contiguous(memory_format=torch.channels_last) else out.contiguous()
 
 
 class Modulation(nn.Module):
