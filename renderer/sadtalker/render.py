@@ -190,17 +190,24 @@ class SadTalkerRenderer:
 
 
 def _pipelined_to_host(batches: Iterator[torch.Tensor]) -> Iterator[np.ndarray]:
-    """Copy CUDA uint8 batches to pinned host memory asynchronously, one batch behind the GPU."""
+    """Copy CUDA uint8 batches to the host asynchronously, one batch behind the GPU.
+
+    Two pinned staging buffers take turns; each batch is copied out of its buffer into an ordinary
+    array before it is yielded, so pinned memory stays at two batches whatever the consumer keeps.
+    """
+    staging: list[torch.Tensor] = []
     pending = None
-    for batch in batches:
-        host = torch.empty(batch.shape, dtype=batch.dtype, pin_memory=True)
+    for i, batch in enumerate(batches):
+        if len(staging) < 2:
+            staging.append(torch.empty(batch.shape, dtype=batch.dtype, pin_memory=True))
+        host = staging[i % 2][: len(batch)]
         host.copy_(batch, non_blocking=True)
         done = torch.cuda.Event()
         done.record()
         if pending is not None:
             pending[1].synchronize()
-            yield pending[0].numpy()
+            yield pending[0].numpy().copy()
         pending = (host, done)
     if pending is not None:
         pending[1].synchronize()
-        yield pending[0].numpy()
+        yield pending[0].numpy().copy()
