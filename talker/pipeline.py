@@ -215,9 +215,11 @@ class SadTalkerBackend(Backend):
         from renderer.sadtalker.render import SadTalkerRenderer
 
         nets = RendererNets.from_files(self.files, full=face.pastes_back, device=self.device)
+        cuda = self.device.startswith("cuda")
+        half = cuda and self.precision != "fp32"  # the opt-in speed path: compiled graph, CUDA-graph replay
         renderer = SadTalkerRenderer(
-            face, nets, device=self.device, precision=self.precision,
-            batch_size=options.batch_size, fast=self.device.startswith("cuda"),
+            face, nets, device=self.device, precision=self.precision, batch_size=options.batch_size,
+            fast=cuda, compile="default" if half else None, cuda_graph=half,
         )
         return renderer.render(track, still=options.still)
 

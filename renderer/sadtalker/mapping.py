@@ -8,7 +8,6 @@ crop / extcrop / resize (``mapping_00229``), 73 (plus the 3 crop parameters) for
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 WINDOW = 27
