@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_make(sub)
+    _add_coeffs(sub)
     _add_score(sub)
     from talker.doctor import add_doctor_command
     from talker.models.commands import add_models_commands
@@ -89,6 +90,54 @@ def _add_make(sub) -> None:
     g.add_argument("--report", action="store_true",
                    help="grade the video (see 'talker score') and write <out>.report.json and <out>.report.png beside it")
     p.set_defaults(run=_run_make)
+
+
+def _add_coeffs(sub) -> None:
+    p = sub.add_parser(
+        "coeffs",
+        help="write the per-frame motion coefficients of a render, without rendering",
+        description="Run the face and speech stages and save the CoeffTrack (.npz: values (T, C), space, "
+        "channels, source, meta) for inspection.",
+    )
+    p.add_argument("--image", type=Path, required=True, help="portrait")
+    p.add_argument("--audio", type=Path, help="speech")
+    p.add_argument("--text", help="words to speak with espeak-ng, or the transcript of --audio")
+    p.add_argument("-o", "--out", type=Path, required=True, help=".npz file to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--preprocess", choices=PREPROCESS_MODES, default="crop")
+    p.add_argument("--size", type=int, choices=(256, 512), default=256)
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--checkpoints", type=Path, help="folder with the SadTalker checkpoints")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--pose-style", type=int, default=0)
+    p.add_argument("--still", action="store_true")
+    p.add_argument("--no-blink", action="store_true")
+    p.add_argument("--expression-scale", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_run_coeffs)
+
+
+def _run_coeffs(args) -> int:
+    from talker.errors import OutputError
+    from talker.pipeline import choose_backend, load_audio, load_face
+
+    out = args.out.expanduser()
+    if out.suffix != ".npz":
+        raise OutputError(f"{out} must end in .npz")
+    if out.exists() and not args.force:
+        raise OutputError(f"{out} exists; pass --force to overwrite or choose another -o")
+    if not out.parent.is_dir():
+        raise OutputError(f"the folder {out.parent} does not exist")
+    options = MakeOptions(
+        image=args.image, audio=args.audio, text=args.text, preprocess=args.preprocess, size=args.size,
+        backend=args.backend, checkpoints=args.checkpoints, device=args.device, pose_style=args.pose_style,
+        still=args.still, no_blink=args.no_blink, expression_scale=args.expression_scale, seed=args.seed,
+    ).validate()
+    backend = choose_backend(options)
+    track = backend.coeffs(load_face(options), load_audio(options), options)
+    track.save(out)
+    print(f"{out}: {track.num_frames} frames x {track.values.shape[1]} {track.space} coefficients")
+    return 0
 
 
 def _add_score(sub) -> None:

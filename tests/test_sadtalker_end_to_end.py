@@ -77,3 +77,18 @@ def test_auto_picks_sadtalker_after_import(sadtalker_checkpoints_256, short_spee
     assert after.returncode == 0, after.stderr
     assert "backend: sadtalker" in after.stderr
     assert len(list(read_video_frames(auto))) == FRAMES
+
+
+@pytest.mark.parametrize("backend", ["embedded", "sadtalker"])
+def test_coeffs_command_writes_the_track(backend, sadtalker_checkpoints_256, short_speech, astronaut_png, tmp_path):  # noqa: F811
+    from talker.types import EMBEDDED_CHANNELS, SADTALKER_CHANNELS, CoeffTrack
+
+    out = tmp_path / "coeffs.npz"
+    proc = run_talker("coeffs", "--backend", backend, "--checkpoints", sadtalker_checkpoints_256,
+                      "--image", astronaut_png, "--audio", short_speech, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    track = CoeffTrack.load(out)
+    assert track.space == backend and track.num_frames == FRAMES
+    channels = SADTALKER_CHANNELS if backend == "sadtalker" else EMBEDDED_CHANNELS
+    assert track.values.shape == (FRAMES, len(channels)) and np.isfinite(track.values).all()
+    assert (track.source is not None and track.source.shape == (73,)) == (backend == "sadtalker")
