@@ -161,11 +161,13 @@ class FaceRestorer:
     precision: 'fp32' | 'bf16' | 'fp16' (the generator's dtype; warps and blending stay float32);
     strength: 0 (frames unchanged) .. 1 (fully restored face); batch_size: faces per generator call;
     randomize_noise: draw the decoder noise afresh (as the official helper does) instead of using
-    the stored noise maps (deterministic, default).
+    the stored noise maps (deterministic, default). compile: run the generator through
+    torch.compile (each batch shape compiles once, some seconds; measured on an H100 in fp16 at
+    batch 32: 744 faces/s compiled against 286 eager).
     """
 
     def __init__(self, model_path: Path, device="cpu", precision="fp32", strength=1.0, batch_size=8,
-                 randomize_noise: bool = False):
+                 randomize_noise: bool = False, compile: bool = False):
         import torch
 
         from enhance.gfpgan_files import load_generator
@@ -184,6 +186,8 @@ class FaceRestorer:
             for tensor in (*self.model.parameters(), *self.model.buffers()):
                 if tensor.dim() == 4:
                     tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+        if compile:
+            self.model = torch.compile(self.model)
         self.mask = torch.from_numpy(template_mask()).to(self.device)
 
     def restore(self, frames: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:

@@ -289,9 +289,10 @@ def load_restorer(options: MakeOptions):
     if path is None:
         raise CheckpointError(missing_gfpgan_message(store.root))
     device = resolve_device(options.device)
+    precision = check_precision(options.precision, device)
     return FaceRestorer(
-        path, device=device, precision=check_precision(options.precision, device),
-        strength=options.enhance_strength, batch_size=options.batch_size,
+        path, device=device, precision=precision, strength=options.enhance_strength,
+        batch_size=options.batch_size, compile=precision != "fp32",  # fp16/bf16: the opt-in GPU speed path
     )
 
 
