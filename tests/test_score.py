@@ -110,3 +110,14 @@ def test_cli_writes_json_and_png_and_sets_exit_status(tmp_path, full_mode_video,
     assert data["verdict"] in ("pass", "warn")
     assert proc.returncode == (0 if data["verdict"] == "pass" else 1)
     assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_make_report_writes_json_and_png_beside_the_video(tmp_path, speech_pbm, hopper_png):
+    wav, _ = speech_pbm
+    out = tmp_path / "clip.mp4"
+    proc = run_talker("make", "--image", hopper_png, "--audio", wav, "--report", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "clip.report.json").read_text())
+    assert data["video"] == str(out) and {c["name"] for c in data["checks"]} >= {"av_offset_ms", "jitter", "blink_rate"}
+    assert (tmp_path / "clip.report.png").stat().st_size > 10_000
+    assert f"report: {data['verdict']}" in proc.stderr
