@@ -246,6 +246,8 @@ class VideoWriter:
 
     Exactly ``frames_expected`` frames (``audio.num_frames`` at 25 fps) must be written; the audio
     track is trimmed or padded with silence to frames / fps seconds, so both streams end together.
+    The sound comes from ``audio.source`` when it is a file (the user's recording at its own quality,
+    mono or stereo), else from ``audio.samples`` (16 kHz, e.g. synthesised speech).
     Odd sides are padded to even by repeating the last column/row. The file is written under a
     hidden temporary name in the target folder and renamed onto ``path`` only when everything
     succeeded; on an exception in the block, an ffmpeg failure or too few frames, nothing is left
@@ -366,8 +368,17 @@ class VideoWriter:
         log = list(self._log)
         raise VideoEncodeError(f"could not write {self.path}: {what}: {_gist(chr(10).join(log))}", log)
 
+    @property
+    def _original(self) -> Path | None:
+        """The user's audio file, muxed as it is (resampled, trimmed or padded by ffmpeg), if any."""
+        source = self.audio.source
+        return Path(source) if source is not None and Path(source).is_file() else None
+
     def _write_audio_track(self) -> None:
-        """The audio as 16-bit PCM WAV, exactly frames_expected / fps seconds long."""
+        """The samples as 16-bit PCM WAV, exactly frames_expected / fps seconds long (when there is
+        no original file to mux)."""
+        if self._original is not None:
+            return
         n = int(round(self.frames_expected * SAMPLE_RATE / self.fps))
         samples = np.zeros(n, np.float32)
         head = np.asarray(self.audio.samples, np.float32)[:n]
@@ -391,8 +402,9 @@ class VideoWriter:
             imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "warning", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
             "-framerate", str(self.fps), "-i", "pipe:0",
-            "-i", _file_url(self._tmp_audio),
+            "-i", _file_url(self._original or self._tmp_audio),
             "-map", "0:v:0", "-map", "1:a:0", "-vf", ",".join(filters),
+            "-af", f"aformat=channel_layouts=mono|stereo,apad,atrim=end={self.frames_expected / self.fps:.6f}",
             "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
             "-c:a", "aac", "-b:a", "128k", "-ar", "48000",

@@ -389,3 +389,25 @@ def test_probe_media_layouts_and_errors(tmp_path):
         media.probe_media(tmp_path / "junk.mp4")
     with pytest.raises(FileNotFoundError):
         media.probe_media(tmp_path / "missing.mp4")
+
+
+def test_video_writer_muxes_the_original_recording(tmp_path):
+    """A file-backed Audio is muxed at its own quality: a 10 kHz tone (above the 8 kHz that 16 kHz
+    samples can carry) and stereo survive; the track is still cut to the video's length."""
+    sr = 44100
+    t = np.arange(int(1.3 * sr)) / sr
+    left, right = 0.3 * np.sin(2 * np.pi * 10000 * t), 0.3 * np.sin(2 * np.pi * 440 * t)
+    source = tmp_path / "voice.wav"
+    sf.write(source, np.stack([left, right], axis=1).astype(np.float32), sr)
+    audio = media.read_audio(source)
+    out = tmp_path / "out.mp4"
+    with media.VideoWriter(out, (64, 64), audio) as writer:
+        writer.write(np.zeros((audio.num_frames, 64, 64, 3), np.uint8))
+    assert media.probe_media(out)["audio"]["channels"] == 2
+    pcm = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(out), "-f", "f32le", "-ac", "2",
+                          "-ar", "48000", "-"], capture_output=True, check=True).stdout
+    decoded = np.frombuffer(pcm, np.float32).reshape(-1, 2)
+    assert abs(len(decoded) / 48000 - audio.num_frames / 25) < 0.03
+    spectrum = np.abs(np.fft.rfft(decoded[4800:-4800, 0]))
+    freqs = np.fft.rfftfreq(len(decoded) - 9600, 1 / 48000)
+    assert abs(freqs[np.argmax(spectrum)] - 10000) < 20
