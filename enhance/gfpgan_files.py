@@ -74,13 +74,13 @@ def check_state_dict(state: Mapping, file: Path | str) -> None:
 
 def load_state_dict(path: Path | str) -> dict:
     """The checked generator state dict (key -> float32 CPU tensor) of a GFPGAN .pth file."""
-    import torch
+    from talker.models.torch_files import torch_load
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist: fetch it with `{DOWNLOAD_COMMAND}`")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch_load(path)
     except Exception as err:  # truncated download, not a torch file, foreign pickle
         raise CheckpointError(f"{path} cannot be read as a torch checkpoint ({type(err).__name__}: "
                               f"{str(err).splitlines()[0][:120] if str(err) else ''}); it is probably "

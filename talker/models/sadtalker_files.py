@@ -146,16 +146,11 @@ def _safetensors_tensors(path: Path, prefix: str, keys) -> dict:
 
 
 def _load_pickle(path: Path) -> dict:
-    """torch.load(weights_only=True), memory-mapped when the file is in the zip format."""
-    import torch
+    """The pickle's object (talker.models.torch_files.torch_load), or a CheckpointError that says why not."""
+    from talker.models.torch_files import torch_load
 
     try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as err:  # the pre-1.6 format cannot be memory-mapped
-            if "mmap" not in str(err):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return torch_load(path)
     except Exception as err:  # zip/pickle errors, EOFError, disallowed globals
         if "Weights only load failed" in str(err):
             detail = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line), "").split(". Please")[0]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from pathlib import Path
 from typing import Mapping
 
@@ -90,18 +89,12 @@ def read_safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]
 
 
 def load_torch_file(path: Path):
-    """The object in a torch pickle, read with weights_only=True (mapped, not read, for zip-format files).
+    """The object in a torch pickle (talker.models.torch_files.torch_load), or a CheckpointError
+    saying the file is damaged or holds Python objects talker does not load."""
+    from talker.models.torch_files import torch_load
 
-    Plain NumPy scalars and dtypes (as stored by some training scripts) are allowed; any other
-    Python object is refused, so a file cannot run code.
-    """
-    import numpy as np
-    import torch
-
-    allowed = [np.core.multiarray.scalar, np.dtype, *{type(np.dtype(t)) for t in ("f4", "f8", "i4", "i8", "u1", "b1")}]
     try:
-        with torch.serialization.safe_globals(allowed):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        return torch_load(path)
     except Exception as err:  # UnpicklingError, RuntimeError (truncated zip), EOFError, ...
         first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise CheckpointError(
