@@ -118,16 +118,10 @@ def _add_coeffs(sub) -> None:
 
 
 def _run_coeffs(args) -> int:
-    from talker.errors import OutputError
+    from talker.media import check_output_path
     from talker.pipeline import choose_backend, load_audio, load_face
 
-    out = args.out.expanduser()
-    if out.suffix != ".npz":
-        raise OutputError(f"{out} must end in .npz")
-    if out.exists() and not args.force:
-        raise OutputError(f"{out} exists; pass --force to overwrite or choose another -o")
-    if not out.parent.is_dir():
-        raise OutputError(f"the folder {out.parent} does not exist")
+    out = check_output_path(args.out, args.force, suffix=".npz")
     options = MakeOptions(
         image=args.image, audio=args.audio, text=args.text, preprocess=args.preprocess, size=args.size,
         backend=args.backend, checkpoints=args.checkpoints, device=args.device, pose_style=args.pose_style,

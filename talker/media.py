@@ -202,16 +202,17 @@ def synthesize_speech(text: str, voice: str = "en-us", timeout_s: float = DECODE
 # ----------------------------------------------------------------------------------------- output
 
 
-def check_output_path(path: str | Path, force: bool) -> Path:
-    """Check, before any heavy work, that an MP4 can be written at ``path``; returns it made absolute.
+def check_output_path(path: str | Path, force: bool, suffix: str = ".mp4") -> Path:
+    """Check, before any heavy work, that a ``suffix`` file (an MP4 by default) can be written at
+    ``path``; returns it made absolute.
 
     Creates the parent folder when its own parent exists. Raises OutputError when the suffix is not
-    .mp4, the folder cannot be made or written, ``path`` is a folder, or a file exists there and
-    ``force`` is False.
+    ``suffix``, the folder cannot be made or written, ``path`` is a folder, or a file exists there
+    and ``force`` is False.
     """
     path = Path(os.path.abspath(Path(path).expanduser()))
-    if path.suffix.lower() != ".mp4":
-        raise OutputError(f"output {path} must end in .mp4; choose another --out, e.g. {path.with_suffix('.mp4').name}")
+    if path.suffix.lower() != suffix:
+        raise OutputError(f"output {path} must end in {suffix}; choose another --out, e.g. {path.with_suffix(suffix).name}")
     if path.is_dir():
         raise OutputError(f"output {path} is a folder; give a file name inside it, e.g. --out {path / 'talk.mp4'}")
     folder = path.parent
