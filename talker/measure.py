@@ -26,12 +26,14 @@ class FaceMeasures:
     mouth_open: (T,) inner-lip gap (points 13-14) in inter-ocular distances.
     eye_open: (T,) mean eye opening (lid gap over eye width) of both eyes, unitless.
     nose: (T, 2) nose-tip position in pixels.
+    iod: (T,) inter-ocular distance (outer eye corners) in pixels, the unit of mouth_open.
     landmarks: (T, 478, 3) every point in pixels (x, y, z).
     """
 
     mouth_open: np.ndarray
     eye_open: np.ndarray
     nose: np.ndarray
+    iod: np.ndarray
     landmarks: np.ndarray
 
     @property
@@ -76,7 +78,7 @@ def _measures(lm: np.ndarray) -> FaceMeasures:
         gap = np.linalg.norm(xy[:, up] - xy[:, low], axis=-1)
         width = np.linalg.norm(xy[:, c0] - xy[:, c1], axis=-1)
         eyes.append(gap / width)
-    return FaceMeasures(mouth_open=mouth, eye_open=np.mean(eyes, axis=0), nose=xy[:, 4], landmarks=lm)
+    return FaceMeasures(mouth_open=mouth, eye_open=np.mean(eyes, axis=0), nose=xy[:, 4], iod=iod, landmarks=lm)
 
 
 def count_blinks(eye_open: np.ndarray, drop: float = 0.5) -> int:

@@ -182,7 +182,7 @@ def score_video(
     checks.append(grade("eye_motion", float(e[1] - e[0]) if n >= 5 * FPS else None))
 
     # 5. Head motion (reported, not graded: a still head can be intended) and jitter.
-    iod = _iod(m.landmarks)
+    iod = np.where(np.isfinite(m.iod) & (m.iod > 0), m.iod, np.nanmedian(m.iod))  # frames without a face: typical IOD
     nose = m.nose / iod[:, None]
     head = float(np.nanmean(np.nanstd(nose, axis=0)))
     checks.append(Check("head_motion", head, "pass", ""))
@@ -280,11 +280,6 @@ def _phonetic(phones, mouth: np.ndarray, speech: np.ndarray):
     speech_median = float(np.median(mouth[speech]))
     opened = float(np.mean([max(mouth[i] for i in f) > speech_median for f in vowel_phones]))
     return rate, opened
-
-
-def _iod(lm: np.ndarray) -> np.ndarray:
-    d = np.linalg.norm(lm[:, 33, :2] - lm[:, 263, :2], axis=-1)
-    return np.where(np.isfinite(d) & (d > 0), d, np.nanmedian(d))
 
 
 # Rigid points that move only with the head: eye corners, nose bridge and tip, forehead.
