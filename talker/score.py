@@ -260,6 +260,12 @@ def _aligned_phones(audio: Audio, transcript: str) -> list:
     return [p for p in align_phones(audio.samples, transcript)]
 
 
+def phone_frames(start: float, end: float, num_frames: int) -> range:
+    """Indices of the video frames whose centre lies in [start, end] seconds, within 0..num_frames-1."""
+    first, last = int(np.ceil(start * FPS - 0.5)), int(np.floor(end * FPS - 0.5))
+    return range(max(first, 0), min(last, num_frames - 1) + 1)
+
+
 def _phonetic(phones, mouth: np.ndarray, speech: np.ndarray):
     """(closure_rate, vowel_opening) from aligned phones; (None, None) without phones."""
     if not phones:
@@ -267,8 +273,7 @@ def _phonetic(phones, mouth: np.ndarray, speech: np.ndarray):
     n = len(mouth)
 
     def frames(p):
-        a, b = int(np.ceil(p[0] * FPS - 0.5)), int(np.floor(p[1] * FPS - 0.5))
-        return [i for i in range(max(a, 0), min(b, n - 1) + 1)]
+        return phone_frames(p[0], p[1], n)
 
     vowel_phones = [f for p in phones if p[2] in OPEN_VOWELS and (f := frames(p))]
     if not vowel_phones or not speech.any():

@@ -14,17 +14,15 @@ from conftest import run_talker
 from talker.face import prepare_face
 from talker.measure import count_blinks, measure_video
 from talker.media import probe_media, read_video_frames
+from talker.score import OPEN_VOWELS, phone_frames
 
-OPEN_VOWELS = {"aa", "ae", "ah", "ao", "aw", "ay"}
 CLOSURES = {"p", "b", "m"}
 FPS = 25
 
 
 def frames_of(phone, n_frames: int) -> range:
     """Video frames whose centre lies inside the phone."""
-    first = int(np.ceil(phone.start * FPS - 0.5))
-    last = int(np.floor(phone.end * FPS - 0.5))
-    return range(max(first, 0), min(last, n_frames - 1) + 1)
+    return phone_frames(phone.start, phone.end, n_frames)
 
 
 def test_container_is_h264_aac_25fps_and_as_long_as_the_audio(full_mode_video, long_speech):
