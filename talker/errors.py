@@ -48,3 +48,10 @@ class OptionError(TalkerError):
 
 class SpaceMismatchError(TalkerError):
     """A renderer was given a CoeffTrack in a coefficient space it cannot draw."""
+
+
+class Cancelled(TalkerError):
+    """The run was stopped on request (the web UI's Stop, the API's DELETE). Raised from a progress
+    callback, it ends ``pipeline.make`` at the next report and the partial MP4 is removed."""
+
+    exit_code = 130
