@@ -1,0 +1,370 @@
+"""The HTTP API (FastAPI; the OpenAPI page is at /docs) and the controller.
+
+``create_app(config)`` serves the routes below; every route under /v1 except the Discord one
+needs a tenant's API key. The controller is a thread of the API process that, every
+``reap_interval_s``, re-queues running jobs whose worker stopped heartbeating and publishes jobs
+whose message never reached the broker (it was down at submission).
+"""
+
+# (no `from __future__ import annotations`: FastAPI reads the routes' annotations at run time)
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from talker.errors import TalkerError
+from talker.service import security
+from talker.service.config import ServiceConfig, Tenant
+from talker.service.jobs import CANCELLED, QUEUED, RUNNING, Job, open_store
+from talker.service.results import S3Results, open_results
+from talker.service.security import Refused
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_JOBS = 1000
+_SERVICE_FIELDS = ("webhook", "report")
+
+
+class Service:
+    """What the routes share: settings, store, results, the Celery app used to publish."""
+
+    def __init__(self, config: ServiceConfig):
+        from talker.service.tasks import make_celery
+
+        self.config = config
+        self.store = open_store(config.store_url)
+        self.results = open_results(config.results_url)
+        self.celery = make_celery(config)
+
+    # --------------------------------------------------------------------------- submission
+
+    def save_upload(self, upload, role: str, key_prefix: str) -> str:
+        """Check an uploaded file (size, type from content, pixels or seconds) and put it in the
+        results store; returns its key. Refused 413 / 415."""
+        limits = self.config.limits
+        name = f"the {role} upload{f' {upload.filename!r}' if upload.filename else ''}"
+        security.check_size(name, upload.size or 0, limits)
+        with tempfile.NamedTemporaryFile(prefix="talker-upload-") as tmp:
+            upload.file.seek(0)
+            shutil.copyfileobj(upload.file, tmp)
+            tmp.flush()
+            security.check_size(name, tmp.tell(), limits)
+            check = security.check_image if role == "image" else security.check_audio
+            suffix = check(name, Path(tmp.name), limits)
+            key = f"{key_prefix}/{role}{suffix}"
+            self.results.put_file(key, Path(tmp.name))
+        return key
+
+    def submit(self, job: Job) -> tuple[Job, bool]:
+        """Store the job and publish it; (job, True) when new, (the earlier job, False) for a reused
+        idempotency key. A failed publish is retried by the controller."""
+        stored = self.store.add(job)
+        if stored.id != job.id:
+            return stored, False
+        self.publish(stored)
+        return stored, True
+
+    def publish(self, job: Job) -> None:
+        from talker.service.tasks import RENDER
+
+        try:
+            self.celery.send_task(RENDER, args=[job.id], queue=self.config.worker.queue)
+        except Exception as err:
+            log.warning("job %s not published yet (%s); the controller retries", job.id, err)
+            return
+        self.store.update(job.id, only_if={"state": [QUEUED]}, enqueued=True)
+
+    def service_fields(self, tenant: Tenant, form: dict) -> dict:
+        """webhook and report from a form, checked (OptionError for a refused webhook)."""
+        from talker.service.webhooks import check_url
+
+        out = {"webhook": form.get("webhook") or None, "want_report": str(form.get("report", "")).lower() in ("1", "true", "yes", "on")}
+        if out["webhook"]:
+            if not tenant.webhook_secret:
+                from talker.errors import OptionError
+
+                raise OptionError(f"tenant {tenant.name!r} has no webhook_secret in the service config, so webhooks cannot be signed")
+            check_url(out["webhook"], tenant.allow_private_webhooks)
+        return out
+
+    def job_of(self, tenant: Tenant, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job is None or job.tenant != tenant.name:
+            raise Refused(404, f"no job {job_id} (a job is visible only with its own tenant's key)")
+        return job
+
+    # --------------------------------------------------------------------------- controller
+
+    def reap(self) -> None:
+        """Re-queue running jobs without a recent heartbeat; publish jobs never published."""
+        now = time.time()
+        stale = now - self.config.worker.stale_s
+        for job in self.store.active():
+            if job.state == RUNNING and (job.heartbeat_at or 0) < stale:
+                if self.store.update(job.id, only_if={"state": [RUNNING], "worker": [job.worker]}, heartbeat_before=stale,
+                                     state=QUEUED, stage="re-queued: its worker stopped", enqueued=False):
+                    log.warning("job %s: worker %s stopped, re-queued", job.id, job.worker)
+                    self.publish(job)
+            elif job.state == QUEUED and not job.enqueued and job.created_at < now - 1.0:
+                self.publish(job)
+
+    def run_controller(self, stop: threading.Event) -> None:
+        while not stop.wait(self.config.worker.reap_interval_s):
+            try:
+                self.reap()
+            except Exception as err:
+                log.warning("controller: %s", err)
+
+
+def create_app(config: ServiceConfig):
+    from fastapi import FastAPI, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+    from starlette.background import BackgroundTask
+
+    from talker.service.batches import parse_manifest
+    from talker.service.forms import openapi_schema, options_from_form
+    from talker.service.metrics import ServiceCollector, metrics_text
+
+    svc = Service(config)
+    stop = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        thread = threading.Thread(target=svc.run_controller, args=(stop,), daemon=True, name="talker-controller")
+        thread.start()
+        yield
+        stop.set()
+
+    app = FastAPI(title="talker job service", version="1", lifespan=lifespan,
+                  description="Render talking-head videos from a portrait and speech: jobs, batches, webhooks, Discord.")
+    app.state.service = svc
+
+    @app.exception_handler(Refused)
+    async def _refused(_req, err: Refused):
+        return JSONResponse({"error": err.message}, status_code=err.status)
+
+    @app.exception_handler(TalkerError)
+    async def _talker_error(_req, err: TalkerError):
+        return JSONResponse({"error": str(err)}, status_code=422)
+
+    def tenant(request: Request) -> Tenant:
+        return security.tenant_of(config, request.headers)
+
+    async def read_form(request: Request, max_files: int):
+        length = int(request.headers.get("content-length") or 0)
+        if length > config.limits.upload_bytes * max_files + 1_000_000:
+            raise Refused(413, f"the request is {length / 1e6:.1f} MB, over the limit of {max_files} files of "
+                               f"{config.limits.upload_bytes / 1e6:.1f} MB; send smaller files")
+        return await request.form(max_files=max_files, max_fields=1000)
+
+    @app.get("/healthz", tags=["service"])
+    def healthz():
+        """200 when the job store answers."""
+        svc.store.counts()
+        return {"ok": True}
+
+    @app.get("/metrics", tags=["service"])
+    def metrics():
+        """Prometheus metrics: queue depth, jobs by state, render fps."""
+        body = metrics_text(ServiceCollector(svc.store, svc.celery, config.worker.queue))
+        return Response(body, media_type="text/plain; version=0.0.4")
+
+    job_schema = openapi_schema(
+        {"image": "the portrait (PNG, JPEG, WebP or BMP)", "audio": "the speech (WAV, MP3, OGG, FLAC, M4A...); or give text"},
+        {"webhook": {"type": "string", "description": "URL notified (signed POST) when the job ends"},
+         "report": {"type": "boolean", "description": "also grade the video (GET .../report)"}},
+    )
+
+    @app.post("/v1/jobs", status_code=202, tags=["jobs"], openapi_extra=job_schema)
+    async def create_job(request: Request):
+        """Submit a render: a portrait and speech (or text) plus any option of ``talker make``.
+        An ``Idempotency-Key`` header returns the job made earlier with the same key (200)."""
+        who = tenant(request)
+        form = await read_form(request, max_files=2)
+
+        def work():
+            uploads = {k: form[k] for k in ("image", "audio") if hasattr(form.get(k), "filename")}
+            fields = {k: v for k, v in form.multi_items() if isinstance(v, str) and k not in _SERVICE_FIELDS}
+            if "image" not in uploads:
+                raise Refused(422, "no portrait: send the picture as the multipart file field 'image'")
+            options = options_from_form(fields, has_audio="audio" in uploads)
+            job = Job(tenant=who.name, options=options, idempotency_key=request.headers.get("idempotency-key"),
+                      **svc.service_fields(who, form))
+            if job.idempotency_key and (earlier := svc.store.find(who.name, job.idempotency_key)) is not None:
+                return earlier, False
+            job.inputs = {role: svc.save_upload(up, role, f"{who.name}/{job.id}") for role, up in uploads.items()}
+            stored, created = svc.submit(job)
+            if not created:  # the same key raced in from another request: drop this one's uploads
+                for key in job.inputs.values():
+                    svc.results.delete(key)
+            return stored, created
+
+        job, created = await run_in_threadpool(work)
+        return JSONResponse(job.public(), status_code=202 if created else 200)
+
+    @app.get("/v1/jobs", tags=["jobs"])
+    def list_jobs(request: Request, limit: int = 100):
+        """The tenant's jobs, newest first."""
+        return {"jobs": [j.public() for j in svc.store.jobs(tenant(request).name, limit=limit)]}
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"])
+    def get_job(job_id: str, request: Request):
+        """State, stage, frames done, fps and ETA of a job."""
+        return svc.job_of(tenant(request), job_id).public()
+
+    @app.delete("/v1/jobs/{job_id}", tags=["jobs"])
+    def cancel_job(job_id: str, request: Request):
+        """Cancel a queued or running job; a running render stops within a second and leaves no file."""
+        job = svc.job_of(tenant(request), job_id)
+        if svc.store.update(job_id, only_if={"state": [QUEUED, RUNNING]}, state=CANCELLED, stage="cancelled",
+                            finished_at=time.time()):
+            from talker.service.tasks import notify
+
+            job = svc.store.get(job_id)
+            notify(svc.celery, job)
+            return job.public()
+        job = svc.store.get(job_id)
+        if job.state == CANCELLED:
+            return job.public()
+        raise Refused(409, f"job {job_id} has already ended ({job.state}); nothing to cancel")
+
+    def output(job: Job, key: str | None, what: str, media_type: str):
+        if key is None:
+            hint = " (submit with report=true to get one)" if what == "report" and not job.want_report else ""
+            raise Refused(404, f"job {job.id} has no {what}: it is {job.state}{hint}")
+        if isinstance(svc.results, S3Results):
+            return RedirectResponse(svc.results.url(key), status_code=307)
+        return FileResponse(svc.results.path(key), media_type=media_type, filename=f"{job.name or job.id}{Path(key).suffix}")
+
+    @app.get("/v1/jobs/{job_id}/video", tags=["jobs"])
+    def get_video(job_id: str, request: Request):
+        """The MP4 of a finished job (HTTP Range requests are served)."""
+        job = svc.job_of(tenant(request), job_id)
+        return output(job, job.video, "video", "video/mp4")
+
+    @app.get("/v1/jobs/{job_id}/report", tags=["jobs"])
+    def get_report(job_id: str, request: Request):
+        """The score report (JSON) of a finished job submitted with report=true."""
+        job = svc.job_of(tenant(request), job_id)
+        return output(job, job.report, "report", "application/json")
+
+    batch_schema = openapi_schema(
+        {"manifest": "CSV (header row) or JSONL: columns avatar, text, audio and any render option",
+         "files": "the portraits and recordings the manifest names (repeat the field)"},
+        {"webhook": {"type": "string", "description": "URL notified for each job"}},
+    )
+
+    @app.post("/v1/batches", status_code=202, tags=["batches"], openapi_extra=batch_schema)
+    async def create_batch(request: Request):
+        """One job per manifest row; a row without an avatar is made with every uploaded portrait."""
+        import uuid
+
+        who = tenant(request)
+        form = await read_form(request, max_files=200)
+
+        def work():
+            manifest = form.get("manifest")
+            if not hasattr(manifest, "filename"):
+                raise Refused(422, "no manifest: send the CSV or JSONL as the multipart file field 'manifest'")
+            batch = uuid.uuid4().hex
+            keys, avatars, recordings = {}, [], []
+            for up in form.getlist("files"):
+                head = up.file.read(16)
+                up.file.seek(0)
+                role = "image" if security.image_type(head) else "audio"
+                name = Path(up.filename or f"file{len(keys)}").name
+                keys[name] = svc.save_upload(up, role, f"{who.name}/batches/{batch}/{len(keys):03d}")
+                (avatars if role == "image" else recordings).append(name)
+            rows = parse_manifest(manifest.file.read(), avatars, recordings, MAX_BATCH_JOBS)
+            extra = svc.service_fields(who, form)
+            ids = []
+            for row in rows:
+                inputs = {"image": keys[row.avatar]} | ({"audio": keys[row.audio]} if row.audio else {})
+                job, _ = svc.submit(Job(tenant=who.name, batch=batch, name=row.name, options=row.options,
+                                        inputs=inputs, **extra))
+                ids.append(job.id)
+            return {"id": batch, "jobs": ids, "links": {"self": f"/v1/batches/{batch}", "zip": f"/v1/batches/{batch}/zip"}}
+
+        return JSONResponse(await run_in_threadpool(work), status_code=202)
+
+    def batch_jobs(request: Request, batch_id: str) -> list[Job]:
+        jobs = svc.store.jobs(tenant(request).name, batch=batch_id, limit=MAX_BATCH_JOBS)
+        if not jobs:
+            raise Refused(404, f"no batch {batch_id}")
+        return sorted(jobs, key=lambda j: j.name or "")
+
+    @app.get("/v1/batches/{batch_id}", tags=["batches"])
+    def get_batch(batch_id: str, request: Request):
+        """Counts by state and the batch's jobs."""
+        jobs = batch_jobs(request, batch_id)
+        counts: dict[str, int] = {}
+        for j in jobs:
+            counts[j.state] = counts.get(j.state, 0) + 1
+        finished = all(j.state in ("done", "failed", "cancelled") for j in jobs)
+        return {"id": batch_id, "total": len(jobs), "counts": counts, "finished": finished,
+                "jobs": [j.public() for j in jobs], "links": {"zip": f"/v1/batches/{batch_id}/zip"}}
+
+    @app.get("/v1/batches/{batch_id}/zip", tags=["batches"])
+    def get_batch_zip(batch_id: str, request: Request):
+        """A zip of the batch's finished videos, named <row>_<avatar>.mp4, and a manifest.json of all jobs."""
+        jobs = batch_jobs(request, batch_id)
+        tmp = tempfile.NamedTemporaryFile(prefix="talker-batch-", suffix=".zip", delete=False)
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+            for j in jobs:
+                if j.video:
+                    with svc.results.open(j.video) as src, z.open(f"{j.name}.mp4", "w") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+            z.writestr("manifest.json", json.dumps([j.public() for j in jobs], indent=1))
+        tmp.close()
+        return FileResponse(tmp.name, media_type="application/zip", filename=f"batch-{batch_id}.zip",
+                            background=BackgroundTask(Path(tmp.name).unlink, missing_ok=True))
+
+    @app.post("/v1/discord/interactions", tags=["discord"])
+    async def discord_interaction(request: Request):
+        """Discord's interactions endpoint: Ed25519-verified; /talk answers 'deferred' at once and
+        posts the video as a follow-up."""
+        from talker.service import discord
+
+        settings = config.discord
+        if not settings.public_key or settings.tenant not in config.tenants:
+            raise Refused(404, "Discord is not set up: give discord.public_key and discord.tenant in the service config")
+        body = await request.body()
+        if not discord.verify(settings.public_key, request.headers.get("x-signature-ed25519", ""),
+                              request.headers.get("x-signature-timestamp", ""), body):
+            raise Refused(401, "invalid request signature")
+        interaction = json.loads(body)
+        if interaction.get("type") == discord.PING:
+            return {"type": discord.PONG}
+        if interaction.get("type") != discord.APPLICATION_COMMAND:
+            raise Refused(400, f"interaction type {interaction.get('type')} is not handled")
+        opts = discord.command_options(interaction)
+        avatars = settings.avatars
+        avatar = opts.get("avatar") or next(iter(avatars), None)
+        if avatar not in avatars:
+            return {"type": 4, "data": {"content": f"Unknown avatar {avatar!r}; choose one of: {', '.join(avatars) or 'none configured'}"}}
+
+        def work():
+            options = options_from_form({"text": opts.get("text") or ""}, has_audio=False)
+            job = Job(tenant=settings.tenant, options=options, name=f"discord_{avatar}",
+                      discord={"application_id": interaction["application_id"], "token": interaction["token"]})
+            path = Path(avatars[avatar]).expanduser()
+            key = f"{job.tenant}/{job.id}/image{path.suffix.lower()}"
+            svc.results.put_file(key, path)
+            job.inputs = {"image": key}
+            svc.store.add(job)
+            return job
+
+        try:
+            job = await run_in_threadpool(work)
+        except TalkerError as err:
+            return {"type": 4, "data": {"content": f"Cannot make that video: {err}"}}
+        return JSONResponse({"type": discord.DEFERRED_CHANNEL_MESSAGE},
+                            background=BackgroundTask(svc.publish, job))
+
+    return app

@@ -1,0 +1,89 @@
+"""``talker serve`` and ``talker worker``: the job service's two processes.
+
+    talker serve  [--host H] [--port P] [--broker URL] [--results DIR|s3://B/P] [--store URL] [--config FILE]
+    talker worker [--broker URL] [--results ...] [--store URL] [--config FILE] [--concurrency N] [--queues Q]
+
+Both read the same settings (``talker.service.config``); with no --broker they share a SQLite
+queue in the data folder, so one machine needs no other server. Nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _common(p) -> None:
+    p.add_argument("--broker", help="queue URL: sqla+sqlite:///FILE (default, in the data folder) or redis://HOST:6379/0 to scale out [$TALKER_BROKER]")
+    p.add_argument("--results", help="where inputs and videos are kept: a folder shared with the workers, or s3://bucket/prefix [$TALKER_RESULTS]")
+    p.add_argument("--store", help="job records (default: next to the broker: its SQLite file or its Redis) [$TALKER_STORE]")
+    p.add_argument("--config", help="YAML settings: tenants and keys, limits, webhooks, Discord [$TALKER_CONFIG]")
+
+
+def add_service_commands(sub) -> None:
+    p = sub.add_parser("serve", help="run the job service's HTTP API (needs talker[serve])",
+                       description="Serve the job API (OpenAPI page at /docs) and the controller that re-queues jobs of dead workers.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    _common(p)
+    p.set_defaults(run=_run_serve)
+
+    p = sub.add_parser("worker", help="run a render worker for the job service (needs talker[serve])",
+                       description="Take render jobs from the queue; each pool process loads the models once.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _common(p)
+    p.add_argument("--concurrency", type=int, default=1, help="render processes (several may share one GPU)")
+    p.add_argument("--queues", help="comma-separated queues to take jobs from (default: the config's worker.queue, 'talker')")
+    p.add_argument("--name", help="worker name (default: talker-<pid>@<host>)")
+    p.add_argument("--pool", choices=("prefork", "solo", "threads"), default="prefork",
+                   help="prefork: one process per --concurrency; solo: render in this process")
+    p.set_defaults(run=_run_worker)
+
+
+def _config(args):
+    _need_extra()
+    from talker.service.config import load_config
+
+    return load_config(args.config, broker=args.broker, results=args.results, store=args.store)
+
+
+def _need_extra() -> None:
+    try:
+        import celery, fastapi, uvicorn  # noqa: E401, F401
+    except ImportError as err:
+        from talker.errors import MissingDependencyError
+
+        raise MissingDependencyError(f"the job service needs the serve extra ({err.name} is missing): pip install 'talker[serve]'") from None
+
+
+def _run_serve(args) -> int:
+    import uvicorn
+
+    from talker.service.app import create_app
+
+    app = create_app(_config(args))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5)
+    return 0
+
+
+def _run_worker(args) -> int:
+    import os
+    import socket
+
+    from talker.errors import OptionError
+    from talker.service.tasks import make_celery
+
+    config = _config(args)
+    if args.concurrency < 1:
+        raise OptionError(f"--concurrency must be at least 1, not {args.concurrency}")
+    app = make_celery(config)
+    if args.pool != "prefork":  # prefork pool processes load the models themselves (worker_process_init)
+        from talker.service.tasks import warm_up
+
+        warm_up()
+    name = args.name or f"talker-{os.getpid()}@{socket.gethostname()}"
+    app.worker_main([
+        "worker", "--loglevel=INFO", f"--concurrency={args.concurrency}", f"--queues={args.queues or config.worker.queue}",
+        f"--hostname={name}", f"--pool={args.pool}", "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ])
+    return 0

@@ -1,0 +1,63 @@
+"""Form fields -> MakeOptions fields: the one place where the API checks render options.
+
+Every ``MakeOptions`` field except the server's own (image, audio, out, force, checkpoints) can be
+sent as a form field (``size=512``, ``still=true``...); ``MakeOptions.validate`` judges the values,
+so the API accepts exactly what ``talker make`` accepts and answers with the same messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from talker.errors import OptionError
+from talker.options import MakeOptions
+
+_SERVER_FIELDS = ("image", "audio", "out", "force", "checkpoints", "extra")
+OPTION_FIELDS = {f.name: f for f in fields(MakeOptions) if f.name not in _SERVER_FIELDS}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _kind(annotation: str) -> str:
+    """'int', 'float', 'bool' or 'str' from a field's annotation text ('int | None' -> 'int')."""
+    return annotation.split(" |")[0].strip()
+
+
+def options_from_form(form: dict, has_audio: bool, has_image: bool = True) -> dict:
+    """The MakeOptions fields named in ``form`` (str values), converted and validated.
+
+    Raises OptionError naming the field, for unknown names, values of the wrong type, and every
+    check of ``MakeOptions.validate``.
+    """
+    values = {}
+    for name, raw in form.items():
+        key = name.replace("-", "_")
+        if key not in OPTION_FIELDS:
+            raise OptionError(f"unknown option {name!r}; the options are: {', '.join(OPTION_FIELDS)}")
+        kind, text = _kind(OPTION_FIELDS[key].type), str(raw).strip()
+        try:
+            if kind == "bool":
+                if text.lower() not in _TRUE + _FALSE:
+                    raise ValueError
+                values[key] = text.lower() in _TRUE
+            elif text == "" and "None" in OPTION_FIELDS[key].type:
+                values[key] = None
+            else:
+                values[key] = {"int": int, "float": float}.get(kind, str)(text)
+        except ValueError:
+            raise OptionError(f"option {name} must be {'true or false' if kind == 'bool' else 'a ' + kind}, not {text!r}") from None
+    MakeOptions(
+        image=Path("portrait") if has_image else None, audio=Path("speech") if has_audio else None, **values
+    ).validate()
+    return values
+
+
+def openapi_schema(files: dict[str, str], extra: dict[str, dict]) -> dict:
+    """The multipart/form-data schema of a request with ``files`` (name -> description), the
+    render options and ``extra`` fields, for the OpenAPI page (/docs)."""
+    props = {name: {"type": "string", "format": "binary", "description": text} for name, text in files.items()}
+    types = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
+    for name, f in OPTION_FIELDS.items():
+        props[name] = {"type": types[_kind(f.type)], "default": f.default}
+    props |= extra
+    return {"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": props}}}}}

@@ -1,0 +1,285 @@
+"""The Celery app and the work a ``talker worker`` does.
+
+Delivery: a render message is acknowledged only after the job ended (``acks_late``), a message
+whose pool process died is put back (``task_reject_on_worker_lost``), and Redis delivers an
+unacknowledged message again after ``visibility_timeout_s``. Exactly-once completion comes from
+the job store, not the broker: a worker *claims* the job (queued -> running, or a running job whose
+heartbeat is older than ``stale_s``) and writes every later change only while it still holds the
+claim; a second delivery of the same job finds it claimed or finished and does nothing. A worker
+that dies stops heartbeating, and the controller (in ``talker serve``) re-queues its job.
+
+Each pool process loads the models once, when it starts (``worker_process_init``), and records its
+cold start (process start to first rendered frame) on the first job it renders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from talker.service.config import ServiceConfig
+from talker.service.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, open_store
+from talker.service.results import open_results
+
+log = logging.getLogger(__name__)
+
+RENDER, WEBHOOK, DISCORD = "talker.render", "talker.webhook", "talker.discord"
+PROGRESS_EVERY_S = 0.5  # progress written to the store at most this often
+CANCEL_POLL_S = 0.25  # how often a running job looks for a cancel
+
+
+class Runtime:
+    """Per-process handles (store, results), reopened after a fork."""
+
+    def __init__(self, config: ServiceConfig):
+        self.config = config
+        self.pid = None
+        self.process_start = time.time()
+        self.cold_start_s = None
+
+    def _open(self):
+        if self.pid != os.getpid():
+            self.pid = os.getpid()
+            self._store = open_store(self.config.store_url)
+            self._results = open_results(self.config.results_url)
+
+    @property
+    def store(self):
+        self._open()
+        return self._store
+
+    @property
+    def results(self):
+        self._open()
+        return self._results
+
+
+def make_celery(config: ServiceConfig):
+    """The Celery app of the service, with its three tasks registered."""
+    from celery import Celery
+    from celery.signals import worker_process_init
+
+    broker = config.broker_url
+    if broker.startswith("sqla+sqlite:///"):
+        Path(broker[len("sqla+sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    app = Celery("talker", broker=broker)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue=config.worker.queue,
+        task_serializer="json",
+        accept_content=["json"],
+        # kombu's SQLAlchemy transport hands every transport option to create_engine: Redis only
+        broker_transport_options={"visibility_timeout": config.worker.visibility_timeout_s} if broker.startswith("redis") else {},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    rt = Runtime(config)
+    app.talker_runtime = rt
+
+    @worker_process_init.connect(weak=False)
+    def _load_models(**_):
+        rt.process_start = time.time()
+        warm_up()
+
+    @app.task(name=RENDER, bind=True)
+    def render(self, job_id: str) -> None:
+        run_job(rt, app, job_id)
+
+    @app.task(name=WEBHOOK, bind=True, max_retries=config.webhooks.retries)
+    def webhook(self, job_id: str, event: str) -> None:
+        from talker.service.webhooks import check_url, post_signed
+
+        job = rt.store.get(job_id)
+        tenant = config.tenants.get(job.tenant) if job else None
+        if job is None or not job.webhook or tenant is None or not tenant.webhook_secret:
+            return
+        try:
+            check_url(job.webhook, tenant.allow_private_webhooks)  # again: DNS may have changed
+        except Exception as err:
+            log.warning("webhook of job %s not sent: %s", job_id, err)
+            return
+        try:
+            status = post_signed(job.webhook, tenant.webhook_secret, {"event": event, "job": job.public()},
+                                 config.webhooks.timeout_s)
+        except Exception as err:
+            status = f"{type(err).__name__}: {err}"
+        if not (isinstance(status, int) and 200 <= status < 300):
+            log.info("webhook of job %s: %s, retrying", job_id, status)
+            raise self.retry(countdown=config.webhooks.backoff_s * 2**self.request.retries)
+
+    @app.task(name=DISCORD, bind=True, max_retries=config.webhooks.retries)
+    def discord(self, job_id: str) -> None:
+        from talker.service.discord import follow_up
+
+        job = rt.store.get(job_id)
+        if job is None or not job.discord:
+            return
+        with tempfile.TemporaryDirectory(prefix="talker-discord-") as tmp:
+            video = None
+            if job.state == DONE:
+                video = Path(tmp) / f"talker-{job.id[:8]}.mp4"
+                rt.results.get_file(job.video, video)
+            message = "Here is your video." if video else f"Sorry, the video could not be made: {job.error or job.state}"
+            try:
+                status = follow_up(config.discord.api_base, job.discord, video, message, config.webhooks.timeout_s)
+            except Exception as err:
+                status = f"{type(err).__name__}: {err}"
+        if not (isinstance(status, int) and 200 <= status < 300):
+            raise self.retry(countdown=config.webhooks.backoff_s * 2**self.request.retries)
+
+    return app
+
+
+def notify(app, job: Job) -> None:
+    """Queue the webhook and the Discord follow-up of a job that ended."""
+    if job.webhook:
+        app.send_task(WEBHOOK, args=[job.id, f"job.{job.state}"])
+    if job.discord:
+        app.send_task(DISCORD, args=[job.id])
+
+
+def warm_up() -> None:
+    """Load what every render needs (mediapipe graphs, the phone recogniser, torch) into this process."""
+    import numpy as np
+
+    from audio2coeff.embedded import embedded_track
+    from talker.errors import NoFaceError
+    from talker.face.detect import detect_faces, face_landmarks
+    from talker.types import Audio
+
+    t = time.perf_counter()
+    rgb = np.zeros((256, 256, 3), np.uint8)
+    detect_faces(rgb)
+    with contextlib.suppress(NoFaceError):  # a blank picture has none; the graph is built all the same
+        face_landmarks(rgb, (64, 64, 192, 192))
+    noise = np.random.default_rng(0).normal(0, 0.05, 16000).astype(np.float32)
+    embedded_track(Audio(samples=noise))
+    log.info("worker process %d ready in %.1f s", os.getpid(), time.perf_counter() - t)
+
+
+class Claim:
+    """This process's hold on a running job: sends heartbeats, notices a cancel or a take-over.
+
+    ``lost`` turns True within ``CANCEL_POLL_S`` of the job being cancelled or re-queued, and the
+    progress callback then raises ``talker.errors.Cancelled`` so the render stops.
+    """
+
+    def __init__(self, store, job_id: str, token: str, heartbeat_s: float):
+        self.store, self.job_id, self.token, self.heartbeat_s = store, job_id, token, heartbeat_s
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def held(self) -> dict:
+        return {"state": [RUNNING], "worker": [self.token]}
+
+    def __enter__(self) -> "Claim":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        beat = time.time()
+        while not self._stop.wait(CANCEL_POLL_S):
+            try:
+                if time.time() - beat >= self.heartbeat_s:
+                    beat = time.time()
+                    self.lost = not self.store.update(self.job_id, only_if=self.held(), heartbeat_at=beat)
+                else:
+                    job = self.store.get(self.job_id)
+                    self.lost = job is None or job.state != RUNNING or job.worker != self.token
+            except Exception as err:  # the store is briefly unreachable: keep rendering
+                log.warning("job %s: cannot reach the job store (%s)", self.job_id, err)
+            if self.lost:
+                return
+
+
+def run_job(rt: Runtime, app, job_id: str) -> None:
+    """Claim the job, render it, store the MP4 (and report) and record the outcome."""
+    from talker.errors import Cancelled, TalkerError
+    from talker.options import MakeOptions
+    from talker.pipeline import Progress, make
+
+    store, results, config = rt.store, rt.results, rt.config
+    job = store.get(job_id)
+    if job is None or job.state not in (QUEUED, RUNNING):
+        return
+    now = time.time()
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    claim = dict(state=RUNNING, worker=token, heartbeat_at=now, attempts=job.attempts + 1, started_at=now,
+                 stage="starting", frames_done=0, error=None)
+    if not (store.update(job_id, only_if={"state": [QUEUED]}, **claim)
+            or store.update(job_id, only_if={"state": [RUNNING]}, heartbeat_before=now - config.worker.stale_s, **claim)):
+        return  # finished, cancelled, or held by a live worker: this delivery is a duplicate
+    log.info("job %s claimed by %s (attempt %d)", job_id, token, job.attempts + 1)
+
+    with tempfile.TemporaryDirectory(prefix="talker-job-") as tmp, Claim(store, job_id, token, config.worker.heartbeat_s) as held:
+        last = [0.0]
+
+        def progress(p: Progress) -> None:
+            if held.lost:
+                raise Cancelled(f"job {job_id} was cancelled")
+            if p.stage == "render" and p.done and rt.cold_start_s is None:
+                rt.cold_start_s = time.time() - rt.process_start
+                store.update(job_id, only_if=held.held(), cold_start_s=rt.cold_start_s)
+            t = time.time()
+            if t - last[0] >= PROGRESS_EVERY_S or p.stage != "render" or p.done == p.total:
+                last[0] = t
+                store.update(job_id, only_if=held.held(), stage=p.stage, frames_done=p.done, frames_total=p.total,
+                             fps=round(p.fps, 2), eta_s=round(p.eta_s, 2))
+
+        try:
+            paths = {}
+            for role, key in job.inputs.items():
+                paths[role] = Path(tmp) / f"{role}{Path(key).suffix}"
+                results.get_file(key, paths[role])
+            options = MakeOptions(**job.options, image=paths.get("image"), audio=paths.get("audio"),
+                                  out=Path(tmp) / "video.mp4", checkpoints=config.worker.checkpoints)
+            result = make(options, progress=progress)
+            report_key = None
+            if job.want_report:
+                report_key = f"{job.tenant}/{job.id}/report.json"
+                results.put_file(report_key, _score(result, Path(tmp)))
+            video_key = f"{job.tenant}/{job.id}/video.mp4"
+            results.put_file(video_key, result.video)
+            ended = dict(state=DONE, stage="done", video=video_key, report=report_key, finished_at=time.time(), eta_s=0.0)
+        except Cancelled:
+            log.info("job %s stopped: cancelled or taken over", job_id)
+            return
+        except TalkerError as err:
+            ended = dict(state=FAILED, error=str(err), finished_at=time.time())
+        except Exception as err:  # a bug, not the user's mistake: keep the traceback in the log
+            log.exception("job %s failed", job_id)
+            ended = dict(state=FAILED, error=f"internal error ({type(err).__name__}): {err}", finished_at=time.time())
+
+    if not store.update(job_id, only_if={"state": [RUNNING], "worker": [token]}, **ended):
+        if ended.get("video") and store.get(job_id).state == CANCELLED:
+            results.delete(ended["video"])  # cancelled after the render: leave no file
+        return
+    notify(app, store.get(job_id))
+
+
+def _score(result, folder: Path) -> Path:
+    """Grade the video (talker.score) and write the JSON report; returns its path."""
+    from talker.score import score_video, write_report
+
+    report = score_video(result.video, result.audio)
+    json_path = folder / "report.json"
+    write_report(report, json_path, folder / "report.png")
+    return json_path
