@@ -71,6 +71,18 @@ def compose() -> dict:
     return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
 
 
+def mounts(service: dict) -> list[dict]:
+    """A compose service's volumes in the long syntax: type, source, target, read_only."""
+    out = []
+    for m in service.get("volumes", []):
+        if isinstance(m, dict):
+            out.append({"read_only": False, **m})
+        else:
+            source, target, *mode = m.split(":")
+            out.append({"type": "volume", "source": source, "target": target, "read_only": mode == ["ro"]})
+    return out
+
+
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) of deploy/Dockerfile, continuation lines joined, comments dropped."""
     out, pending = [], ""
@@ -199,9 +211,28 @@ def test_compose_build_context_and_commands_exist():
     assert sorted(commands.values()).count("serve") == 1 and "worker" in commands.values()
     declared = set(spec["volumes"])
     for name, s in services.items():
-        for mount in s.get("volumes", []):
-            source = mount.split(":")[0]
-            assert source in declared, f"{name} mounts the undeclared volume {source}"
+        for m in mounts(s):
+            if m["type"] == "volume":
+                assert m["source"] in declared, f"{name} mounts the undeclared volume {m['source']}"
+            else:  # a bind of a file the user makes from its example (service.yaml is git-ignored)
+                source = DEPLOY / m["source"]
+                assert source.exists() or source.with_suffix(".example" + source.suffix).is_file(), m
+                assert m["read_only"] and m["bind"]["create_host_path"] is False
+
+
+def test_compose_commands_read_the_mounted_service_config_and_its_example_loads():
+    from talker.service.config import load_config
+
+    for name, s in compose()["services"].items():
+        if not TALKER_IMAGE.match(s.get("image", "")) or "config" not in parse_talker(s["command"]):
+            continue
+        config = parse_talker(s["command"]).config
+        if config:
+            (bind,) = [m for m in mounts(s) if m["target"] == config]
+            assert bind["source"] == "./service.yaml", name
+    example = load_config(DEPLOY / "service.example.yaml")
+    assert example.tenants and all(t.key or t.key_sha256 for t in example.tenants.values())
+    assert (DEPLOY / ".gitignore").read_text().split() == ["service.yaml"]
 
 
 def test_compose_worker_reserves_a_gpu_and_shares_broker_results_and_read_only_models():
@@ -212,10 +243,11 @@ def test_compose_worker_reserves_a_gpu_and_shares_broker_results_and_read_only_m
     api_args, worker_args = parse_talker(api["command"]), parse_talker(worker["command"])
     assert api_args.broker == worker_args.broker and urlsplit(worker_args.broker).hostname in services
     assert api_args.results == worker_args.results
-    results_mount = {m.split(":")[0] for m in worker["volumes"] if m.split(":")[1] == worker_args.results}
-    assert results_mount and results_mount <= {m.split(":")[0] for m in api["volumes"]}
-    models = [m for m in worker["volumes"] if m.split(":")[1] == worker["environment"]["TALKER_MODELS"]]
-    assert models and all(m.endswith(":ro") for m in models)
+    results_mount = {m["source"] for m in mounts(worker) if m["target"] == worker_args.results}
+    assert results_mount and results_mount <= {m["source"] for m in mounts(api) if not m["read_only"]}
+    models = [m for m in mounts(worker) if m["target"] == worker["environment"]["TALKER_MODELS"]]
+    assert models and all(m["read_only"] for m in models)
+    assert api_args.config == worker_args.config
     assert "--appendonly" in services["redis"]["command"]
 
 
