@@ -14,13 +14,17 @@ from talker.errors import OptionError
 from talker.options import MakeOptions
 
 _SERVER_FIELDS = ("image", "audio", "out", "force", "checkpoints", "extra")
-OPTION_FIELDS = {f.name: f for f in fields(MakeOptions) if f.name not in _SERVER_FIELDS}
+_SCALARS = ("int", "float", "bool", "str")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 def _kind(annotation: str) -> str:
     """'int', 'float', 'bool' or 'str' from a field's annotation text ('int | None' -> 'int')."""
     return annotation.split(" |")[0].strip()
+
+
+# the options a form may set: the scalar MakeOptions fields that are not the server's own
+OPTION_FIELDS = {f.name: f for f in fields(MakeOptions) if f.name not in _SERVER_FIELDS and _kind(f.type) in _SCALARS}
 
 
 def options_from_form(form: dict, has_audio: bool, has_image: bool = True) -> dict:
@@ -46,6 +50,8 @@ def options_from_form(form: dict, has_audio: bool, has_image: bool = True) -> di
                 values[key] = {"int": int, "float": float}.get(kind, str)(text)
         except ValueError:
             raise OptionError(f"option {name} must be {'true or false' if kind == 'bool' else 'a ' + kind}, not {text!r}") from None
+    if any(sep in str(values.get("preset") or "") for sep in ("/", "\\")):
+        raise OptionError("option preset must be a preset name; files on the server cannot be named")
     MakeOptions(
         image=Path("portrait") if has_image else None, audio=Path("speech") if has_audio else None, **values
     ).validate()

@@ -230,11 +230,12 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
     log.info("job %s claimed by %s (attempt %d)", job_id, token, job.attempts + 1)
 
     with tempfile.TemporaryDirectory(prefix="talker-job-") as tmp, Claim(store, job_id, token, config.worker.heartbeat_s) as held:
-        last = [0.0]
+        last, frames = [0.0], [0]
 
         def progress(p: Progress) -> None:
             if held.lost:
                 raise Cancelled(f"job {job_id} was cancelled")
+            frames[0] = p.done
             if p.stage == "render" and p.done and rt.cold_start_s is None:
                 rt.cold_start_s = time.time() - rt.process_start
                 store.update(job_id, only_if=held.held(), cold_start_s=rt.cold_start_s)
@@ -260,7 +261,10 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
             results.put_file(video_key, result.video)
             ended = dict(state=DONE, stage="done", video=video_key, report=report_key, finished_at=time.time(), eta_s=0.0)
         except Cancelled:
-            log.info("job %s stopped: cancelled or taken over", job_id)
+            log.info("job %s stopped after %d frames: cancelled or taken over", job_id, frames[0])
+            # a cancelled job records when and where its render stopped (heartbeat_at: the stop time)
+            store.update(job_id, only_if={"state": [CANCELLED], "worker": [token]},
+                         stage=f"cancelled: stopped after {frames[0]} frames", heartbeat_at=time.time())
             return
         except TalkerError as err:
             ended = dict(state=FAILED, error=str(err), finished_at=time.time())
