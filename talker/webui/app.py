@@ -1,0 +1,295 @@
+"""The talker web page (Gradio): a portrait and a voice in, the talking clip and its score report out.
+
+    build_blocks(output_root)    the page as a ``gradio.Blocks``, to launch or to render inside another app
+    launch(host, port, share, output_root)    serve it (``talker webui``)
+
+The options are the rows of ``talker.webui.form`` (the CLI's defaults and choices); a submission
+becomes one ``MakeOptions`` and goes through ``talker.pipeline.make``, which validates it. Renders
+wait in one queue served one at a time, so two visitors never render at once on one device; the
+other events (Stop, the page's own updates) do not wait in it. Each browser session writes into its
+own folder under ``output_root`` and sees only its own clips.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from talker.errors import Cancelled, MissingDependencyError, TalkerError
+
+try:
+    import gradio as gr
+except ImportError as err:  # the optional extra is not installed
+    raise MissingDependencyError('the web UI needs Gradio: pip install "talker[webui]"') from err
+
+from talker.models.store import ENV_REUSE
+from talker.pipeline import Progress
+from talker.progress import _STAGE_TEXT as STAGE_TEXT
+from talker.webui.form import GROUPS, FormField, build_options, form_fields
+
+log = logging.getLogger(__name__)
+
+RENDER_QUEUE = "talker-render"
+"""The ``concurrency_id`` of the render event: every render of the app waits in this one queue, one at a time."""
+
+REPORT_HEADERS = ["check", "value", "verdict", "reason"]
+
+
+@dataclass
+class Clip:
+    """One finished render of a session: the MP4, its first frame (PNG) and a caption for the history."""
+
+    video: Path
+    poster: Path
+    caption: str
+
+
+@dataclass
+class Session:
+    """What one browser session owns: its output folder, its clips, and its Stop request."""
+
+    folder: Path
+    clips: list[Clip] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def next_output(self, image: str | Path, audio: str | Path | None) -> Path:
+        """The session folder's next MP4 name: <n>_<image stem>_<audio stem or 'text'>.mp4, n from 1."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        voice = Path(audio).stem if audio else "text"
+        return self.folder / f"{len(self.clips) + 1:02d}_{Path(image).stem}_{voice}.mp4"
+
+
+class Sessions:
+    """The sessions of one page, by Gradio's session hash; each gets a fresh folder under ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._by_hash: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def get(self, request: gr.Request) -> Session:
+        key = request.session_hash or "anonymous"
+        with self._lock:
+            if key not in self._by_hash:
+                name = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+                self._by_hash[key] = Session(self.root / name)
+            return self._by_hash[key]
+
+    def forget(self, request: gr.Request) -> None:
+        """Drop a closed session from memory (its clips stay on disk)."""
+        with self._lock:
+            self._by_hash.pop(request.session_hash or "anonymous", None)
+
+
+class PageProgress:
+    """A ``talker.pipeline.ProgressCallback`` that drives the page's progress bar and obeys Stop.
+
+    bar: the event's ``gr.Progress``; stop: set by the Stop button. Each report first checks
+    ``stop`` and raises ``Cancelled`` when it is set, which ends ``make`` (the partial MP4 is removed).
+    """
+
+    def __init__(self, bar: gr.Progress, stop: threading.Event):
+        self.bar = bar
+        self.stop = stop
+
+    def __call__(self, p: Progress) -> None:
+        if self.stop.is_set():
+            raise Cancelled("the render was stopped; nothing was written")
+        if p.stage == "render" and p.total:
+            self.bar((p.done, p.total), desc=render_text(p), unit="frames")
+        else:
+            self.bar(0.0, desc=STAGE_TEXT.get(p.stage, p.stage))
+
+
+def render_text(p: Progress) -> str:
+    """'rendering 12/50 frames, 31 fps, 1.2 s left' for a render report."""
+    return f"rendering {p.done}/{p.total} frames, {p.fps:.0f} fps, {p.eta_s:.1f} s left"
+
+
+def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None) -> gr.Blocks:
+    """Build the talker page and return it, not launched.
+
+    output_root: the folder under which each browser session gets its own sub-folder
+        (``<YYYYmmdd-HHMMSS>-<8 hex>``, made at its first render) for its MP4s and their reports
+        (``<clip>.report.json`` and ``.report.png``). It is created if missing and registered with
+        ``gradio.set_static_paths``, so the clips are served from where they are written.
+    extra_model_dirs: folders holding model files to use in place, searched before the usual ones
+        (for example an AUTOMATIC1111 WebUI's root, whose ``models/GFPGAN`` is then found). They are
+        prepended to ``$TALKER_REUSE_DIRS`` of this process, which ``talker.models.store`` reads.
+
+    The returned Blocks can be launched (``launch`` below does) or rendered inside another Gradio
+    app, e.g. ``with gr.Tab("Talker"): build_blocks(root).render()``. Its render event has
+    ``concurrency_id`` RENDER_QUEUE with a concurrency limit of 1; the host app must have its queue
+    enabled (``Blocks.queue()``, Gradio's default) for the progress bar and the limit to apply.
+    """
+    output_root = Path(output_root).expanduser().absolute()
+    output_root.mkdir(parents=True, exist_ok=True)
+    gr.set_static_paths([output_root])
+    if extra_model_dirs:
+        reuse = [str(Path(d).expanduser().absolute()) for d in extra_model_dirs]
+        os.environ[ENV_REUSE] = os.pathsep.join([*reuse, *filter(None, os.environ.get(ENV_REUSE, "").split(os.pathsep))])
+    sessions = Sessions(output_root)
+    rows = form_fields()
+
+    with gr.Blocks(title="talker", analytics_enabled=False) as blocks:
+        gr.Markdown("## talker: a portrait and a voice in, a talking clip out")
+        with gr.Row():
+            with gr.Column(scale=1):
+                with gr.Accordion("inputs", open=True):
+                    image = gr.Image(label="portrait", type="filepath", format="png",
+                                     sources=["upload", "clipboard", "webcam"], elem_id="talker-image", height=300)
+                    audio = gr.Audio(label="voice (upload or record)", type="filepath",
+                                     sources=["upload", "microphone"], elem_id="talker-audio")
+                    text = gr.Textbox(label="script", lines=2, elem_id="talker-text",
+                                      info="words to speak with espeak-ng when no voice is given; "
+                                           "with a voice, its transcript (sharper lip sync)")
+                widgets: dict[str, gr.Component] = {}
+                for group in GROUPS:
+                    members = [row for row in rows if row.group == group]
+                    if members:
+                        with gr.Accordion(group, open=False):
+                            for row in members:
+                                widgets[row.name] = _widget(row)
+                grade = gr.Checkbox(value=True, label="grade the clip (talker score)", elem_id="talker-grade")
+                with gr.Row():
+                    generate = gr.Button("Generate", variant="primary", elem_id="talker-generate")
+                    stop = gr.Button("Stop", variant="stop", elem_id="talker-stop")
+            with gr.Column(scale=1):
+                status = gr.Markdown("Give a portrait and a voice (or a script), then Generate.", elem_id="talker-status")
+                video = gr.Video(label="result", elem_id="talker-video", interactive=False)
+                verdict = gr.Markdown(elem_id="talker-verdict")
+                table = gr.Dataframe(headers=REPORT_HEADERS, label="score", interactive=False, wrap=True,
+                                     elem_id="talker-report")
+                report_png = gr.Image(label="score report", type="filepath", interactive=False,
+                                      elem_id="talker-report-png")
+                history = gr.Gallery(label="this session's clips (click one to play it)", columns=4,
+                                     height="auto", object_fit="contain", allow_preview=False,
+                                     elem_id="talker-history", interactive=False)
+
+        def begin(request: gr.Request):
+            sessions.get(request).stop.clear()
+            return "Working... (renders run one at a time: a render waits for the one before it)"
+
+        def request_stop(request: gr.Request):
+            sessions.get(request).stop.set()
+            return "Stopping..."
+
+        def render(values: dict, request: gr.Request, progress=gr.Progress()):
+            session = sessions.get(request)
+            out = session.next_output(values[image] or "portrait", values[audio])
+            options = build_options({name: values[w] for name, w in widgets.items()},
+                                    values[image], values[audio], values[text], out)
+            try:
+                result = _make(options, PageProgress(progress, session.stop))
+            except TalkerError as err:
+                return {status: _problem(err)}
+            shown = {video: str(result.video), status: f"Done: {result.video.name} ({result.audio.duration:.1f} s)"}
+            caption = f"{result.video.stem} ({result.audio.duration:.1f} s)"
+            if values[grade]:
+                progress(1.0, desc="grading the clip")
+                try:
+                    report, png = _score(result, options)
+                except TalkerError as err:
+                    shown[status] = f"Done: {result.video.name}; the score failed: {err}"
+                else:
+                    caption += f" {report.verdict.upper()}"
+                    shown[verdict] = f"**score: {report.verdict.upper()}**"
+                    shown[table] = [[c.name, "-" if c.value is None else f"{c.value:.3g}", c.verdict, c.reason]
+                                    for c in report.checks]
+                    shown[report_png] = str(png)
+            session.clips.append(Clip(result.video, _poster(result.video), caption))
+            shown[history] = [(str(c.poster), c.caption) for c in session.clips]
+            return shown
+
+        def replay(event: gr.SelectData, request: gr.Request):
+            clips = sessions.get(request).clips
+            return str(clips[event.index].video) if event.index < len(clips) else None
+
+        inputs = {image, audio, text, grade, *widgets.values()}
+        outputs = [status, video, verdict, table, report_png, history]
+        generate.click(begin, None, status, queue=False).then(
+            render, inputs, outputs, concurrency_limit=1, concurrency_id=RENDER_QUEUE, show_progress_on=[video])
+        stop.click(request_stop, None, status, queue=False)
+        history.select(replay, None, video, queue=False)
+        blocks.unload(sessions.forget)
+    return blocks
+
+
+def launch(host: str, port: int, share: bool, output_root: Path) -> None:
+    """Serve the page (``build_blocks(output_root)``) at http://host:port until interrupted.
+
+    host: the interface to listen on ('127.0.0.1' keeps it on this machine, '0.0.0.0' opens it to the
+    network); port: the TCP port; share: also open a public gradio.live link (needs internet).
+    Blocks the calling thread.
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    blocks = build_blocks(output_root)
+    blocks.queue()
+    blocks.launch(server_name=host, server_port=port, share=share, ssr_mode=False, show_error=False,
+                  allowed_paths=[str(Path(output_root).expanduser().absolute())])
+
+
+def _widget(row: FormField) -> gr.Component:
+    """The Gradio input for one form row, starting at the MakeOptions default."""
+    common = dict(label=row.label, info=row.info or None, elem_id=f"talker-{row.name.replace('_', '-')}")
+    kind, default = row.kind, row.default
+    if kind == "dropdown":
+        return gr.Dropdown(choices=list(row.choice_values()), value=default, **common)
+    if kind == "slider":
+        lo, hi, step = row.slider
+        return gr.Slider(minimum=lo, maximum=hi, step=step, value=default, **common)
+    if kind == "checkbox":
+        return gr.Checkbox(value=default, **common)
+    if kind == "number":
+        whole = row.optional or isinstance(default, int)
+        return gr.Number(value=default, precision=0 if whole else None, **common)
+    return gr.Textbox(value="" if default is None else str(default), **common)
+
+
+def _make(options, progress: PageProgress):
+    from talker.pipeline import make
+
+    try:
+        return make(options, progress=progress)
+    except TalkerError:
+        raise
+    except Exception:  # a bug, not the user's mistake: the log gets the traceback, the page one line
+        log.exception("render failed")
+        raise TalkerError("the render failed unexpectedly; the server log has the details") from None
+
+
+def _score(result, options):
+    """Grade the clip and write <clip>.report.json and .report.png beside it; (ScoreReport, PNG path)."""
+    from talker.media import read_image
+    from talker.score import score_video, write_report
+
+    report = score_video(result.video, result.audio, image=read_image(options.image), transcript=options.text)
+    json_path = result.video.with_suffix(".report.json")
+    png = json_path.with_suffix(".png")
+    write_report(report, json_path, png)
+    return report, png
+
+
+def _poster(video: Path) -> Path:
+    """Write the clip's first frame beside it as <clip>.poster.png and return that path."""
+    from PIL import Image
+
+    from talker.media import read_video_frames
+
+    frames = read_video_frames(video)
+    try:
+        first = next(frames)
+    finally:
+        frames.close()
+    path = video.with_suffix(".poster.png")
+    Image.fromarray(first).save(path)
+    return path
+
+
+def _problem(err: TalkerError) -> str:
+    return f"**{'Stopped' if isinstance(err, Cancelled) else 'Error'}:** {err}"
