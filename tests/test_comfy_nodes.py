@@ -88,22 +88,28 @@ def test_comfyui_loads_the_folder_and_every_node_is_well_formed(tmp_path):
     for key, node in found.items():
         cls = nodes.NODE_CLASS_MAPPINGS[key]
         assert node["category"] == "talker" and len(node["names"]) == len(node["returns"])
-        # ComfyUI passes every input by name: they must bind to the FUNCTION's parameters exactly
+        # ComfyUI passes every input by name: they must bind to the FUNCTION's parameters
         params = inspect.signature(getattr(cls, node["function"])).parameters
+        named = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD} - {"self"}
         declared = {n for d in node["inputs"].values() for n in d}
-        assert declared == set(params) - {"self"}, key
-        for name in node["inputs"]["required"]:
+        assert named <= declared, key
+        assert declared <= named or any(p.kind is p.VAR_KEYWORD for p in params.values()), key
+        for name in named & set(node["inputs"]["required"]):
             assert params[name].default is inspect.Parameter.empty, (key, name)
 
 
-def test_make_defaults_are_the_cli_defaults():
+def test_make_widgets_are_the_page_rows_with_the_cli_defaults():
     from talker.options import MakeOptions
+    from talker.webui.form import FIELDS
 
     defaults = widget_defaults(nodes.TalkerMakeVideo)
+    assert set(defaults) == {row.name for row in FIELDS} | {"filename_prefix"}
     cli = MakeOptions()
-    for name, value in defaults.items():
-        if name != "filename_prefix":
-            assert getattr(cli, name) == value, name
+    for row in FIELDS:
+        assert getattr(cli, row.name) == (None if defaults[row.name] == -1 and row.optional else defaults[row.name]), row.name
+    spec = nodes.TalkerMakeVideo.INPUT_TYPES()["required"]
+    assert spec["pose_style"][0] == "INT" and (spec["pose_style"][1]["min"], spec["pose_style"][1]["max"]) == (0, 45)
+    assert spec["head_motion"][0] == "FLOAT" and spec["still"][0] == "BOOLEAN"
 
 
 def test_load_portrait_gives_one_image_batch(astronaut_png):

@@ -10,8 +10,8 @@ Nodes (category "talker"):
     TalkerMakeVideo      IMAGE + AUDIO + options -> MP4 path, its frames as IMAGE (T, H, W, 3), fps
     TalkerScore          MP4 path (+ AUDIO, IMAGE, transcript) -> report text, verdict, report plot IMAGE
 
-Make builds the same ``MakeOptions`` as the CLI and calls ``talker.pipeline.make`` (one place
-validates); its widgets start at ``MakeOptions``' defaults. The MP4 is written to ComfyUI's output
+Make builds the same ``MakeOptions`` as the CLI and the web page (``talker.webui.form``) and calls
+``talker.pipeline.make`` (one place validates); its widgets are the page's option rows. The MP4 is written to ComfyUI's output
 folder (``folder_paths.get_output_directory()``; ``./output`` outside ComfyUI) as
 ``<filename_prefix>_00001.mp4``, the next free number. User mistakes raise ``TalkerError`` with the
 fix in its message, which ComfyUI shows on the node. Inside ComfyUI the render feeds the node's
@@ -23,18 +23,15 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from talker.errors import OptionError
-from talker.options import BACKENDS, DEVICES, ENHANCERS, PRECISIONS, MakeOptions
-from talker.types import FPS, PREPROCESS_MODES
+from talker.types import FPS
 
 CATEGORY = "talker"
-_DEFAULTS = {f.name: f.default for f in fields(MakeOptions) if f.name != "extra"}
 
 
 def image_to_rgb(image: torch.Tensor) -> np.ndarray:
@@ -148,7 +145,11 @@ class TalkerLoadPortrait:
 
 
 class TalkerMakeVideo:
-    """Portrait + speech -> a lip-synced MP4 through ``talker.pipeline.make``."""
+    """Portrait + speech -> a lip-synced MP4 through ``talker.pipeline.make``.
+
+    The option widgets are the rows of ``talker.webui.form.FIELDS`` (the web page's table: the CLI's
+    defaults, choices and slider ranges); ``face_index`` -1 means "the only face" (None).
+    """
 
     CATEGORY = CATEGORY
     FUNCTION = "make"
@@ -159,53 +160,51 @@ class TalkerMakeVideo:
 
     @classmethod
     def INPUT_TYPES(cls):
-        d = _DEFAULTS
+        from talker.webui.form import FIELDS
+
+        options = {row.name: _widget(row) for row in FIELDS}
         return {
-            "required": {
-                "portrait": ("IMAGE",),
-                "audio": ("AUDIO",),
-                "preprocess": (list(PREPROCESS_MODES), {"default": d["preprocess"],
-                               "tooltip": "crop: the face only; full: the face pasted back into the whole picture"}),
-                "size": ([256, 512], {"default": d["size"], "tooltip": "side of the rendered face in pixels"}),
-                "pose_style": ("INT", {"default": d["pose_style"], "min": 0, "max": 45}),
-                "still": ("BOOLEAN", {"default": d["still"], "tooltip": "keep the head still"}),
-                "head_motion": ("FLOAT", {"default": d["head_motion"], "min": 0.0, "max": 5.0, "step": 0.05}),
-                "expression_scale": ("FLOAT", {"default": d["expression_scale"], "min": 0.0, "max": 5.0, "step": 0.05}),
-                "blink_rate": ("FLOAT", {"default": d["blink_rate"], "min": 0.0, "max": 60.0, "step": 0.5,
-                               "tooltip": "blinks per minute"}),
-                "enhancer": (list(ENHANCERS), {"default": d["enhancer"]}),
-                "backend": (list(BACKENDS), {"default": d["backend"]}),
-                "device": (list(DEVICES), {"default": d["device"]}),
-                "precision": (list(PRECISIONS), {"default": d["precision"]}),
-                "seed": ("INT", {"default": d["seed"], "min": 0, "max": 2**32 - 1}),
-                "filename_prefix": ("STRING", {"default": "talker/clip"}),
-            },
-            "optional": {
-                "transcript": ("STRING", {"default": "", "multiline": True,
-                               "tooltip": "the words spoken, for sharper lip shapes (forced alignment)"}),
-            },
+            "required": {"portrait": ("IMAGE",), "audio": ("AUDIO",), **options,
+                         "filename_prefix": ("STRING", {"default": "talker/clip"})},
+            "optional": {"transcript": ("STRING", {"default": "", "multiline": True,
+                                        "tooltip": "the words spoken, for sharper lip shapes (forced alignment)"})},
         }
 
-    def make(self, portrait, audio, preprocess, size, pose_style, still, head_motion, expression_scale, blink_rate,
-             enhancer, backend, device, precision, seed, filename_prefix, transcript=""):
+    def make(self, portrait, audio, filename_prefix, transcript="", **options):
         from PIL import Image
 
         from talker.media import read_video_frames
         from talker.pipeline import make
+        from talker.webui.form import build_options
 
+        if options.get("face_index") == -1:
+            options["face_index"] = None
         out = next_output_path(filename_prefix)
         with tempfile.TemporaryDirectory(prefix="talker-comfy-") as tmp:
             image_path = Path(tmp) / "portrait.png"
             Image.fromarray(image_to_rgb(portrait)).save(image_path)
             audio_path = write_audio(audio, Path(tmp) / "speech.wav")
-            options = MakeOptions(
-                image=image_path, audio=audio_path, text=transcript.strip() or None, out=out,
-                preprocess=preprocess, size=int(size), pose_style=pose_style, still=still, head_motion=head_motion,
-                expression_scale=expression_scale, blink_rate=blink_rate, enhancer=enhancer, backend=backend,
-                device=device, precision=precision, seed=seed,
-            )
-            result = make(options, progress=_comfy_progress())
+            result = make(build_options(options, image_path, audio_path, transcript, out), progress=_comfy_progress())
         return (str(result.video), rgb_to_image(list(read_video_frames(result.video))), float(FPS))
+
+
+def _widget(row) -> tuple:
+    """A ComfyUI widget for one ``talker.webui.form.FormField`` row, starting at its default."""
+    opts = {"tooltip": f"{row.label}: {row.info}" if row.info else row.label}
+    kind, default = row.kind, row.default
+    if kind == "dropdown":
+        return list(row.choice_values()), {"default": default, **opts}
+    if kind == "checkbox":
+        return "BOOLEAN", {"default": default, **opts}
+    if kind == "slider":
+        lo, hi, step = row.slider
+        whole = isinstance(default, int) and float(step).is_integer()
+        return ("INT" if whole else "FLOAT"), {"default": default, "min": lo, "max": hi, "step": step, **opts}
+    if kind == "number" and row.optional:
+        return "INT", {"default": -1, "min": -1, **{**opts, "tooltip": opts["tooltip"] + " (-1: none)"}}
+    if kind == "number":
+        return ("INT" if isinstance(default, int) else "FLOAT"), {"default": default, **opts}
+    return "STRING", {"default": "" if default is None else str(default), **opts}
 
 
 class TalkerScore:
