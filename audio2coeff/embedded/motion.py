@@ -13,18 +13,24 @@ from audio2coeff.embedded.activity import HOP_S
 from talker.types import FPS
 
 BLINK_MIN_GAP_S = 1.5
+FIRST_BLINK_S = (2.0, 4.0)
+"""The first blink's onset falls in this window (s) of every clip long enough to show it (humans blink
+every 2-10 s; a clip that opens with several seconds of staring eyes looks frozen)."""
 HEAD_CHANNELS = ("yaw", "pitch", "roll", "tx", "ty")
 
 
 def blink_times(duration: float, rate_per_min: float, rng: np.random.Generator) -> list[float]:
-    """Blink onsets in seconds: gamma-distributed intervals (shape 3) with mean 60 / rate, at least
-    ``BLINK_MIN_GAP_S`` apart (or half the mean interval at very high rates). None when rate <= 0."""
-    if rate_per_min <= 0:
+    """Blink onsets in seconds: the first uniformly in FIRST_BLINK_S (earlier at very high rates; in
+    clips under 4.3 s, in the 0.5 s before the last 0.3 s or later; none under 1 s), then gamma-distributed intervals
+    (shape 3) with mean 60 / rate, at least ``BLINK_MIN_GAP_S`` apart (or half the mean interval at
+    very high rates). None when rate <= 0."""
+    if rate_per_min <= 0 or duration < 1.0:
         return []
     mean = 60.0 / rate_per_min
     gap = min(BLINK_MIN_GAP_S, 0.5 * mean)
     shape = 3.0
-    times, t = [], rng.uniform(0.3, mean)
+    lo, hi = min(FIRST_BLINK_S[0], 0.6 * mean), min(FIRST_BLINK_S[1], 2.0 * mean, duration - 0.3)
+    times, t = [], rng.uniform(max(min(lo, hi - 0.5), 0.3), hi)
     while t < duration - 0.3:
         times.append(float(t))
         t += gap + rng.gamma(shape, (mean - gap) / shape)

@@ -118,7 +118,7 @@ def embedded_track(
         mouth = energy_mouth(samples, loudness, active, f0 > 0, num_frames)
     else:
         method, used = found[0], _gate_phones(found[1], active)
-        mouth = mouth_track(used, num_frames, loudness, float(np.percentile(loudness[active], 90)))
+        mouth = mouth_track(used, num_frames, loudness, float(np.percentile(loudness[active], 90)), method == "recognised")
 
     # 3. pauses close the mouth: every channel to 0 but lip_close to 1 (70 ms ramps, exact further
     #    inside a pause), so even a portrait photographed with parted lips rests with them closed
