@@ -57,13 +57,17 @@ def _add_make(sub) -> None:
     g.add_argument("--text", help="words to speak with espeak-ng when no --audio is given; with --audio, its transcript")
 
     g = p.add_argument_group("output")
-    g.add_argument("-o", "--out", type=Path, help="MP4 to write (default: results/<image>_<audio>.mp4)")
+    g.add_argument("-o", "--out", type=Path,
+                   help="MP4 to write (default: results/<image>_<audio>.mp4); '-' writes a fragmented MP4 to standard output")
+    g.add_argument("--stream", type=Path, metavar="PATH",
+                   help="also write the video while it renders: an HLS playlist (.m3u8, with .ts segments beside it) "
+                   "or a fragmented MP4 (.mp4) that players can open before the render ends")
     g.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
     g = p.add_argument_group("face")
     g.add_argument("--preprocess", choices=PREPROCESS_MODES, default="crop",
                    help="crop: the face; extcrop: a larger crop; resize: the whole picture; full/extfull: animate the face inside the whole picture")
-    g.add_argument("--size", type=int, choices=(256, 512), default=256, help="face resolution in pixels")
+    g.add_argument("--size", type=int, choices=(256, 512), help="face resolution in pixels (default: 256, or the preset's)")
     g.add_argument("--face-index", type=int, help="which face to animate when there are several (0 = largest)")
 
     g = p.add_argument_group("speech and motion")
@@ -81,12 +85,19 @@ def _add_make(sub) -> None:
     g.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="embedded needs no model files; sadtalker needs the official checkpoints; auto picks sadtalker when they verify")
     g.add_argument("--checkpoints", type=Path, help="folder with the SadTalker checkpoints")
-    g.add_argument("--device", choices=DEVICES, default="auto")
-    g.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    g.add_argument("--batch-size", type=int, default=8, help="frames rendered at once")
+    g.add_argument("--preset", metavar="NAME",
+                   help="speed and memory preset: fast, balanced, quality, low-vram, cpu, a .yaml file, or auto (picked "
+                   "from the free GPU memory); flags given here win over it; on GPU out-of-memory the render goes on "
+                   "with the preset's fallback")
+    g.add_argument("--device", choices=DEVICES, help="default: auto, or the preset's")
+    g.add_argument("--precision", choices=PRECISIONS,
+                   help="default: auto (fp16 on a GPU, fp32 on the CPU), or the preset's")
+    g.add_argument("--batch-size", type=int, help="frames rendered at once (default: 8, or the preset's)")
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                   help="torch.compile the networks (default: on for fp16/bf16 on a GPU, or the preset's)")
 
     g = p.add_argument_group("enhancement")
-    g.add_argument("--enhancer", choices=ENHANCERS, default="none", help="face restoration of every frame")
+    g.add_argument("--enhancer", choices=ENHANCERS, help="face restoration of every frame (default: none, or the preset's)")
     g.add_argument("--enhance-strength", type=float, default=1.0, help="0 = rendered face, 1 = fully restored")
     g = p.add_argument_group("report")
     g.add_argument("--report", action="store_true",
@@ -153,22 +164,27 @@ def _add_score(sub) -> None:
 
 
 def _run_make(args) -> int:
+    from talker.make_presets import SETTING_NAMES
     from talker.pipeline import make
     from talker.progress import TerminalProgress
 
+    given = {name: getattr(args, name) for name in SETTING_NAMES if getattr(args, name) is not None}
+    if args.report and args.out is not None and str(args.out) == "-":
+        from talker.errors import OptionError
+
+        raise OptionError("--report needs a saved video; give -o FILE.mp4 (and --stream for live output)")
     options = MakeOptions(
         image=args.image, audio=args.audio, text=args.text, out=args.out, force=args.force,
-        preprocess=args.preprocess, size=args.size, face_index=args.face_index,
+        preprocess=args.preprocess, face_index=args.face_index, preset=args.preset, **given,
         language=args.language, blink_rate=args.blink_rate, no_blink=args.no_blink,
         pose_style=args.pose_style, head_motion=args.head_motion, still=args.still,
         expression_scale=args.expression_scale, seed=args.seed,
-        backend=args.backend, checkpoints=args.checkpoints, device=args.device,
-        precision=args.precision, batch_size=args.batch_size,
-        enhancer=args.enhancer, enhance_strength=args.enhance_strength,
+        backend=args.backend, checkpoints=args.checkpoints, enhance_strength=args.enhance_strength,
     )
     with TerminalProgress() as progress:
-        result = make(options, progress=progress)
-    print(result.video)
+        result = make(options, progress=progress, stream=args.stream, keep=tuple(given))
+    if result.video is not None:
+        print(result.video)
     if args.report:
         from talker.media import read_image
 

@@ -16,8 +16,33 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def cuda_out_of_memory_error() -> type[BaseException]:
+    """``torch.cuda.OutOfMemoryError`` when torch is loaded (nothing else can raise it), else a class never raised."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.cuda.OutOfMemoryError if torch is not None else _NeverRaised
+
+
+class _NeverRaised(Exception):
+    pass
+
+
+def free_gpu_memory() -> None:
+    """Collect garbage and return the CUDA caching allocator's free blocks (after an out-of-memory error)."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def check_precision(precision: str, device: str) -> str:
-    """fp16/bf16 are GPU speed-ups; on the CPU they are refused with the fix."""
+    """fp16/bf16 are GPU speed-ups; on the CPU they are refused with the fix. 'auto': fp16 on CUDA, fp32 elsewhere."""
+    if precision == "auto":
+        return "fp16" if device.startswith("cuda") else "fp32"
     if precision != "fp32" and not device.startswith("cuda"):
         raise OptionError(f"--precision {precision} needs a CUDA GPU; use --precision fp32 on {device}")
     return precision

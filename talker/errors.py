@@ -46,6 +46,10 @@ class OptionError(TalkerError):
     """An option value is out of range or options contradict each other."""
 
 
+class GpuMemoryError(TalkerError):
+    """The GPU ran out of memory and no lower preset was left to fall back to."""
+
+
 class SpaceMismatchError(TalkerError):
     """A renderer was given a CoeffTrack in a coefficient space it cannot draw."""
 

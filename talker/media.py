@@ -254,6 +254,15 @@ class VideoWriter:
     succeeded; on an exception in the block, an ffmpeg failure or too few frames, nothing is left
     behind and an existing file at ``path`` is untouched. The caller checks ``path`` first with
     ``check_output_path``.
+
+    ``stream`` also writes the video while it is encoded (one encode, ffmpeg's tee muxer), for
+    playback before the render ends: a path ending in ``.m3u8`` is an HLS playlist (MPEG-TS
+    segments of about one second, ``<stem>_NNNNN.ts`` beside it, the playlist rewritten after each
+    segment and closed with ``#EXT-X-ENDLIST``); another path is a fragmented MP4 (a fragment every
+    0.2 s, readable while it grows: see ``talker.streaming.follow``); ``"-"`` is a fragmented MP4 on
+    this process's standard output. ``path`` may then be None (no MP4 kept). Streaming encodes with
+    x264's ``zerolatency`` tuning and a keyframe every second, so frames leave the encoder at once.
+    Stream files are written in place; on failure they are deleted like the temporary MP4.
     """
 
     def __init__(
@@ -264,16 +273,21 @@ class VideoWriter:
         fps: int = FPS,
         crf: int = 18,
         preset: str = "medium",
+        stream: str | Path | None = None,
     ):
-        self.path = Path(path)
+        if path is None and stream is None:
+            raise ValueError("VideoWriter needs a path, a stream or both")
+        self.path = Path(path) if path is not None else None
+        self.stream = None if stream is None else stream if str(stream) == "-" else Path(stream)
         self.width, self.height = int(size[0]), int(size[1])
         if self.width < 1 or self.height < 1:
             raise ValueError(f"size must be (width, height) in pixels, got {size}")
         self.audio, self.fps, self.crf, self.preset = audio, fps, crf, preset
         self.frames_expected = max(1, int(round(len(audio.samples) * fps / SAMPLE_RATE)))
         token = secrets.token_hex(4)
-        self._tmp_video = self.path.parent / f".{self.path.name}.{token}.partial.mp4"
-        self._tmp_audio = self.path.parent / f".{self.path.name}.{token}.partial.wav"
+        anchor = self.path if self.path is not None else Path(tempfile.gettempdir()) / "talker-stream.mp4"
+        self._tmp_video = anchor.parent / f".{anchor.name}.{token}.partial.mp4"
+        self._tmp_audio = anchor.parent / f".{anchor.name}.{token}.partial.wav"
         self._frames_written = 0
         self._proc: subprocess.Popen | None = None
         self._log: deque[str] = deque(maxlen=40)
@@ -286,8 +300,10 @@ class VideoWriter:
     def __enter__(self) -> "VideoWriter":
         self._write_audio_track()
         try:
+            to_stdout = str(self.stream) == "-"
             self._proc = subprocess.Popen(
-                self._command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                self._command(), stdin=subprocess.PIPE, stdout=None if to_stdout else subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         except OSError:
             self.abort()
@@ -336,6 +352,9 @@ class VideoWriter:
         status = self._end_process(kill=False)
         if status != 0:
             self._fail(f"ffmpeg exited with status {status}")
+        if self.path is None:
+            self._tmp_audio.unlink(missing_ok=True)
+            return
         try:
             os.replace(self._tmp_video, self.path)
         except OSError as err:
@@ -349,6 +368,15 @@ class VideoWriter:
             self._end_process(kill=True)
         self._tmp_video.unlink(missing_ok=True)
         self._tmp_audio.unlink(missing_ok=True)
+        for written in self._stream_files():
+            written.unlink(missing_ok=True)
+
+    def _stream_files(self) -> list[Path]:
+        """The files the stream has written so far (none for standard output)."""
+        if not isinstance(self.stream, Path):
+            return []
+        segments = list(self.stream.parent.glob(f"{self.stream.stem}_*.ts")) if self.stream.suffix == ".m3u8" else []
+        return [self.stream, *segments]
 
     def _end_process(self, kill: bool) -> int:
         """Close ffmpeg's input (after killing it when ``kill``), wait for it and its log; returns its exit status."""
@@ -399,6 +427,7 @@ class VideoWriter:
                 f"fillborders=right={even_w - self.width}:bottom={even_h - self.height}:mode=smear",
             ]
         filters.append("scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")
+        live = ["-tune", "zerolatency", "-g", str(self.fps), "-keyint_min", str(self.fps)] if self.stream else []
         return [
             imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "warning", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
@@ -406,11 +435,36 @@ class VideoWriter:
             "-i", _file_url(self._original or self._tmp_audio),
             "-map", "0:v:0", "-map", "1:a:0", "-vf", ",".join(filters),
             "-af", f"aformat=channel_layouts=mono|stereo,apad,atrim=end={self.frames_expected / self.fps:.6f}",
-            "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
+            "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p", *live,
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-            "-c:a", "aac", "-b:a", "128k", "-ar", "48000",
-            "-movflags", "+faststart", "-f", "mp4", _file_url(self._tmp_video),
+            "-c:a", "aac", "-b:a", "128k", "-ar", "48000", *self._outputs(),
         ]  # fmt: skip
+
+    def _outputs(self) -> list[str]:
+        """ffmpeg's output arguments: the MP4, the stream, or both through the tee muxer."""
+        mp4 = ("mp4", {"movflags": "+faststart"}, _file_url(self._tmp_video)) if self.path is not None else None
+        live = None
+        if self.stream is not None:
+            frag = {"movflags": "+frag_keyframe+empty_moov+default_base_moof", "frag_duration": "200000",
+                    "flush_packets": "1"}
+            if str(self.stream) == "-":
+                live = ("mp4", frag, "pipe:1")
+            elif self.stream.suffix == ".m3u8":
+                segments = self.stream.parent / f"{self.stream.stem}_%05d.ts"
+                live = ("hls", {"hls_time": "1", "hls_list_size": "0", "hls_playlist_type": "event",
+                                "hls_segment_filename": os.path.abspath(segments)}, _file_url(self.stream))
+            else:
+                live = ("mp4", frag, _file_url(self.stream))
+        outputs = [o for o in (mp4, live) if o is not None]
+        if len(outputs) == 1:
+            fmt, opts, url = outputs[0]
+            return [arg for k, v in opts.items() for arg in (f"-{k}", v)] + ["-f", fmt, url]
+        # tee: "[f=mp4:movflags=...]url|[f=hls:...]url"; option values escaped for the tee syntax
+        spec = "|".join(
+            "[" + ":".join([f"f={fmt}"] + [f"{k}={_tee_escape(v)}" for k, v in opts.items()]) + "]" + _tee_escape(url)
+            for fmt, opts, url in outputs
+        )
+        return ["-flags", "+global_header", "-f", "tee", spec]
 
     def _read_log(self, stream) -> None:
         for line in stream:
@@ -560,6 +614,11 @@ def _gist(report: str) -> str:
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())[:200] or type(err).__name__
+
+
+def _tee_escape(text: str) -> str:
+    """Escape the characters the tee muxer's syntax reserves (``\\ : | [ ]``) in an option value or URL."""
+    return re.sub(r"([\\:|\[\]])", r"\\\1", text)
 
 
 def _file_url(path: Path) -> str:

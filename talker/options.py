@@ -14,7 +14,7 @@ from talker.types import PREPROCESS_MODES
 
 BACKENDS = ("auto", "embedded", "sadtalker")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # auto: fp16 on CUDA, fp32 on the CPU
 ENHANCERS = ("none", "gfpgan")
 
 
@@ -46,8 +46,10 @@ class MakeOptions:
     backend: str = "auto"
     checkpoints: Path | None = None
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"  # 'auto': fp16 on CUDA (the fast path), fp32 on the CPU
     batch_size: int = 8
+    compile: bool | None = None  # torch.compile the networks; None: on for fp16/bf16 on CUDA
+    preset: str | None = None  # a make preset (name, .yaml path or 'auto'); see talker.make_presets
     # enhancement
     enhancer: str = "none"
     enhance_strength: float = 1.0
@@ -82,6 +84,10 @@ class MakeOptions:
             raise OptionError(f"--face-index counts from 0, got {self.face_index}")
         if self.batch_size < 1:
             raise OptionError(f"--batch-size must be at least 1, not {self.batch_size}")
+        if self.preset and self.preset != "auto":
+            from talker.make_presets import preset_chain
+
+            preset_chain(self.preset)  # an unknown name or a bad file is an OptionError naming it
         return self
 
     @property

@@ -3,7 +3,7 @@
 ``make(options)`` runs the stages of DESIGN.md's data flow in order; each stage is also a function
 you can call on its own:
 
-    1. check inputs and the output path       (options.validate, media.check_output_path)
+    1. check inputs, apply the preset, check the output paths (options.validate, make_presets.apply_preset)
     2. pick the backend and the enhancer      -> Backend, FaceRestorer (choose_backend, load_restorer)
     3. read the portrait, find and crop the face -> FaceCrop      (load_face)
     4. read or synthesise the speech             -> Audio         (load_audio)
@@ -41,29 +41,48 @@ class Progress:
     total: int = 0
     fps: float = 0.0
     eta_s: float = 0.0
+    note: str = ""  # what happened, in words (e.g. the switch to a lower preset after out-of-memory)
 
 
 @dataclass
 class MakeResult:
     """What ``make`` produced: the MP4, the speech and motion track it was driven by, stage timings (s)."""
 
-    video: Path
+    video: Path | None  # None when the video went to standard output (-o -)
     audio: Audio
     track: CoeffTrack
     backend: str
     timings: dict
 
 
-def make(options: MakeOptions, progress: ProgressCallback | None = None) -> MakeResult:
-    """Run the whole pipeline and return where the video was written."""
+def make(options: MakeOptions, progress: ProgressCallback | None = None, *, stream: str | Path | None = None,
+         keep: tuple[str, ...] = ()) -> MakeResult:
+    """Run the whole pipeline and return where the video was written.
+
+    stream: also write the video while it renders: an HLS playlist (``.m3u8``) or a fragmented MP4
+    (``.mp4``) path (see ``talker.media.VideoWriter``); ``options.out`` ``-`` sends a fragmented MP4
+    to standard output instead of saving one. keep: option names the preset must not change (the
+    flags given on the command line; see ``talker.make_presets``).
+    """
     report = progress or (lambda p: None)
     timings: dict[str, float] = {}
 
-    # 1. Check inputs and the output path before any heavy work.
-    options.validate()
+    # 1. Check inputs, apply the preset and check the output paths before any heavy work.
+    from talker.make_presets import apply_preset
     from talker.media import check_output_path
 
-    out = check_output_path(options.out or options.default_out, options.force)
+    options, presets = apply_preset(options.validate(), keep)
+    options.validate()
+    if options.out is not None and str(options.out) == "-":
+        out, stream = None, "-"
+    else:
+        out = check_output_path(options.out or options.default_out, options.force)
+    if stream is not None and stream != "-":
+        suffix = Path(stream).suffix.lower()
+        stream = check_output_path(stream, options.force, suffix=suffix if suffix == ".m3u8" else ".mp4")
+    if presets:
+        log.info("preset %s (%s), then %s", presets[0].name, presets[0].path,
+                 " > ".join(p.name for p in presets[1:]) or "no fallback")
 
     # 2. Pick the backend and the enhancer: missing model files are reported before any work.
     backend = choose_backend(options)
@@ -90,7 +109,7 @@ def make(options: MakeOptions, progress: ProgressCallback | None = None) -> Make
 
     # 6. Render, paste back, restore and encode, streaming.
     t = time.perf_counter()
-    render_video(face, audio, track, backend, restorer, options, out, report)
+    render_video(face, audio, track, backend, restorer, options, out, report, stream=stream, fallbacks=presets[1:])
     timings["render"] = time.perf_counter() - t
     return MakeResult(video=out, audio=audio, track=track, backend=backend.name, timings=timings)
 
@@ -136,9 +155,13 @@ class Backend:
     def coeffs(self, face: FaceCrop, audio: Audio, options: MakeOptions) -> CoeffTrack:
         raise NotImplementedError
 
-    def frames(self, face: FaceCrop, track: CoeffTrack, options: MakeOptions) -> Iterator[np.ndarray]:
-        """Rendered S x S frames, (B, S, S, 3) uint8 RGB batches."""
+    def frames(self, face: FaceCrop, track: CoeffTrack, options: MakeOptions, start: int = 0) -> Iterator[np.ndarray]:
+        """Rendered S x S frames ``start``.. of the track, (B, S, S, 3) uint8 RGB batches."""
         raise NotImplementedError
+
+    def switch(self, options: MakeOptions) -> "Backend":
+        """This backend for ``options``'s device and precision (after a fallback to a lower preset)."""
+        return self
 
     def face_points(self, face: FaceCrop, track: CoeffTrack) -> np.ndarray:
         """(T, 5, 2) float32 eye centres, nose tip and mouth corners of each rendered frame, in crop
@@ -170,8 +193,11 @@ class EmbeddedBackend(Backend):
             expression_scale=options.expression_scale,
         )
 
-    def frames(self, face, track, options):
-        return self._renderer(face).render(track, batch_size=options.batch_size)
+    def frames(self, face, track, options, start=0):
+        from dataclasses import replace
+
+        rest = replace(track, values=track.values[start:]) if start else track  # frames are drawn independently
+        return self._renderer(face).render(rest, batch_size=options.batch_size)
 
     def face_points(self, face, track):
         """The renderer's driven landmarks, so restoration follows the moving mouth and head."""
@@ -210,18 +236,25 @@ class SadTalkerBackend(Backend):
     # face_points: the source's landmarks for every frame (SadTalker's renderer moves the head only
     # a little; its keypoints are not landmarks).
 
-    def frames(self, face, track, options):
+    def switch(self, options):
+        from talker.device import check_precision, resolve_device
+
+        device = resolve_device(options.device)
+        return SadTalkerBackend(self.files, device, check_precision(options.precision, device))
+
+    def frames(self, face, track, options, start=0):
         from renderer.sadtalker.nets import RendererNets
         from renderer.sadtalker.render import SadTalkerRenderer
 
         nets = RendererNets.from_files(self.files, full=face.pastes_back, device=self.device)
         cuda = self.device.startswith("cuda")
-        half = cuda and self.precision != "fp32"  # the opt-in speed path: compiled graph, CUDA-graph replay
+        half = cuda and self.precision != "fp32"  # the fast path (CUDA default): compiled graph, CUDA-graph replay
+        compile = half if options.compile is None else options.compile and cuda
         renderer = SadTalkerRenderer(
             face, nets, device=self.device, precision=self.precision, batch_size=options.batch_size,
-            fast=cuda, compile="default" if half else None, cuda_graph=half,
+            fast=cuda, compile="default" if compile else None, cuda_graph=half,
         )
-        return renderer.render(track, still=options.still)
+        return renderer.render(track, still=options.still, start=start)
 
 
 def choose_backend(options: MakeOptions) -> Backend:
@@ -292,7 +325,8 @@ def load_restorer(options: MakeOptions):
     precision = check_precision(options.precision, device)
     return FaceRestorer(
         path, device=device, precision=precision, strength=options.enhance_strength,
-        batch_size=options.batch_size, compile=precision != "fp32",  # fp16/bf16: the opt-in GPU speed path
+        batch_size=options.batch_size,  # compile: by default on the fp16/bf16 GPU path
+        compile=precision != "fp32" if options.compile is None else options.compile and device.startswith("cuda"),
     )
 
 
@@ -303,30 +337,68 @@ def render_video(
     backend: Backend,
     restorer,
     options: MakeOptions,
-    out: Path,
+    out: Path | None,
     report: ProgressCallback,
-) -> Path:
+    *,
+    stream: str | Path | None = None,
+    fallbacks=(),
+) -> Path | None:
     """Stage 6: render the track's frames, paste them into the output picture, restore the faces
-    (``restorer``: a FaceRestorer or None) and encode the MP4.
+    (``restorer``: a FaceRestorer or None) and encode the MP4 (and the ``stream``, if any).
 
     The MP4 appears at ``out`` only when complete (written under a temporary name, then renamed).
+    The renderer runs a batch or two ahead of paste, restoration and encoding (``talker.prefetch``).
+    On CUDA out-of-memory, the render goes on from the first frame not yet encoded with the next of
+    ``fallbacks`` (make presets, best first; see ``make_presets.fallback_options``), reported as a
+    'fallback' Progress and a warning; the frames already encoded are kept. With none left it is a
+    GpuMemoryError.
     """
     from enhance.paste import to_output_frames, to_output_points
+    from talker.device import cuda_out_of_memory_error, free_gpu_memory
+    from talker.errors import GpuMemoryError
+    from talker.make_presets import fallback_options
     from talker.media import VideoWriter
+    from talker.prefetch import prefetch
 
     total = track.num_frames
     # faces are restored in the output frames, at their final resolution
     points = to_output_points(backend.face_points(face, track), face) if restorer is not None else None
+    fallbacks = list(fallbacks)
     start = time.perf_counter()
-    with VideoWriter(out, size=face.output_size, audio=audio) as writer:
-        for batch in backend.frames(face, track, options):
-            frames = to_output_frames(batch, face)
-            if restorer is not None:
-                done = writer.frames_written
-                frames = restorer.restore(frames, points[done : done + len(frames)])
-            writer.write(frames)
+    with VideoWriter(out, size=face.output_size, audio=audio, stream=stream) as writer:
+        while True:
+            try:
+                with prefetch(backend.frames(face, track, options, start=writer.frames_written)) as batches:
+                    for batch in batches:
+                        frames = to_output_frames(batch, face)
+                        if restorer is not None:
+                            done = writer.frames_written
+                            frames = restorer.restore(frames, points[done : done + len(frames)])
+                        writer.write(frames)
+                        done = writer.frames_written
+                        elapsed = time.perf_counter() - start
+                        fps = done / elapsed if elapsed > 0 else 0.0
+                        report(Progress("render", done, total, fps, (total - done) / fps if fps > 0 else 0.0))
+                break
+            except cuda_out_of_memory_error():
+                pass  # handled below, once the error and the tensors its traceback holds are released
             done = writer.frames_written
-            elapsed = time.perf_counter() - start
-            fps = done / elapsed if elapsed > 0 else 0.0
-            report(Progress("render", done, total, fps, (total - done) / fps if fps > 0 else 0.0))
+            if not fallbacks:
+                raise GpuMemoryError(
+                    f"the GPU ran out of memory at frame {done} of {total}; use --preset low-vram, a smaller "
+                    "--batch-size or --size 256, or --device cpu"
+                )
+            preset = fallbacks.pop(0)
+            note = (f"GPU out of memory at frame {done} of {total}: going on with preset {preset.name!r} "
+                    f"(batch size {preset.settings.batch_size}, {preset.settings.precision}); "
+                    f"the {done} frames encoded are kept")
+            log.warning(note)
+            report(Progress("fallback", done, total, note=note))
+            options = fallback_options(options, preset)
+            backend = backend.switch(options)
+            if restorer is not None:
+                restorer = None
+                free_gpu_memory()
+                restorer = load_restorer(options)
+            free_gpu_memory()
     return out

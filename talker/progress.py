@@ -35,7 +35,7 @@ class TerminalProgress:
         if not self.enabled:
             return
         if p.stage != "render":
-            print(f"talker: {_STAGE_TEXT.get(p.stage, p.stage)}...", file=self.stream)
+            print(f"talker: {p.note or _STAGE_TEXT.get(p.stage, p.stage) + '...'}", file=self.stream)
             return
         if self._bar is None:
             from tqdm import tqdm

@@ -106,15 +106,20 @@ class SadTalkerRenderer:
     # -- public API -------------------------------------------------------------------------------
 
     def render(self, track: CoeffTrack, *, still: bool = False, expression_scale: float = 1.0,
-               input_yaw: Angles = None, input_pitch: Angles = None, input_roll: Angles = None) -> Iterator[np.ndarray]:
-        """Yield (B, S, S, 3) uint8 RGB frame batches in time order; the B's sum to T.
+               input_yaw: Angles = None, input_pitch: Angles = None, input_roll: Angles = None,
+               start: int = 0) -> Iterator[np.ndarray]:
+        """Yield (B, S, S, 3) uint8 RGB frame batches in time order; the B's sum to T - start.
+
+        start: the first frame to render (to resume a render; each frame depends only on the
+        track's coefficient window around it, so frames are the same as in a render from 0).
 
         still: keep the source's head pose (and crop params in full modes). expression_scale:
         multiplies the 64 expression coefficients. input_yaw/pitch/roll: free-view angles in degrees,
         one value (constant) or several (a path through them, SPEC §9); they replace the angles of
         the driving keypoints only. Raises SpaceMismatchError for a track not in 'sadtalker' space.
         """
-        batches = self._batches(track, still, expression_scale, (input_yaw, input_pitch, input_roll), uint8=True)
+        batches = self._batches(track, still, expression_scale, (input_yaw, input_pitch, input_roll), uint8=True,
+                                first=start)
         if self.device.type == "cuda" and self.fast:
             yield from _pipelined_to_host(batches)
         else:
@@ -149,11 +154,12 @@ class SadTalkerRenderer:
         return source_window, rows, degrees, use
 
     @torch.no_grad()
-    def _batches(self, track: CoeffTrack, still: bool, expression_scale: float, angles, *, uint8: bool):
+    def _batches(self, track: CoeffTrack, still: bool, expression_scale: float, angles, *, uint8: bool,
+                 first: int = 0):
         source_window, rows, degrees, use = self._inputs(track, still, expression_scale, angles)
         t, b = len(rows), self.batch_size
         step = self._fast_step(source_window, use) if self.fast else self._reference_step(source_window, use)
-        for start in range(0, t, b):
+        for start in range(first, t, b):
             frames = semantics.batch_frames(t, start, b)
             out = step(self._upload(semantics.windows(rows, frames)), self._upload(degrees[frames]))
             out = out[: min(b, t - start)]
