@@ -147,3 +147,46 @@ def test_send_to_talker_then_generate_writes_an_mp4_and_uses_the_webui_gfpgan(we
             assert len(list((root / "outputs" / "talker").rglob("*.mp4"))) == 1  # nothing half-written
         finally:
             browser.close()
+
+
+@pytest.fixture
+def tab_script(monkeypatch):
+    """scripts/talker_tab.py loaded as the WebUI loads it, in this process, against the fake ``modules``;
+    the fake WebUI's modules are dropped again afterwards."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(FAKE_WEBUI.parent))
+    monkeypatch.syspath_prepend(str(ROOT))
+    spec = importlib.util.spec_from_file_location("talker_tab.py", ROOT / "scripts" / "talker_tab.py")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        for name in [n for n in sys.modules if n == "modules" or n.startswith("modules.")]:
+            del sys.modules[name]
+
+
+def notice_of(tabs) -> str:
+    (blocks, title, elem_id), = tabs
+    assert (title, elem_id) == ("Talker", "talker")
+    return " ".join(str(getattr(b, "value", "")) for b in blocks.blocks.values())
+
+
+def test_the_tab_says_why_instead_of_vanishing(tab_script, monkeypatch):
+    from modules import infotext_utils
+
+    hint = "talker: the talker package is not installed in the WebUI's Python; install it once with ..."
+    monkeypatch.setattr(tab_script, "install_hint", lambda: hint)
+    assert hint in notice_of(tab_script.on_ui_tabs())
+    assert infotext_utils.paste_fields["talker"]["init_img"] is None  # Send to Talker still connects
+
+    def too_old(*args, **kwargs):
+        raise TypeError("Gallery.__init__() got an unexpected keyword argument 'fit_columns'")
+
+    import talker.webui.app
+
+    monkeypatch.setattr(tab_script, "install_hint", lambda: None)
+    monkeypatch.setattr(talker.webui.app, "build_blocks", too_old)
+    text = notice_of(tab_script.on_ui_tabs())
+    assert "cannot be built with this WebUI's Gradio" in text and "fit_columns" in text
