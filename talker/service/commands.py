@@ -42,6 +42,9 @@ def add_service_commands(sub) -> None:
 
 def _config(args):
     _need_extra()
+    import logging
+
+    logging.basicConfig(force=True, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from talker.service.config import load_config
 
     return load_config(args.config, broker=args.broker, results=args.results, store=args.store)

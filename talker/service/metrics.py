@@ -14,9 +14,10 @@ log = logging.getLogger(__name__)
 
 
 def queue_depth(celery_app, queue: str) -> int:
-    """Messages waiting in ``queue`` (not counting those a worker holds)."""
+    """Messages waiting in ``queue`` (not counting those a worker holds). The queue is declared
+    (as a worker does): Redis forgets an empty list."""
     with celery_app.connection_for_read() as conn:
-        return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+        return conn.default_channel.queue_declare(queue=queue).message_count
 
 
 class ServiceCollector:

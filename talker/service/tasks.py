@@ -242,8 +242,11 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
             t = time.time()
             if t - last[0] >= PROGRESS_EVERY_S or p.stage != "render" or p.done == p.total:
                 last[0] = t
-                store.update(job_id, only_if=held.held(), stage=p.stage, frames_done=p.done, frames_total=p.total,
-                             fps=round(p.fps, 2), eta_s=round(p.eta_s, 2))
+                try:
+                    store.update(job_id, only_if=held.held(), stage=p.stage, frames_done=p.done, frames_total=p.total,
+                                 fps=round(p.fps, 2), eta_s=round(p.eta_s, 2))
+                except Exception as err:  # progress is best effort: a store outage must not stop the render
+                    log.warning("job %s: progress not recorded (%s)", job_id, err)
 
         try:
             paths = {}
@@ -272,11 +275,24 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
             log.exception("job %s failed", job_id)
             ended = dict(state=FAILED, error=f"internal error ({type(err).__name__}): {err}", finished_at=time.time())
 
-    if not store.update(job_id, only_if={"state": [RUNNING], "worker": [token]}, **ended):
+    if not _patiently(lambda: store.update(job_id, only_if={"state": [RUNNING], "worker": [token]}, **ended)):
         if ended.get("video") and store.get(job_id).state == CANCELLED:
             results.delete(ended["video"])  # cancelled after the render: leave no file
         return
     notify(app, store.get(job_id))
+
+
+def _patiently(call, patience_s: float = 30.0):
+    """``call()``, tried again every second while the store is unreachable, for up to ``patience_s``."""
+    end = time.monotonic() + patience_s
+    while True:
+        try:
+            return call()
+        except Exception as err:
+            if time.monotonic() > end:
+                raise
+            log.warning("job store unreachable (%s); trying again", err)
+            time.sleep(1.0)
 
 
 def _score(result, folder: Path) -> Path:
