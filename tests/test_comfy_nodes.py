@@ -124,7 +124,9 @@ def test_make_and_score_nodes_on_a_real_portrait_and_speech(tmp_path, monkeypatc
     audio, wav = speech
     (portrait,) = run_node(nodes.TalkerLoadPortrait, path=str(astronaut_png))
     inputs = {**widget_defaults(nodes.TalkerMakeVideo), "backend": "embedded"}
-    video_path, frames, fps = run_node(nodes.TalkerMakeVideo, portrait=portrait, audio=audio, **inputs)
+    made = run_node(nodes.TalkerMakeVideo, portrait=portrait, audio=audio, **inputs)
+    video_path, frames, fps = made["result"]
+    assert made["ui"]["images"] == [{"filename": "clip_00001.mp4", "subfolder": "talker", "type": "output"}]
 
     video = Path(video_path)
     assert video == tmp_path / "output" / "talker" / "clip_00001.mp4" and video.is_file()
@@ -141,7 +143,7 @@ def test_make_and_score_nodes_on_a_real_portrait_and_speech(tmp_path, monkeypatc
     assert float(frames.std(dim=0).mean()) > 0.002  # the face moves: not one picture repeated
 
     # a second run takes the next number; nothing is overwritten
-    again, _, _ = run_node(nodes.TalkerMakeVideo, portrait=portrait, audio=audio, **inputs)
+    again, _, _ = run_node(nodes.TalkerMakeVideo, portrait=portrait, audio=audio, **inputs)["result"]
     assert Path(again).name == "clip_00002.mp4" and video.is_file()
 
     text, verdict, plot = run_node(nodes.TalkerScore, video_path=video_path, audio=audio, portrait=portrait,

@@ -148,7 +148,8 @@ class TalkerMakeVideo:
     """Portrait + speech -> a lip-synced MP4 through ``talker.pipeline.make``.
 
     The option widgets are the rows of ``talker.webui.form.FIELDS`` (the web page's table: the CLI's
-    defaults, choices and slider ranges); ``face_index`` -1 means "the only face" (None).
+    defaults, choices and slider ranges); ``face_index`` -1 means "the only face" (None). Besides its
+    outputs it returns the MP4 as the node's preview (``ui``, as ComfyUI's own video savers do).
     """
 
     CATEGORY = CATEGORY
@@ -185,7 +186,10 @@ class TalkerMakeVideo:
             Image.fromarray(image_to_rgb(portrait)).save(image_path)
             audio_path = write_audio(audio, Path(tmp) / "speech.wav")
             result = make(build_options(options, image_path, audio_path, transcript, out), progress=_comfy_progress())
-        return (str(result.video), rgb_to_image(list(read_video_frames(result.video))), float(FPS))
+        frames = rgb_to_image(list(read_video_frames(result.video)))
+        subfolder = result.video.parent.relative_to(output_root().resolve()).as_posix()
+        preview = {"filename": result.video.name, "subfolder": "" if subfolder == "." else subfolder, "type": "output"}
+        return {"ui": {"images": [preview], "animated": (True,)}, "result": (str(result.video), frames, float(FPS))}
 
 
 def _widget(row) -> tuple:
