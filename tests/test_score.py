@@ -121,3 +121,17 @@ def test_make_report_writes_json_and_png_beside_the_video(tmp_path, speech_pbm, 
     assert data["video"] == str(out) and {c["name"] for c in data["checks"]} >= {"av_offset_ms", "jitter", "blink_rate"}
     assert (tmp_path / "clip.report.png").stat().st_size > 10_000
     assert f"report: {data['verdict']}" in proc.stderr
+    # a 5 s clip is judged by its length: at most one blink is no frozen face, and it must not fail
+    checks = {c["name"]: c for c in data["checks"]}
+    assert data["verdict"] != "fail", [c for c in data["checks"] if c["verdict"] == "fail"]
+    assert checks["blink_rate_low"]["verdict"] == "skip" and checks["eye_motion"]["verdict"] != "fail"
+
+
+def test_a_short_frozen_face_still_fails(tmp_path, speech_pbm):
+    wav, _ = speech_pbm
+    audio = read_audio(wav)
+    still = mf.grace_hopper()
+    report = score_video(reencode([still] * audio.num_frames, audio, tmp_path / "still.mp4"), audio, image=still)
+    v = verdicts(report)
+    assert report.verdict == "fail" and v["mouth_motion"] == "fail", v
+    assert v["eye_motion"] == "skip"  # no blink in 5 s proves nothing by itself
