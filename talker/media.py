@@ -375,8 +375,11 @@ class VideoWriter:
         """The files the stream has written so far (none for standard output)."""
         if not isinstance(self.stream, Path):
             return []
-        segments = list(self.stream.parent.glob(f"{self.stream.stem}_*.ts")) if self.stream.suffix == ".m3u8" else []
-        return [self.stream, *segments]
+        if self.stream.suffix != ".m3u8":
+            return [self.stream]
+        # the segments, and the playlist's temporary copy that ffmpeg renames onto it
+        return [self.stream, self.stream.with_name(self.stream.name + ".tmp"),
+                *self.stream.parent.glob(f"{self.stream.stem}_*.ts")]
 
     def _end_process(self, kill: bool) -> int:
         """Close ffmpeg's input (after killing it when ``kill``), wait for it and its log; returns its exit status."""
