@@ -161,9 +161,11 @@ class Service:
         return httpx.Client(base_url=self.base, headers=headers, timeout=60, **kwargs)
 
     def stop(self) -> None:
-        for node in [*self.workers, self.api]:
-            if node is not None:
-                node.stop()
+        nodes = [n for n in [*self.workers, self.api] if n is not None and n.proc.poll() is None]
+        for node in nodes:  # all at once: their warm shutdowns overlap
+            os.killpg(node.pid, signal.SIGTERM)
+        for node in nodes:
+            node.stop()
 
     def logs(self) -> str:
         """The tail of every process's log, for assertion messages."""

@@ -156,6 +156,9 @@ def test_oversized_and_wrongly_typed_uploads_413_415(service, acme, media, tmp_p
     r = sh.submit(acme, media["image"], png_as_wav)
     assert r.status_code == 415 and "not audio" in r.json()["error"]
 
+    r = sh.submit(acme, media["image"], text="a" * 5001)
+    assert r.status_code == 413 and "5001 characters, over the 5000 character limit" in r.json()["error"]
+
     r = sh.submit(acme, media["image"], media["audio"], size=300)
     assert r.status_code == 422 and r.json()["error"] == "--size must be 256 or 512, not 300"
     r = sh.submit(acme, media["image"], media["audio"], colour="blue")

@@ -194,6 +194,7 @@ def create_app(config: ServiceConfig):
             if "image" not in uploads:
                 raise Refused(422, "no portrait: send the picture as the multipart file field 'image'")
             options = options_from_form(fields, has_audio="audio" in uploads)
+            security.check_text(options.get("text"), config.limits)
             job = Job(tenant=who.name, options=options, idempotency_key=request.headers.get("idempotency-key"),
                       **svc.service_fields(who, form))
             if job.idempotency_key and (earlier := svc.store.find(who.name, job.idempotency_key)) is not None:
@@ -282,6 +283,8 @@ def create_app(config: ServiceConfig):
                 keys[name] = svc.save_upload(up, role, f"{who.name}/batches/{batch}/{len(keys):03d}")
                 (avatars if role == "image" else recordings).append(name)
             rows = parse_manifest(manifest.file.read(), avatars, recordings, MAX_BATCH_JOBS)
+            for row in rows:
+                security.check_text(row.options.get("text"), config.limits)
             extra = svc.service_fields(who, form)
             ids = []
             for row in rows:
@@ -351,6 +354,7 @@ def create_app(config: ServiceConfig):
 
         def work():
             options = options_from_form({"text": opts.get("text") or ""}, has_audio=False)
+            security.check_text(options.get("text"), config.limits)
             job = Job(tenant=settings.tenant, options=options, name=f"discord_{avatar}",
                       discord={"application_id": interaction["application_id"], "token": interaction["token"]})
             path = Path(avatars[avatar]).expanduser()
@@ -362,7 +366,7 @@ def create_app(config: ServiceConfig):
 
         try:
             job = await run_in_threadpool(work)
-        except TalkerError as err:
+        except (TalkerError, Refused) as err:
             return {"type": 4, "data": {"content": f"Cannot make that video: {err}"}}
         return JSONResponse({"type": discord.DEFERRED_CHANNEL_MESSAGE},
                             background=BackgroundTask(svc.publish, job))

@@ -2,7 +2,8 @@
 
 - API keys per tenant (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``): 401 without a valid
   key; a tenant sees only its own jobs (another tenant's job id is 404, as if it did not exist).
-- Upload limits (bytes per file, pixels of a portrait, seconds of audio): 413 with the limit named.
+- Upload limits (bytes per file, pixels of a portrait, seconds of audio, characters of text): 413
+  with the limit named.
 - Types judged from the content (magic bytes, then decoding), never from file names: 415.
 """
 
@@ -61,6 +62,11 @@ def audio_type(head: bytes) -> str | None:
 def check_size(name: str, size: int, limits: Limits) -> None:
     if size > limits.upload_bytes:
         raise Refused(413, f"{name} is {size / 1e6:.1f} MB, over the {limits.upload_bytes / 1e6:.1f} MB upload limit; send a smaller file")
+
+
+def check_text(text: str | None, limits: Limits) -> None:
+    if text and len(text) > limits.text_chars:
+        raise Refused(413, f"the text is {len(text)} characters, over the {limits.text_chars} character limit; split it into shorter scripts")
 
 
 def check_image(name: str, path: Path, limits: Limits) -> str:
