@@ -16,7 +16,8 @@ Celery process each, --concurrency 1), all as subprocesses on this machine. Meas
   first submission to the last job's end.
 
 Baseline of the same run: the same N jobs rendered one after another with ``talker.pipeline.make``
-in this process (after one untimed job, as the workers are warm), jobs per minute. Raw results go
+in this process (after one untimed job, as the workers are warm), jobs per minute, measured before,
+between and after the brokers' runs; a broker's ratios use the two baselines around it. Raw results go
 to benchmarks/out/service_cpu.json. Other programs using the CPU slow every figure: the load
 average is recorded before and after each phase.
 """
@@ -260,8 +261,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="talker-bench-service-") as tmp:
         tmp = Path(tmp)
         image, wav = make_inputs(tmp)
-        result["in_process"] = bench_in_process(image, wav, tmp, args.jobs)
-        print("in-process make:", result["in_process"], flush=True)
+        # The baseline runs before, between and after the brokers' runs: each broker's ratios use
+        # the mean of the two that bracket it, measured under much the same load.
+        result["in_process"] = [bench_in_process(image, wav, tmp, args.jobs)]
+        print("in-process make:", result["in_process"][-1], flush=True)
         for name in args.brokers:
             folder = tmp / name
             folder.mkdir()
@@ -276,8 +279,12 @@ def main() -> int:
                 if redis is not None:
                     redis.terminate()
                     redis.wait()
+            result["in_process"].append(bench_in_process(image, wav, tmp, args.jobs))
+            print("in-process make:", result["in_process"][-1], flush=True)
+            baseline = statistics.mean(b["jobs_per_min"] for b in result["in_process"][-2:])
+            run["in_process_jobs_per_min"] = round(baseline, 2)
             for w in (1, 2):
-                run[f"workers_{w}"]["vs_in_process"] = round(run[f"workers_{w}"]["jobs_per_min"] / result["in_process"]["jobs_per_min"], 2)
+                run[f"workers_{w}"]["vs_in_process"] = round(run[f"workers_{w}"]["jobs_per_min"] / baseline, 2)
             result["runs"].append(run)
             print(json.dumps(run), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
