@@ -294,6 +294,32 @@ def test_keda_scales_the_worker_deployment_on_the_queue_it_consumes():
     assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
 
 
+def test_the_redis_list_keda_measures_holds_the_jobs_the_api_publishes(tmp_path):
+    """KEDA's redis scaler reads LLEN listName in databaseIndex: publish jobs as the API does, on a
+    real redis-server with the workers' database, and read that length the way KEDA does."""
+    import redis
+
+    from service_helpers import RedisServer
+    from talker.service.app import Service
+    from talker.service.config import load_config
+    from talker.service.jobs import Job
+
+    _, _, args = _worker()
+    (scaled,) = find("ScaledObject")
+    meta = scaled["spec"]["triggers"][0]["metadata"]
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        broker = f"redis://127.0.0.1:{server.port}{urlsplit(args.broker).path}"
+        svc = Service(load_config(None, broker=broker, results=str(tmp_path / "results")))
+        for _ in range(3):
+            svc.publish(svc.store.add(Job(tenant="t")))
+        keda_view = redis.Redis(port=server.port, db=int(meta["databaseIndex"]))
+        assert keda_view.llen(meta["listName"]) == 3
+        assert keda_view.type(meta["listName"]) == b"list"
+    finally:
+        server.stop()
+
+
 def test_worker_default_queue_is_the_one_keda_watches_when_no_queue_is_given():
     from talker.service.config import WorkerSettings
 
