@@ -47,7 +47,7 @@ def test_page_widgets_start_at_the_make_options_defaults(tmp_path):
     for row in form_fields():
         widget = by_id[f"talker-{row.name.replace('_', '-')}"]
         expected = getattr(defaults, row.name)
-        assert widget.value == ("" if expected is None and row.kind == "text" else expected), row.name
+        assert widget.value == ("" if expected is None and row.kind in ("text", "dropdown") else expected), row.name
         if row.kind == "dropdown":
             assert [c[1] for c in widget.choices] == list(row.choice_values()), row.name
     for group in ("inputs", *GROUPS[:-1]):
@@ -62,6 +62,8 @@ def test_widget_kinds():
     assert rows["face_index"].kind == "number" and rows["face_index"].optional
     assert rows["language"].kind == "text"
     assert rows["batch_size"].kind == "number"
+    assert rows["preset"].kind == "dropdown" and rows["preset"].choice_values()[:2] == ("", "auto")
+    assert "fast" in rows["preset"].choice_values()
 
 
 def test_form_values_become_make_options(tmp_path):
@@ -85,6 +87,8 @@ def test_empty_boxes_keep_defaults_and_optional_ones_become_none(tmp_path):
     defaults = MakeOptions()
     assert options.face_index is None and options.language == defaults.language and options.seed == defaults.seed
     assert options.text is None and options.audio is None
+    assert build_options({"preset": ""}, "f.png", "v.wav", "", tmp_path / "a.mp4").preset is None
+    assert build_options({"preset": "fast"}, "f.png", "v.wav", "", tmp_path / "a.mp4").preset == "fast"
 
 
 def test_validation_is_make_options(tmp_path):

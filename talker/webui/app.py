@@ -12,6 +12,7 @@ own folder under ``output_root`` and sees only its own clips.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import secrets
@@ -103,7 +104,7 @@ class PageProgress:
         if p.stage == "render" and p.total:
             self.bar((p.done, p.total), desc=render_text(p), unit="frames")
         else:
-            self.bar(0.0, desc=STAGE_TEXT.get(p.stage, p.stage))
+            self.bar(None, desc=STAGE_TEXT.get(p.stage, p.stage))
 
 
 def render_text(p: Progress) -> str:
@@ -164,12 +165,13 @@ def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None) 
                 video = gr.Video(label="result", elem_id="talker-video", interactive=False)
                 verdict = gr.Markdown(elem_id="talker-verdict")
                 table = gr.Dataframe(headers=REPORT_HEADERS, label="score", interactive=False, wrap=True,
-                                     elem_id="talker-report")
+                                     column_widths=["26%", "14%", "12%", "48%"], elem_id="talker-report")
                 report_png = gr.Image(label="score report", type="filepath", interactive=False,
                                       elem_id="talker-report-png")
-                history = gr.Gallery(label="this session's clips (click one to play it)", columns=4,
-                                     height="auto", object_fit="contain", allow_preview=False,
-                                     elem_id="talker-history", interactive=False)
+                history = gr.Gallery(label="this session's clips (click one to play it)", columns=5,
+                                     height=200, object_fit="contain", allow_preview=False,
+                                     elem_id="talker-history", interactive=False,
+                                     **_newer(gr.Gallery.__init__, fit_columns=False))
 
         def begin(request: gr.Request):
             sessions.get(request).stop.clear()
@@ -212,8 +214,9 @@ def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None) 
 
         inputs = {image, audio, text, grade, *widgets.values()}
         outputs = [status, video, verdict, table, report_png, history]
-        generate.click(begin, None, status, queue=False).then(
-            render, inputs, outputs, concurrency_limit=1, concurrency_id=RENDER_QUEUE, show_progress_on=[video])
+        queued = generate.click(begin, None, status, queue=False)
+        queued.then(render, inputs, outputs, concurrency_limit=1, concurrency_id=RENDER_QUEUE,
+                    **_newer(queued.then, show_progress_on=[video]))
         stop.click(request_stop, None, status, queue=False)
         history.select(replay, None, video, queue=False)
         blocks.unload(sessions.forget)
@@ -230,8 +233,18 @@ def launch(host: str, port: int, share: bool, output_root: Path) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     blocks = build_blocks(output_root)
     blocks.queue()
-    blocks.launch(server_name=host, server_port=port, share=share, ssr_mode=False, show_error=False,
+    blocks.launch(server_name=host, server_port=port, share=share, show_error=False,
                   allowed_paths=[str(Path(output_root).expanduser().absolute())])
+
+
+def _newer(function, **arguments) -> dict:
+    """The ``arguments`` that ``function`` takes: Gradio 5 arguments the page can do without
+    (the history's column fit, where the progress bar shows) are left out on older Gradio, such as
+    the 4.40 that Forge runs the page with."""
+    accepted = inspect.signature(function).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        return arguments
+    return {name: value for name, value in arguments.items() if name in accepted}
 
 
 def _widget(row: FormField) -> gr.Component:
@@ -239,7 +252,8 @@ def _widget(row: FormField) -> gr.Component:
     common = dict(label=row.label, info=row.info or None, elem_id=f"talker-{row.name.replace('_', '-')}")
     kind, default = row.kind, row.default
     if kind == "dropdown":
-        return gr.Dropdown(choices=list(row.choice_values()), value=default, **common)
+        choices = [("none" if v == "" else str(v), v) for v in row.choice_values()]
+        return gr.Dropdown(choices=choices, value="" if default is None else default, **common)
     if kind == "slider":
         lo, hi, step = row.slider
         return gr.Slider(minimum=lo, maximum=hi, step=step, value=default, **common)

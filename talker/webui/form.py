@@ -29,9 +29,10 @@ GROUPS = ("face", "speech and motion", "backend and compute", "enhancement", "mo
 INPUT_FIELDS = ("image", "audio", "text")
 """MakeOptions fields filled from the page's input widgets (portrait, voice, script), not from the table."""
 
-SERVER_FIELDS = ("out", "force", "checkpoints", "extra")
-"""MakeOptions fields the server sets (the session's output file) or leaves at their default: a web
-user picks neither file-system paths on the server nor free-form extras."""
+SERVER_FIELDS = ("out", "force", "checkpoints", "extra", "compile", "portrait")
+"""MakeOptions fields the page leaves to the server: the output file (the session's), file-system
+paths on the server and free-form extras, ``compile`` (a GPU speed switch the preset sets) and
+``portrait`` (the Stable Diffusion stage, an object of its own)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class FormField:
     choices: the allowed values, for a drop-down; a callable is called when the page is built
         (for lists read from disk, such as preset names).
     slider: (minimum, maximum, step) for a slider; ``MakeOptions.validate`` holds the real limits.
-    optional: the field may be left empty (None), as --face-index may.
+    optional: the field may be left empty (None), as --face-index may; an optional drop-down
+        offers '' (shown as "none") for None.
     """
 
     name: str
@@ -79,6 +81,14 @@ class FormField:
         return "text"
 
 
+def _preset_choices() -> tuple[str, ...]:
+    """'' (no preset), 'auto', then the make presets found (shipped and the user's)."""
+    from talker.make_presets import AUTO, KIND
+    from talker.presets import preset_names
+
+    return ("", AUTO, *preset_names(KIND))
+
+
 FIELDS: tuple[FormField, ...] = (
     # face
     FormField("preprocess", "face", "preprocess", "crop: the face; extcrop: a larger crop; resize: the whole "
@@ -101,6 +111,8 @@ FIELDS: tuple[FormField, ...] = (
     # backend and compute
     FormField("backend", "backend and compute", "backend", "embedded needs no model files; sadtalker needs the "
               "official checkpoints; auto picks sadtalker when they verify", choices=BACKENDS),
+    FormField("preset", "backend and compute", "preset", "speed and memory preset (auto: picked from the free GPU "
+              "memory); the values you change here win over it", choices=_preset_choices, optional=True),
     FormField("device", "backend and compute", "device", choices=DEVICES),
     FormField("precision", "backend and compute", "precision", "fp16/bf16 need a CUDA GPU", choices=PRECISIONS),
     FormField("batch_size", "backend and compute", "batch size", "frames rendered at once"),
