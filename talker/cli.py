@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_commands(sub)
     add_doctor_command(sub)
     add_service_commands(sub)
+    from talker.portrait.command import add_portrait_command
+
+    add_portrait_command(sub)
     return parser
 
 
@@ -52,7 +55,7 @@ def _add_make(sub) -> None:
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what each stage does")
 
     g = p.add_argument_group("inputs")
-    g.add_argument("--image", type=Path, required=True, help="portrait: jpg, png, webp or bmp")
+    g.add_argument("--image", type=Path, help="portrait: jpg, png, webp or bmp (with --portrait-prompt: the picture to restyle, optional)")
     g.add_argument("--audio", type=Path, help="speech: any format ffmpeg reads (wav, mp3, m4a, ogg, flac, ...)")
     g.add_argument("--text", help="words to speak with espeak-ng when no --audio is given; with --audio, its transcript")
 
@@ -102,6 +105,9 @@ def _add_make(sub) -> None:
     g = p.add_argument_group("report")
     g.add_argument("--report", action="store_true",
                    help="grade the video (see 'talker score') and write <out>.report.json and <out>.report.png beside it")
+    from talker.portrait.command import add_portrait_arguments
+
+    add_portrait_arguments(p, prefix="portrait-")  # --portrait-prompt: draw the portrait first (saved as <out>.portrait.png)
     p.set_defaults(run=_run_make)
 
 
@@ -181,6 +187,10 @@ def _run_make(args) -> int:
         expression_scale=args.expression_scale, seed=args.seed,
         backend=args.backend, checkpoints=args.checkpoints, enhance_strength=args.enhance_strength,
     )
+    if args.sd_prompt or args.sd_prompt_file:
+        from talker.portrait.command import portrait_options
+
+        options.portrait = portrait_options(args, init_image=args.image)
     with TerminalProgress() as progress:
         result = make(options, progress=progress, stream=args.stream, keep=tuple(given))
     if result.video is not None:
@@ -188,7 +198,7 @@ def _run_make(args) -> int:
     if args.report:
         from talker.media import read_image
 
-        report = _score_and_write(result.video, result.audio, read_image(args.image), args.text,
+        report = _score_and_write(result.video, result.audio, read_image(result.portrait or args.image), args.text,
                                   result.video.with_suffix(".report.json"))
         print(f"report: {report.verdict}", file=sys.stderr)
     return 0

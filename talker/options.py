@@ -53,6 +53,9 @@ class MakeOptions:
     # enhancement
     enhancer: str = "none"
     enhance_strength: float = 1.0
+    # the portrait stage: a talker.portrait.PortraitOptions; when set, the portrait is drawn first
+    # (``image`` is its init image, optional) and saved beside the video as <out>.portrait.png
+    portrait: object = None
     # extras
     extra: dict = field(default_factory=dict)
 
@@ -63,8 +66,10 @@ class MakeOptions:
                 v = getattr(self, f.name)
                 if v is not None and not isinstance(v, Path):
                     setattr(self, f.name, Path(v).expanduser())
-        if self.image is None:
-            raise OptionError("no portrait given: pass --image PATH (jpg, png, webp or bmp)")
+        if self.image is None and self.portrait is None:
+            raise OptionError("no portrait given: pass --image PATH (jpg, png, webp or bmp), or --portrait-prompt to draw one")
+        if self.portrait is not None:
+            self.portrait.validate()
         if self.audio is None and not self.text:
             raise OptionError("no speech given: pass --audio PATH, or --text \"words to say\" to synthesise it")
         _choice("preprocess", self.preprocess, PREPROCESS_MODES)
@@ -92,9 +97,10 @@ class MakeOptions:
 
     @property
     def default_out(self) -> Path:
-        """results/<image stem>_<audio stem or 'text'>.mp4"""
+        """results/<image stem or 'portrait'>_<audio stem or 'text'>.mp4"""
         audio = self.audio.stem if self.audio is not None else "text"
-        return Path("results") / f"{Path(self.image).stem}_{audio}.mp4"
+        image = Path(self.image).stem if self.image is not None else "portrait"
+        return Path("results") / f"{image}_{audio}.mp4"
 
 
 def _choice(name: str, value, allowed) -> None:

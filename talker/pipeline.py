@@ -5,6 +5,7 @@ you can call on its own:
 
     1. check inputs, apply the preset, check the output paths (options.validate, make_presets.apply_preset)
     2. pick the backend and the enhancer      -> Backend, FaceRestorer (choose_backend, load_restorer)
+   2b. with options.portrait, draw the portrait -> <out>.portrait.png (talker.portrait.make_portrait)
     3. read the portrait, find and crop the face -> FaceCrop      (load_face)
     4. read or synthesise the speech             -> Audio         (load_audio)
     5. speech to motion coefficients             -> CoeffTrack    (Backend.coeffs)
@@ -53,6 +54,7 @@ class MakeResult:
     track: CoeffTrack
     backend: str
     timings: dict
+    portrait: Path | None = None  # the drawn portrait (with options.portrait), beside the video
 
 
 def make(options: MakeOptions, progress: ProgressCallback | None = None, *, stream: str | Path | None = None,
@@ -89,6 +91,20 @@ def make(options: MakeOptions, progress: ProgressCallback | None = None, *, stre
     restorer = load_restorer(options)
     log.info("backend: %s, enhancer: %s", backend.name, options.enhancer)
 
+    # 2b. Draw the portrait first when asked; it is saved beside the video and animated.
+    portrait = None
+    if options.portrait is not None:
+        from dataclasses import replace
+
+        from talker.portrait import make_portrait
+
+        t = time.perf_counter()
+        report(Progress("portrait"))
+        beside = out if out is not None else Path(options.default_out)  # -o -: where the video would be
+        portrait = make_portrait(options.portrait, beside.with_suffix(".portrait.png"), options.force).path
+        options = replace(options, image=portrait)
+        timings["portrait"] = time.perf_counter() - t
+
     # 3. Read the portrait and find the face.
     t = time.perf_counter()
     report(Progress("face"))
@@ -111,7 +127,7 @@ def make(options: MakeOptions, progress: ProgressCallback | None = None, *, stre
     t = time.perf_counter()
     render_video(face, audio, track, backend, restorer, options, out, report, stream=stream, fallbacks=presets[1:])
     timings["render"] = time.perf_counter() - t
-    return MakeResult(video=out, audio=audio, track=track, backend=backend.name, timings=timings)
+    return MakeResult(video=out, audio=audio, track=track, backend=backend.name, timings=timings, portrait=portrait)
 
 
 def load_face(options: MakeOptions) -> FaceCrop:

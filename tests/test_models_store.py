@@ -44,8 +44,13 @@ def test_shipped_manifest_names_every_file_with_sources_and_checks():
         "SadTalker_V0.0.2_256.safetensors", "SadTalker_V0.0.2_512.safetensors", "mapping_00109-model.pth.tar",
         "mapping_00229-model.pth.tar", "auido2exp_00300-model.pth", "auido2pose_00140-model.pth",
         "facevid2vid_00189-model.pth.tar", "epoch_20.pth", "GFPGANv1.3.pth", "GFPGANv1.4.pth",
-        "detection_Resnet50_Final.pth", "alignment_WFLW_4HG.pth", "parsing_parsenet.pth", "RealESRGAN_x2plus.pth"}
-    for e in m.files:
+        "detection_Resnet50_Final.pth", "alignment_WFLW_4HG.pth", "parsing_parsenet.pth", "RealESRGAN_x2plus.pth",
+        "v1-5-pruned-emaonly.safetensors", "sd-controlnet-canny.safetensors"}
+    # the portrait stage's Stable Diffusion files come from Hugging Face under CreativeML OpenRAIL-M
+    portrait = [e for e in m.files if e.features == ("portrait",)]
+    assert [e.id for e in portrait] == ["sd15", "controlnet-canny"]
+    assert all(e.primary.startswith("https://huggingface.co/") and e.licence == "CreativeML-OpenRAIL-M" for e in portrait)
+    for e in (e for e in m.files if e not in portrait):
         assert e.primary.startswith("https://github.com/") and e.primary.endswith("/" + e.file), e.id
         assert all(u.startswith("https://huggingface.co/") and u.endswith("/" + e.file) for u in e.mirrors), e.id
         assert e.licence in ("Apache-2.0", "MIT", "BSD-3-Clause")

@@ -101,8 +101,10 @@ def test_controlnet_canny_guides_the_picture(tiny, pictures):
     assert np.abs(masked - pictures["face_rgb"])[pictures["mask_arr"] == 0].max() <= 1  # ControlNet inpaint
 
 
-def test_face_check_keeps_the_pictures_with_a_face(pictures):
-    kept = face_check([Candidate(0, pictures["noise_rgb"], "cpu"), Candidate(1, pictures["face_rgb"], "cpu")])
+def test_face_check_keeps_the_pictures_with_a_face_big_enough_to_animate(pictures):
+    close_up = np.ascontiguousarray(mf.astronaut()[16:208, 144:336])  # face 114 px wide
+    small = pictures["face_rgb"]  # the whole astronaut at 128 px: a 26 px face
+    kept = face_check([Candidate(0, pictures["noise_rgb"], "cpu"), Candidate(1, close_up, "cpu"), Candidate(2, small, "cpu")])
     assert [c.seed for c in kept] == [1] and kept[0].face_score > 0.5
 
 

@@ -18,8 +18,8 @@ from talker.errors import OptionError
 ENV_MANIFEST = "TALKER_MANIFEST"
 # talker/data/manifest.toml links to checkpoints/manifest.toml, so the wheel carries it as package data.
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "data" / "manifest.toml"
-FOLDERS = ("checkpoints", "gfpgan/weights")
-"""Sub-folders of a SadTalker checkout (and of a talker models folder) that hold model files."""
+FOLDERS = ("checkpoints", "gfpgan/weights", "Stable-diffusion", "ControlNet")
+"""Sub-folders of a SadTalker checkout or an A1111 WebUI's models/ (and of a talker models folder) that hold model files."""
 FORMATS = ("safetensors", "torch")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

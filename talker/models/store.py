@@ -7,7 +7,8 @@ The models folder is ``--models-dir``, else ``$TALKER_MODELS``, else a per-user 
 
 Files already on disk elsewhere are used where they are, never copied: a SadTalker checkout
 (``checkpoints/`` + ``gfpgan/weights/``), an AUTOMATIC1111 WebUI (``models/SadTalker``,
-``extensions/SadTalker/checkpoints`` and ``gfpgan/weights``, ``models/GFPGAN``), the folder named by
+``extensions/SadTalker/checkpoints`` and ``gfpgan/weights``, ``models/GFPGAN``, and for the portrait stage
+``models/Stable-diffusion``, ``models/ControlNet``, ``extensions/sd-webui-controlnet/models``), the folder named by
 ``$SADTALKER_CHECKPOINTS`` (set by the SadTalker WebUI extension) and folders listed in
 ``$TALKER_REUSE_DIRS``. The usual places under the home folder are looked at too.
 
@@ -85,7 +86,11 @@ def locations_in(path: Path | str) -> list[Location]:
                           {"checkpoints": (path / "models" / "SadTalker",)}),
                  *locations_in(path / "extensions" / "SadTalker"),
                  Location("WebUI models/GFPGAN", path / "models" / "GFPGAN",
-                          {"gfpgan/weights": (path / "models" / "GFPGAN",)})]
+                          {"gfpgan/weights": (path / "models" / "GFPGAN",)}),
+                 Location("WebUI models/Stable-diffusion", path / "models" / "Stable-diffusion",
+                          {"Stable-diffusion": (path / "models" / "Stable-diffusion",)}),
+                 Location("WebUI models/ControlNet", path / "models" / "ControlNet",
+                          {"ControlNet": (path / "models" / "ControlNet", path / "extensions" / "sd-webui-controlnet" / "models")})]
         return [loc for loc in found if any(d.is_dir() for ds in loc.folders.values() for d in ds)]
     if (path / "checkpoints").is_dir() or (path / "gfpgan" / "weights").is_dir():
         kind = "SadTalker WebUI extension" if path.parent.name == "extensions" else "SadTalker checkout"

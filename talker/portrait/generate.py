@@ -92,9 +92,9 @@ def make_portrait(options: PortraitOptions, out: Path, force: bool = False) -> P
     kept = face_check(candidates) if options.check_face else candidates
     if not kept:
         raise NoFaceError(
-            f"the face stage found no face in {'any of the ' + str(len(candidates)) + ' pictures' if len(candidates) > 1 else 'the picture'} "
-            "drawn: ask for one ('portrait photo of ..., looking at the camera'), try other --seed values, "
-            "or draw several with --num-images"
+            f"the face stage found no face to animate in {'any of the ' + str(len(candidates)) + ' pictures' if len(candidates) > 1 else 'the picture'} "
+            "drawn (none, or smaller than 64 px): ask for one ('close-up portrait photo of ..., looking at the "
+            "camera'), try other --seed values, or draw several with --num-images"
         )
     chosen = max(kept, key=lambda c: c.face_score or 0.0)
 
@@ -209,13 +209,16 @@ def draw(pipe, options: PortraitOptions, inputs: PortraitInputs, seed: int) -> n
 
 
 def face_check(candidates: list[Candidate]) -> list[Candidate]:
-    """Step 4: score each candidate with the face stage's detector; those with a face, in seed order."""
-    from talker.face import detect_faces
+    """Step 4: score each candidate with the face stage's detector; those whose largest face is big
+    enough to animate (``talker.face.MIN_FACE_SIDE`` px on each side), in seed order."""
+    from talker.face import MIN_FACE_SIDE, detect_faces
 
     for c in candidates:
         faces = detect_faces(c.rgb)
-        c.face_score = faces[0].score if faces else 0.0
-        log.info("portrait seed %d: %s", c.seed, f"face, score {c.face_score:.2f}" if faces else "no face found")
+        big = bool(faces) and min(faces[0].width, faces[0].height) >= MIN_FACE_SIDE
+        c.face_score = faces[0].score if big else 0.0
+        log.info("portrait seed %d: %s", c.seed, f"face, score {c.face_score:.2f}" if big else
+                 f"face too small ({faces[0].width}x{faces[0].height} px)" if faces else "no face found")
     return [c for c in candidates if c.face_score]
 
 

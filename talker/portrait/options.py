@@ -68,6 +68,9 @@ class PortraitOptions:
             raise OptionError(f"--strength must be above 0 and at most 1, not {self.strength:g}")
         if not 1 <= self.steps <= 150:
             raise OptionError(f"--steps must be between 1 and 150, not {self.steps}")
+        if self.init_image is not None and int(self.steps * self.strength) < 1:
+            raise OptionError(f"--steps {self.steps} at --strength {self.strength:g} leaves no denoising step "
+                              "(steps x strength < 1): raise --steps or --strength")
         if not 0.0 <= self.guidance <= 30.0:
             raise OptionError(f"--guidance must be between 0 and 30, not {self.guidance:g}")
         if not 0.0 <= self.controlnet_scale <= 2.0:
