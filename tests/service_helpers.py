@@ -7,6 +7,7 @@ Every process runs in its own session (process group), so a test can SIGKILL a w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -103,8 +104,10 @@ class Node:
         self.proc.wait(10)
 
     def stop(self) -> None:
+        """SIGTERM to the main process (Celery's warm shutdown stops its own pool); SIGKILL to the
+        group after 15 s."""
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.terminate()
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
@@ -114,7 +117,7 @@ class Node:
 class Service:
     """A running job service: config file, one API process, worker nodes; ``client(key)`` talks to it."""
 
-    def __init__(self, folder: Path, broker: str | None, config: dict):
+    def __init__(self, folder: Path, broker: str | None, config: dict, results: str | None = None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.results = self.folder / "results"
@@ -125,7 +128,7 @@ class Service:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {"TALKER_DATA": str(self.folder / "data"), "TMPDIR": str(self.tmp)}
-        self.common = ["--results", self.results, "--config", self.config_path] + (["--broker", broker] if broker else [])
+        self.common = ["--results", results or self.results, "--config", self.config_path] + (["--broker", broker] if broker else [])
         self.store_url = broker or f"sqlite:///{self.folder / 'data' / 'queue.sqlite'}"
         self.api = None
         self.workers: list[Node] = []
@@ -163,13 +166,26 @@ class Service:
     def stop(self) -> None:
         nodes = [n for n in [*self.workers, self.api] if n is not None and n.proc.poll() is None]
         for node in nodes:  # all at once: their warm shutdowns overlap
-            os.killpg(node.pid, signal.SIGTERM)
+            node.proc.terminate()
         for node in nodes:
             node.stop()
 
     def logs(self) -> str:
         """The tail of every process's log, for assertion messages."""
         return "\n".join(f"--- {n.log.name}\n{n.log_text()[-2500:]}" for n in [self.api, *self.workers] if n)
+
+
+@contextlib.contextmanager
+def running(folder: Path, broker: str | None, config: dict, workers=(1,), results: str | None = None):
+    """A Service with its API and one worker node per entry of ``workers`` (its concurrency), stopped at the end."""
+    svc = Service(folder, broker, config, results)
+    try:
+        svc.start_api()
+        for concurrency in workers:
+            svc.start_worker(concurrency)
+        yield svc
+    finally:
+        svc.stop()
 
 
 def submit(client: httpx.Client, image: Path, audio: Path | None = None, headers: dict | None = None, **fields) -> httpx.Response:

@@ -38,14 +38,8 @@ def redis_server(tmp_path_factory):
 def service(tmp_path_factory, redis_server):
     config = {"tenants": {"team": {"key": KEY}},
               "worker": {"heartbeat_s": 0.5, "stale_s": 3, "reap_interval_s": 1, "visibility_timeout_s": 30}}
-    svc = sh.Service(tmp_path_factory.mktemp("service-redis"), broker=redis_server.url, config=config)
-    try:
-        svc.start_api()
-        svc.start_worker(concurrency=2)
-        svc.start_worker(concurrency=1)
+    with sh.running(tmp_path_factory.mktemp("service-redis"), redis_server.url, config, workers=(2, 1)) as svc:
         yield svc
-    finally:
-        svc.stop()
 
 
 @pytest.fixture()

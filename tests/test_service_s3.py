@@ -41,14 +41,9 @@ def monkeypatch_module():
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, s3):
-    svc = sh.Service(tmp_path_factory.mktemp("service-s3"), broker=None, config={"tenants": {"team": {"key": KEY}}})
-    svc.common[svc.common.index("--results") + 1] = "s3://talker-results/campaigns"
-    try:
-        svc.start_api()
-        svc.start_worker()
+    with sh.running(tmp_path_factory.mktemp("service-s3"), None, {"tenants": {"team": {"key": KEY}}},
+                    results="s3://talker-results/campaigns") as svc:
         yield svc
-    finally:
-        svc.stop()
 
 
 def test_a_job_with_results_in_a_bucket(service, s3, tmp_path):

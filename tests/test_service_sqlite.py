@@ -56,13 +56,8 @@ def service(tmp_path_factory, media, discord_fake, discord_key):
         "discord": {"public_key": discord_key.verify_key.encode().hex(), "tenant": "acme",
                     "api_base": discord_fake.url + "/api/v10", "avatars": {"anna": str(media["image"])}},
     }
-    svc = sh.Service(tmp_path_factory.mktemp("service-sqlite"), broker=None, config=config)
-    try:
-        svc.start_api()
-        svc.start_worker(concurrency=1)
+    with sh.running(tmp_path_factory.mktemp("service-sqlite"), None, config) as svc:
         yield svc
-    finally:
-        svc.stop()
 
 
 @pytest.fixture()
@@ -78,6 +73,7 @@ def test_a_job_ends_with_a_valid_mp4_served_with_range(service, acme, media, tmp
     assert job["state"] == "done", (job, service.logs())
     assert job["frames_done"] == job["frames_total"] > 0 and job["fps"] > 0 and job["attempts"] == 1
     assert job["options"] == {"size": 256, "still": True}
+    assert 0 < job["cold_start_s"] < 120  # the worker process's start to its first frame
 
     video = acme.get(job["links"]["video"])
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"

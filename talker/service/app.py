@@ -211,8 +211,8 @@ def create_app(config: ServiceConfig):
 
     @app.get("/v1/jobs", tags=["jobs"])
     def list_jobs(request: Request, limit: int = 100):
-        """The tenant's jobs, newest first."""
-        return {"jobs": [j.public() for j in svc.store.jobs(tenant(request).name, limit=limit)]}
+        """The tenant's jobs, newest first (at most 1000)."""
+        return {"jobs": [j.public() for j in svc.store.jobs(tenant(request).name, limit=min(max(limit, 1), 1000))]}
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"])
     def get_job(job_id: str, request: Request):

@@ -25,7 +25,9 @@ FINAL = (DONE, FAILED, CANCELLED)
 
 @dataclass
 class Job:
-    """One render. Times are Unix seconds; ``fps`` frames per second; ``eta_s`` seconds left.
+    """One render. Times are Unix seconds; ``fps`` frames per second; ``eta_s`` seconds left;
+    ``cold_start_s``: set on the first job a worker process renders, seconds from that process's
+    start to its first rendered frame.
 
     name: a label (a batch row's '<row>_<avatar>', used for the file in the batch's zip);
     options: MakeOptions fields from the form (validated); inputs: role ('image', 'audio') ->
@@ -63,7 +65,7 @@ class Job:
     def public(self) -> dict:
         """What the API shows the job's tenant."""
         keys = ("id", "name", "state", "stage", "frames_done", "frames_total", "fps", "eta_s", "error", "batch",
-                "attempts", "created_at", "started_at", "finished_at", "options")
+                "attempts", "created_at", "started_at", "finished_at", "cold_start_s", "options")
         out = {k: getattr(self, k) for k in keys}
         out["links"] = {
             "self": f"/v1/jobs/{self.id}",
