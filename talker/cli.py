@@ -34,10 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score(sub)
     from talker.doctor import add_doctor_command
     from talker.models.commands import add_models_commands
+    from talker.webui.command import add_webui_command
     from talker.service.commands import add_service_commands
 
     add_models_commands(sub)
     add_doctor_command(sub)
+    add_webui_command(sub)
     add_service_commands(sub)
     from talker.portrait.command import add_portrait_command
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -98,3 +102,35 @@ def test_validation_is_make_options(tmp_path):
         options.validate()
     with pytest.raises(OptionError, match="no speech"):
         build_options({}, "f.png", None, "  ", tmp_path / "a.mp4").validate()
+
+
+def test_extra_model_dirs_are_searched_first(tmp_path, monkeypatch):
+    """build_blocks(extra_model_dirs=...) puts them before $TALKER_REUSE_DIRS, which the model store reads."""
+    pytest.importorskip("gradio")
+    from talker.models.store import ENV_REUSE, discover_locations
+    from talker.webui.app import build_blocks
+
+    webui = tmp_path / "stable-diffusion-webui"
+    (webui / "models" / "GFPGAN").mkdir(parents=True)
+    monkeypatch.setenv(ENV_REUSE, str(tmp_path / "elsewhere"))
+    build_blocks(tmp_path / "out", extra_model_dirs=[webui])
+    assert os.environ[ENV_REUSE].split(os.pathsep) == [str(webui), str(tmp_path / "elsewhere")]
+    assert any(loc.root == webui for loc in discover_locations())
+
+
+def test_missing_gradio_is_an_actionable_error():
+    code = "import sys; sys.modules['gradio'] = None; from talker.cli import main; sys.exit(main(['webui']))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert 'pip install "talker[webui]"' in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_port_in_use_is_an_actionable_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "talker.cli", "webui", "--port", str(port), "--output-dir",
+                               str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"cannot serve on 127.0.0.1:{port}: the port is in use" in done.stderr and "Traceback" not in done.stderr

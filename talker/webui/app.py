@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from talker.errors import Cancelled, MissingDependencyError, TalkerError
+from talker.errors import Cancelled, MissingDependencyError, OptionError, TalkerError
 
 try:
     import gradio as gr
@@ -228,13 +228,18 @@ def launch(host: str, port: int, share: bool, output_root: Path) -> None:
 
     host: the interface to listen on ('127.0.0.1' keeps it on this machine, '0.0.0.0' opens it to the
     network); port: the TCP port; share: also open a public gradio.live link (needs internet).
-    Blocks the calling thread.
+    Blocks the calling thread. A port in use or an address that is not this machine's is an
+    OptionError.
     """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     blocks = build_blocks(output_root)
     blocks.queue()
-    blocks.launch(server_name=host, server_port=port, share=share, show_error=False,
-                  allowed_paths=[str(Path(output_root).expanduser().absolute())])
+    try:
+        blocks.launch(server_name=host, server_port=port, share=share, show_error=False,
+                      allowed_paths=[str(Path(output_root).expanduser().absolute())])
+    except OSError:  # Gradio's "Cannot find empty port", or an address this machine does not have
+        raise OptionError(f"cannot serve on {host}:{port}: the port is in use or the address is not this "
+                          "machine's; pass --port with a free port, or --host with one of its addresses") from None
 
 
 def _newer(function, **arguments) -> dict:
