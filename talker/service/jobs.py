@@ -26,8 +26,8 @@ FINAL = (DONE, FAILED, CANCELLED)
 @dataclass
 class Job:
     """One render. Times are Unix seconds; ``fps`` frames per second; ``eta_s`` seconds left;
-    ``cold_start_s``: set on the first job a worker process renders, seconds from that process's
-    start to its first rendered frame.
+    ``cold_start_s``: set on the first job a worker pool process renders, seconds from the start
+    of its ``talker worker`` node to that first rendered frame.
 
     name: a label (a batch row's '<row>_<avatar>', used for the file in the batch's zip);
     options: MakeOptions fields from the form (validated); inputs: role ('image', 'audio') ->

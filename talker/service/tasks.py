@@ -8,8 +8,9 @@ heartbeat is older than ``stale_s``) and writes every later change only while it
 claim; a second delivery of the same job finds it claimed or finished and does nothing. A worker
 that dies stops heartbeating, and the controller (in ``talker serve``) re-queues its job.
 
-Each pool process loads the models once, when it starts (``worker_process_init``), and records its
-cold start (process start to first rendered frame) on the first job it renders.
+Each pool process loads the models once, when it starts (``worker_process_init``), and records the
+cold start on the first job it renders: seconds from the start of its ``talker worker`` node (the
+process that forked it) to its first rendered frame.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Runtime:
     def __init__(self, config: ServiceConfig):
         self.config = config
         self.pid = None
-        self.process_start = time.time()
+        self.process_start = started_at(os.getpid())
         self.cold_start_s = None
 
     def _open(self):
@@ -91,7 +92,7 @@ def make_celery(config: ServiceConfig):
 
     @worker_process_init.connect(weak=False)
     def _load_models(**_):
-        rt.process_start = time.time()
+        rt.process_start = started_at(os.getppid())  # the `talker worker` node that forked this process
         warm_up()
 
     @app.task(name=RENDER, bind=True)
@@ -141,6 +142,16 @@ def make_celery(config: ServiceConfig):
             raise self.retry(countdown=config.webhooks.backoff_s * 2**self.request.retries)
 
     return app
+
+
+def started_at(pid: int) -> float:
+    """When process ``pid`` started (Unix seconds), from /proc on Linux; elsewhere: now."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
 
 
 def notify(app, job: Job) -> None:
