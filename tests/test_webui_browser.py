@@ -107,11 +107,15 @@ def test_picture_without_a_face_says_so(server, browser, speech, tmp_path):
 
 
 def test_two_sessions_render_their_own_clips(server, browser, speech, astronaut_png, tmp_path):
-    """Two browser contexts submit at once: renders queue one at a time, each page gets its own clip."""
+    """Two browser contexts submit at once: renders queue one at a time, each page gets its own clip.
+
+    The first page does not ask for the score: it shows none (and no other session's).
+    """
     pages = {name: bh.open_page(browser, server.url) for name in ("short", "two")}
     for name, page in pages.items():
         bh.upload(page, astronaut_png, speech[name][0])
         bh.choose(page, "backend and compute", "talker-backend", "embedded")
+    pages["short"].uncheck("#talker-grade input[type=checkbox]")
     for page in pages.values():
         page.click("#talker-generate")
     folders = set()
@@ -125,6 +129,7 @@ def test_two_sessions_render_their_own_clips(server, browser, speech, astronaut_
         src = page.get_attribute("#talker-video video", "src")
         folders.add(Path(src.split("file=", 1)[1]).parent)
         assert page.locator("#talker-history img").count() == 1  # only its own clip in its history
+        assert page.locator("#talker-report-png img").count() == (0 if name == "short" else 1)
     assert len(folders) == 2  # one output folder per session
     assert abs(speech["short"][1] - speech["two"][1]) > 0.5
     for page in pages.values():

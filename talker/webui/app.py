@@ -190,7 +190,8 @@ def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None) 
                 result = _make(options, PageProgress(progress, session.stop))
             except TalkerError as err:
                 return {status: _problem(err)}
-            shown = {video: str(result.video), status: f"Done: {result.video.name} ({result.audio.duration:.1f} s)"}
+            shown = {video: str(result.video), status: f"Done: {result.video.name} ({result.audio.duration:.1f} s)",
+                     verdict: "", table: [], report_png: None}  # no score of an earlier clip beside this one
             caption = f"{result.video.stem} ({result.audio.duration:.1f} s)"
             if values[grade]:
                 progress(1.0, desc="grading the clip")
