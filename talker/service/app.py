@@ -133,6 +133,8 @@ def create_app(config: ServiceConfig):
 
     svc = Service(config)
     stop = threading.Event()
+    if not config.tenants:
+        log.warning("no tenants in the service config: every /v1 request will be refused (401); see README 'Job service'")
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -228,7 +230,10 @@ def create_app(config: ServiceConfig):
             from talker.service.tasks import notify
 
             job = svc.store.get(job_id)
-            notify(svc.celery, job)
+            try:
+                notify(svc.celery, job)
+            except Exception as err:  # the broker is down: the cancel stands, the webhook is lost
+                log.warning("job %s cancelled, webhook not queued: %s", job_id, err)
             return job.public()
         job = svc.store.get(job_id)
         if job.state == CANCELLED:
@@ -341,11 +346,14 @@ def create_app(config: ServiceConfig):
         if not discord.verify(settings.public_key, request.headers.get("x-signature-ed25519", ""),
                               request.headers.get("x-signature-timestamp", ""), body):
             raise Refused(401, "invalid request signature")
-        interaction = json.loads(body)
+        try:
+            interaction = json.loads(body)
+        except json.JSONDecodeError:
+            raise Refused(400, "the interaction is not JSON") from None
         if interaction.get("type") == discord.PING:
             return {"type": discord.PONG}
-        if interaction.get("type") != discord.APPLICATION_COMMAND:
-            raise Refused(400, f"interaction type {interaction.get('type')} is not handled")
+        if interaction.get("type") != discord.APPLICATION_COMMAND or not interaction.get("token") or not interaction.get("application_id"):
+            raise Refused(400, f"interaction type {interaction.get('type')} is not handled (a command needs its token and application_id)")
         opts = discord.command_options(interaction)
         avatars = settings.avatars
         avatar = opts.get("avatar") or next(iter(avatars), None)
