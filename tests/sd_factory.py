@@ -23,6 +23,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -188,8 +189,18 @@ def _vae_keys(state: dict) -> dict:
 _BUILT: dict[str, dict[str, Path]] = {}
 
 
-def tiny_sd_fixture(tmp_path_factory) -> dict[str, Path]:
-    """``build_tiny_sd`` once per test session (shared by the test modules that need it)."""
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """The paths of ``build_tiny_sd``, built once per test session (import this fixture into a test module)."""
     if "paths" not in _BUILT:
         _BUILT["paths"] = build_tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
     return _BUILT["paths"]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module: on 2 cores shared with other work, two threads spin-wait and run 3x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

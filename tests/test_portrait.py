@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import media_factory as mf
-from sd_factory import tiny_sd_fixture
+from sd_factory import one_thread, tiny  # noqa: F401 (fixtures)
 from talker.portrait import PortraitOptions, generate, load_inputs
 from talker.portrait.generate import Candidate, face_check
 
@@ -19,18 +19,7 @@ pytest.importorskip("diffusers")
 STEPS = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on 2 cores shared with other work, two threads spin-wait and run 3x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_sd_fixture(tmp_path_factory)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +83,8 @@ def test_controlnet_canny_guides_the_picture(tiny, pictures):
     single = draw(tiny, controlnet_model=tiny["controlnet_single"], **kw)[0]
     folder = draw(tiny, controlnet_model=tiny["controlnet"], **kw)[0]
     assert np.array_equal(single, folder)  # the ControlNet single file equals its folder
+    diffusers_file = tiny["controlnet"] / "diffusion_pytorch_model.safetensors"  # the layout of sd-controlnet-canny
+    assert np.array_equal(draw(tiny, controlnet_model=diffusers_file, **kw)[0], folder)
     assert np.abs(single - plain).mean() > 1  # the edges change the picture
     fewer_edges = draw(tiny, controlnet_model=tiny["controlnet"], canny_low=200, canny_high=250, **kw)[0]
     assert not np.array_equal(fewer_edges, folder)  # other edges, another picture

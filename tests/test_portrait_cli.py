@@ -10,24 +10,14 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import media_factory as mf
-from sd_factory import tiny_sd_fixture
+from sd_factory import one_thread, tiny  # noqa: F401 (fixtures)
 from talker.cli import main
 from talker.media import read_image
 
 pytest.importorskip("diffusers")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 busy cores: one thread is 3x faster than two spin-waiting
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_sd_fixture(tmp_path_factory)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
