@@ -87,11 +87,11 @@ def test_200_concurrent_submissions_all_finish_once(service, client, media):
 
 
 def test_broker_restart_mid_batch_and_the_batch_completes(service, client, media, redis_server):
-    rows = "\n".join(json.dumps({"audio": "map.wav", "seed": n}) for n in range(12))
+    rows = "\n".join(json.dumps({"audio": "map.wav", "seed": n}) for n in range(20))
     files = [("manifest", ("batch.jsonl", rows.encode())), ("files", ("face.jpg", media["image"].read_bytes())),
              ("files", ("map.wav", media["audio"].read_bytes()))]
     batch = client.post("/v1/batches", files=files).json()
-    assert len(batch["jobs"]) == 12
+    assert len(batch["jobs"]) == 20
     status = lambda: client.get(f"/v1/batches/{batch['id']}").json()  # noqa: E731
     sh.wait_for(lambda: status()["counts"].get("done", 0) >= 1, 60, "the first job of the batch")
     before = status()
@@ -100,12 +100,12 @@ def test_broker_restart_mid_batch_and_the_batch_completes(service, client, media
     time.sleep(1.0)
     redis_server.start()
     after = sh.wait_for(lambda: (s := status())["finished"] and s, 120, "the batch to finish after the restart", every_s=0.5)
-    assert after["counts"] == {"done": 12}, (after["counts"], service.logs())
+    assert after["counts"] == {"done": 20}, (after["counts"], service.logs())
     z = client.get(batch["links"]["zip"])
     with zipfile.ZipFile(io.BytesIO(z.content)) as archive:
-        assert len([n for n in archive.namelist() if n.endswith(".mp4")]) == 12
+        assert len([n for n in archive.namelist() if n.endswith(".mp4")]) == 20
     assert all(j["attempts"] >= 1 for j in after["jobs"])
-    print(f"done before the restart: {before['counts'].get('done', 0)} of 12")
+    print(f"done before the restart: {before['counts'].get('done', 0)} of 20")
 
 
 def test_worker_sigkilled_mid_render_the_job_completes_once_on_another(service, client, media):

@@ -228,15 +228,15 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
     from talker.pipeline import Progress, make
 
     store, results, config = rt.store, rt.results, rt.config
-    job = store.get(job_id)
+    job = _patiently(lambda: store.get(job_id))  # a store outage at the start must not drop the job
     if job is None or job.state not in (QUEUED, RUNNING):
         return
     now = time.time()
     token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     claim = dict(state=RUNNING, worker=token, heartbeat_at=now, attempts=job.attempts + 1, started_at=now,
                  stage="starting", frames_done=0, error=None)
-    if not (store.update(job_id, only_if={"state": [QUEUED]}, **claim)
-            or store.update(job_id, only_if={"state": [RUNNING]}, heartbeat_before=now - config.worker.stale_s, **claim)):
+    if not _patiently(lambda: store.update(job_id, only_if={"state": [QUEUED]}, **claim)
+                      or store.update(job_id, only_if={"state": [RUNNING]}, heartbeat_before=now - config.worker.stale_s, **claim)):
         return  # finished, cancelled, or held by a live worker: this delivery is a duplicate
     log.info("job %s claimed by %s (attempt %d)", job_id, token, job.attempts + 1)
 
@@ -247,15 +247,15 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
             if held.lost:
                 raise Cancelled(f"job {job_id} was cancelled")
             frames[0] = p.done
+            extra = {}
             if p.stage == "render" and p.done and rt.cold_start_s is None:
-                rt.cold_start_s = time.time() - rt.process_start
-                store.update(job_id, only_if=held.held(), cold_start_s=rt.cold_start_s)
+                rt.cold_start_s = extra["cold_start_s"] = time.time() - rt.process_start
             t = time.time()
-            if t - last[0] >= PROGRESS_EVERY_S or p.stage != "render" or p.done == p.total:
+            if extra or t - last[0] >= PROGRESS_EVERY_S or p.stage != "render" or p.done == p.total:
                 last[0] = t
                 try:
                     store.update(job_id, only_if=held.held(), stage=p.stage, frames_done=p.done, frames_total=p.total,
-                                 fps=round(p.fps, 2), eta_s=round(p.eta_s, 2))
+                                 fps=round(p.fps, 2), eta_s=round(p.eta_s, 2), **extra)
                 except Exception as err:  # progress is best effort: a store outage must not stop the render
                     log.warning("job %s: progress not recorded (%s)", job_id, err)
 
