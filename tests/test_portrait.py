@@ -39,7 +39,7 @@ def pictures(tmp_path_factory):
 
 def draw(tiny, single=True, **kw):
     """One generate() call on the tiny model (single file with its --sd-config, or the folder)."""
-    model = tiny["single"] if single else tiny["diffusers"]
+    model = kw.pop("sd_model", tiny["single"] if single else tiny["diffusers"])
     o = PortraitOptions(prompt=kw.pop("prompt", "portrait photo of an astronaut"), steps=STEPS, preset="cpu",
                         sd_model=model, sd_config=tiny["config"] if single else None, **kw).validate()
     if o.init_image is None:
@@ -54,6 +54,11 @@ def test_txt2img_single_file_equals_folder_and_seeds_repeat(tiny):
     # the single file (original key layout, converted by diffusers) holds the folder's weights exactly
     assert np.array_equal(a, b)
     assert np.array_equal(a, draw(tiny, seed=3)[0])  # same seed, same picture
+    from safetensors.torch import load_file
+
+    ckpt = tiny["single"].with_name("tiny-sd.ckpt")  # the same weights as a torch pickle, as old .ckpt files hold them
+    torch.save({"state_dict": load_file(str(tiny["single"]))}, ckpt)
+    assert np.array_equal(draw(tiny, sd_model=ckpt, seed=3)[0], a)
     two = draw(tiny, seed=3, num_images=2)  # image i uses seed + i
     assert np.array_equal(two[0], a) and not np.array_equal(two[1], a)
     assert np.array_equal(two[1], draw(tiny, seed=4)[0])

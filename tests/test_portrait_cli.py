@@ -156,3 +156,11 @@ def test_make_draws_the_portrait_first_and_saves_it_beside_the_video(tiny, face_
     assert video.stat().st_size > 1000 and portrait_png.is_file()
     drawn, original = read_image(portrait_png).astype(int), read_image(face).astype(int)
     assert np.abs(drawn - original)[:, :156].max() <= 1 and np.abs(drawn - original)[:, 160:].mean() > 20
+
+
+def test_without_diffusers_the_error_says_how_to_install_it(tiny, monkeypatch, tmp_path, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # what `import diffusers` meets when it is not installed
+    assert portrait(tiny, "--prompt", "a face", "--width", "64", "--height", "64", "-o", tmp_path / "x.png") == 2
+    assert "pip install 'talker[sd]'" in capsys.readouterr().err

@@ -19,7 +19,7 @@ import logging
 import os
 from pathlib import Path
 
-from talker.errors import CheckpointError, OptionError
+from talker.errors import CheckpointError, MissingDependencyError, OptionError
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,19 @@ def check_single_file(path: Path, shipped_config: bool) -> None:
                               "give its diffusers folder, or use any SD 1.5 checkpoint with --mask")
 
 
+def import_diffusers():
+    """The diffusers module, or MissingDependencyError saying how to install the extra."""
+    try:
+        import diffusers
+    except ImportError:
+        raise MissingDependencyError("the portrait stage needs diffusers and transformers: "
+                                     "pip install 'talker[sd]' (or pip install diffusers transformers accelerate)") from None
+    return diffusers
+
+
 def pipeline_class(task: str, controlnet: bool):
     """The diffusers pipeline class for 'txt2img' / 'img2img' / 'inpaint', with or without ControlNet."""
-    import diffusers
+    diffusers = import_diffusers()
 
     names = {
         ("txt2img", False): "StableDiffusionPipeline",
@@ -126,8 +136,8 @@ def load_pipeline(task: str, model: Path, settings, config: Path | None = None, 
 
     if settings.device == "cuda" and not torch.cuda.is_available():
         raise OptionError("this portrait preset runs on a CUDA GPU and torch sees none: use --preset cpu (or auto)")
-    dtype = getattr(torch, _DTYPES[settings.precision])
     cls = pipeline_class(task, controlnet is not None)
+    dtype = getattr(torch, _DTYPES[settings.precision])
     kwargs = dict(torch_dtype=dtype, local_files_only=True, safety_checker=None, requires_safety_checker=False)
     if controlnet is not None:
         kwargs["controlnet"] = load_controlnet(controlnet, dtype, config)
@@ -153,7 +163,7 @@ def load_pipeline(task: str, model: Path, settings, config: Path | None = None, 
 def load_controlnet(path: Path, dtype, config: Path | None = None):
     """A ControlNetModel from a folder, or from a single file configured by ``<config>/controlnet/config.json``
     (``config``: the ``--sd-config`` folder; None: the shipped ControlNet v1.1 SD 1.5 config)."""
-    from diffusers import ControlNetModel
+    ControlNetModel = import_diffusers().ControlNetModel
 
     try:
         if path.is_dir():
