@@ -10,7 +10,9 @@ the decoded MP4, with the pipeline's own landmark model (talker.measure):
 
 - closure: share of p/b/m phones whose least inner-lip opening (points 13-14, over the frames whose
   centre lies in the phone, else the frame nearest its middle) is at most CLOSED_IOD (lips meeting
-  within ~1.5 mm, IOD ~ 9 cm between the outer eye corners);
+  within ~1.5 mm, IOD ~ 9 cm between the outer eye corners); closure_score_rule: the same with
+  ``talker score``'s rule (at most 0.3 x the median opening in open vowels);
+- blinks: blinks the score counts (talker.score.BLINK_DROP);
 - round_width: median mouth width (corners 61-291) in rounded vowels (uw ow w uh oy) over the
   width in the source picture, both in inter-ocular distances;
 - open / closed: median inner-lip opening in open vowels (aa ae ah ao aw ay) and in p/b/m frames
@@ -36,7 +38,7 @@ ROUNDED = ("uw", "ow", "w", "uh", "oy")
 CLOSURES = ("p", "b", "m")
 
 SPEECH = {
-    "3s": ["Bob put two blue boots by the pool."],
+    "3s": ["Bob put two blue boots by the pool, and then moved the boat."],
     "8s": ["My mom bought a map of Boston.", "We went to the zoo, and saw a moose move by the boat."],
     "16s": [
         "Paul, please pass the purple paper.",
@@ -72,11 +74,17 @@ def _frames_of(phone, n: int) -> list[int]:
     return frames or [min(n - 1, int((phone[0] + phone[1]) / 2 * 25))]
 
 
-def _box(frame):
+def _box(frame, box=None):
+    """The face box grown by 35 % each side (as the score does), or None (the whole frame) when
+    no face box is known or found (a crop filled by the face)."""
     from talker.face import detect_faces
 
-    faces = detect_faces(frame)
-    x0, y0, x1, y1 = faces[0].box
+    if box is None:
+        faces = detect_faces(frame)
+        if not faces:
+            return None
+        box = faces[0].box
+    x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
     return (max(0, int(x0 - 0.35 * w)), max(0, int(y0 - 0.35 * h)), min(frame.shape[1], int(x1 + 0.35 * w)),
             min(frame.shape[0], int(y1 + 0.35 * h)))
@@ -93,10 +101,11 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
 
     from talker.face import prepare_face
     from talker.measure import measure_frames, measure_video
-    from talker.media import read_audio, read_image, read_video_frames
+    from talker.media import read_audio, read_image
     from talker.options import MakeOptions
     from talker.pipeline import make
-    from talker.score import score_video
+    from talker.measure import count_blinks
+    from talker.score import BLINK_DROP, BLINK_MIN_DROP, BLINK_REOPEN, _fill_nan as _fill, score_video
 
     wav, phones, text = _speech(cache, speech_key)
     video = out_dir / f"{portrait.name}_{speech_key}.mp4"
@@ -104,17 +113,15 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
     result = make(MakeOptions(image=portrait.path, audio=wav, text=text, out=video, force=True, preprocess=portrait.mode,
                               size=portrait.size, face_index=portrait.face_index, backend="embedded"))
     make_s = time.perf_counter() - t
-    first = next(read_video_frames(video))
-    box = _box(first)
+    face = prepare_face(read_image(portrait.path), mode=portrait.mode, size=portrait.size, face_index=portrait.face_index)
+    box = _box(face.source, face.faces[portrait.face_index]) if face.pastes_back else None
     m = measure_video(video, box)
     n = m.num_frames
     iod = np.where(np.isfinite(m.iod) & (m.iod > 0), m.iod, np.nanmedian(m.iod))
     mouth = m.mouth_open
     width = _width(m.landmarks, iod)
 
-    face = prepare_face(read_image(portrait.path), mode=portrait.mode, size=portrait.size, face_index=portrait.face_index)
-    neutral_img = face.source if face.pastes_back else face.image
-    ref = measure_frames([neutral_img], _box(neutral_img))
+    ref = measure_frames([face.source if face.pastes_back else face.image], box)
     neutral_width = float(_width(ref.landmarks, ref.iod)[0])
     neutral_open = float(ref.mouth_open[0])
 
@@ -129,12 +136,12 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
         run = run + 1 if v else 0
         runs.append(run)
 
+    open_med = float(np.nanmedian(mouth[open_frames]))
+    closed_med = float(np.nanmedian(mouth[closed_frames]))
     audio = read_audio(wav, transcript=text)
     t = time.perf_counter()
     report = score_video(video, audio, image=read_image(portrait.path), transcript=text)
     score_s = time.perf_counter() - t
-    open_med = float(np.nanmedian(mouth[open_frames]))
-    closed_med = float(np.nanmedian(mouth[closed_frames]))
     return {
         "case": portrait.name,
         "kind": portrait.kind,
@@ -144,6 +151,8 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
         "source_opening_iod": round(neutral_open, 4),
         "closures": len(closures),
         "closure": round(float(np.mean(np.array(least) <= CLOSED_IOD)), 3),
+        "closure_score_rule": round(float(np.mean(np.array(least) <= 0.3 * open_med)), 3),
+        "blinks": count_blinks(_fill(m.eye_open), BLINK_DROP, BLINK_MIN_DROP, BLINK_REOPEN),
         "closure_least_iod": [round(v, 4) for v in least],
         "round_width": round(float(np.nanmedian(width[round_frames])) / neutral_width, 3),
         "round_hold_ms": int(max(runs, default=0) * 40),

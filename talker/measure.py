@@ -81,10 +81,19 @@ def _measures(lm: np.ndarray) -> FaceMeasures:
     return FaceMeasures(mouth_open=mouth, eye_open=np.mean(eyes, axis=0), nose=xy[:, 4], iod=iod, landmarks=lm)
 
 
-def count_blinks(eye_open: np.ndarray, drop: float = 0.5) -> int:
+def count_blinks(eye_open: np.ndarray, drop: float = 0.5, min_drop: float = 0.0, reopen: float | None = None) -> int:
     """Number of blinks: separate runs of frames where the eye opening falls below ``drop`` times
-    its median (closures one frame apart are one blink)."""
+    its median and at least ``min_drop`` (eye-opening units) under it; a run ends only where the
+    opening is back above ``reopen`` times the median (default ``drop``: no hysteresis), so noise
+    around the threshold is one blink, not several."""
     eye = np.asarray(eye_open, dtype=np.float64)
-    closed = eye < drop * np.nanmedian(eye)
-    starts = np.flatnonzero(closed[1:] & ~closed[:-1]) + 1
-    return int(len(starts) + (1 if closed.size and closed[0] else 0))
+    median = np.nanmedian(eye)
+    below = eye < min(drop * median, median - min_drop)
+    above = eye >= (drop if reopen is None else reopen) * median
+    count, shut = 0, False
+    for b, a in zip(below, above):
+        if b and not shut:
+            count, shut = count + 1, True
+        elif a:
+            shut = False
+    return count
