@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from talker.errors import InputAudioError
+from talker.model_cache import cached, file_key
 from talker.options import MakeOptions
 from talker.types import Audio, CoeffTrack, FaceCrop
 
@@ -242,12 +243,18 @@ class SadTalkerBackend(Backend):
     def coeffs(self, face, audio, options):
         from audio2coeff.sadtalker import SadTalkerAudioNets, sadtalker_track
 
-        nets = SadTalkerAudioNets.from_files(self.files, self.device)
+        nets = cached(("sadtalker-audio", self._files_key(), self.device),
+                      lambda: SadTalkerAudioNets.from_files(self.files, self.device))
         return sadtalker_track(
             face, audio, nets,
             pose_style=options.pose_style, still=options.still, expression_scale=options.expression_scale,
             seed=options.seed, blink=not options.no_blink,
         )
+
+    def _files_key(self) -> tuple:
+        """The checkpoint files' identity for the per-process model cache."""
+        f = self.files
+        return file_key(f.safetensors, f.mapping_crop, f.mapping_full, *sorted(set(f.legacy.values())))
 
     # face_points: the source's landmarks for every frame (SadTalker's renderer moves the head only
     # a little; its keypoints are not landmarks).
@@ -262,7 +269,8 @@ class SadTalkerBackend(Backend):
         from renderer.sadtalker.nets import RendererNets
         from renderer.sadtalker.render import SadTalkerRenderer
 
-        nets = RendererNets.from_files(self.files, full=face.pastes_back, device=self.device)
+        nets = cached(("sadtalker-renderer", self._files_key(), face.pastes_back, self.device),
+                      lambda: RendererNets.from_files(self.files, full=face.pastes_back, device=self.device))
         cuda = self.device.startswith("cuda")
         half = cuda and self.precision != "fp32"  # the fast path (CUDA default): compiled graph, CUDA-graph replay
         compile = half if options.compile is None else options.compile and cuda
@@ -339,10 +347,11 @@ def load_restorer(options: MakeOptions):
         raise CheckpointError(missing_gfpgan_message(store.root))
     device = resolve_device(options.device)
     precision = check_precision(options.precision, device)
-    return FaceRestorer(
-        path, device=device, precision=precision, strength=options.enhance_strength,
-        batch_size=options.batch_size,  # compile: by default on the fp16/bf16 GPU path
-        compile=precision != "fp32" if options.compile is None else options.compile and device.startswith("cuda"),
+    compile = precision != "fp32" if options.compile is None else options.compile and device.startswith("cuda")
+    return cached(  # compile: by default on the fp16/bf16 GPU path
+        ("gfpgan", file_key(path), device, precision, options.enhance_strength, options.batch_size, compile),
+        lambda: FaceRestorer(path, device=device, precision=precision, strength=options.enhance_strength,
+                             batch_size=options.batch_size, compile=compile),
     )
 
 
