@@ -15,6 +15,8 @@ WebUI calls used (tests/fake_webui implements these and only these):
     modules.script_callbacks.on_after_component(callback)  callback(component, elem_id=..., **kwargs)
     modules.paths_internal.data_path                       the WebUI's data folder
     modules.shared.cmd_opts.gfpgan_models_path             --gfpgan-models-path (default models/GFPGAN)
+    modules.call_queue.queue_lock (optional)               held around each render, as the WebUI holds it
+                                                           around each generation: one GPU job at a time
     modules.infotext_utils (modules.generation_parameters_copypaste before WebUI 1.8):
         ParamBinding(paste_button=, tabname=, source_image_component=), register_paste_params_button,
         add_paste_fields(tabname, init_img, fields)
@@ -56,6 +58,15 @@ def model_dirs() -> list[Path]:
     return [Path(paths_internal.data_path), Path(shared.cmd_opts.gfpgan_models_path)]
 
 
+def webui_queue_lock():
+    """The lock the WebUI holds around each image generation (``modules.call_queue.queue_lock``), or None."""
+    try:
+        from modules import call_queue
+    except ImportError:
+        return None
+    return getattr(call_queue, "queue_lock", None)
+
+
 def on_ui_tabs():
     """The tab: talker's page, or one line saying why it cannot be shown (the tab never just vanishes)."""
     import gradio as gr
@@ -68,7 +79,7 @@ def on_ui_tabs():
                 from talker.webui.app import build_blocks
 
                 blocks = build_blocks(Path(paths_internal.data_path) / "outputs" / "talker",
-                                      extra_model_dirs=model_dirs())
+                                      extra_model_dirs=model_dirs(), render_lock=webui_queue_lock())
                 portrait = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == PORTRAIT_ELEM_ID)
             except Exception as err:  # e.g. a Gradio older than the page needs: say so in the tab
                 traceback.print_exc()

@@ -190,3 +190,28 @@ def test_the_tab_says_why_instead_of_vanishing(tab_script, monkeypatch):
     monkeypatch.setattr(talker.webui.app, "build_blocks", too_old)
     text = notice_of(tab_script.on_ui_tabs())
     assert "cannot be built with this WebUI's Gradio" in text and "fit_columns" in text
+
+
+def test_the_tab_renders_under_the_webui_queue_lock(tab_script, monkeypatch):
+    """Where the WebUI has modules.call_queue (AUTOMATIC1111, Forge), its queue_lock is the page's render_lock."""
+    import threading
+    import types
+
+    import talker.webui.app
+
+    assert tab_script.webui_queue_lock() is None  # the fake WebUI has no call_queue
+    call_queue = types.ModuleType("modules.call_queue")
+    call_queue.queue_lock = threading.Lock()  # as modules/call_queue.py defines it
+    monkeypatch.setitem(sys.modules, "modules.call_queue", call_queue)
+    monkeypatch.setattr(tab_script, "install_hint", lambda: None)
+    given = {}
+    real = talker.webui.app.build_blocks
+
+    def recording(*args, **kwargs):
+        given.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(talker.webui.app, "build_blocks", recording)
+    (blocks, title, _), = tab_script.on_ui_tabs()
+    assert given["render_lock"] is call_queue.queue_lock and "talker-generate" in {
+        getattr(b, "elem_id", None) for b in blocks.blocks.values()}

@@ -12,12 +12,12 @@ own folder under ``output_root`` and sees only its own clips.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import secrets
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +31,13 @@ except ImportError as err:  # the optional extra is not installed
 from talker.models.store import ENV_REUSE
 from talker.pipeline import Progress
 from talker.progress import _STAGE_TEXT as STAGE_TEXT
+from talker.webui import compat
 from talker.webui.form import GROUPS, FormField, build_options, form_fields
 
 log = logging.getLogger(__name__)
 
 RENDER_QUEUE = "talker-render"
-"""The ``concurrency_id`` of the render event: every render of the app waits in this one queue, one at a time."""
+"""The ``concurrency_id`` of the render event (Gradio >= 4): every render of the app waits in this one queue."""
 
 REPORT_HEADERS = ["check", "value", "verdict", "reason"]
 
@@ -57,6 +58,7 @@ class Session:
     folder: Path
     clips: list[Clip] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    seen: float = field(default_factory=time.monotonic)
 
     def next_output(self, image: str | Path, audio: str | Path | None) -> Path:
         """The session folder's next MP4 name: <n>_<image stem>_<audio stem or 'text'>.mp4, n from 1."""
@@ -66,25 +68,38 @@ class Session:
 
 
 class Sessions:
-    """The sessions of one page, by Gradio's session hash; each gets a fresh folder under ``root``."""
+    """The sessions of one page, by Gradio's session hash; each gets a fresh folder under ``root``.
 
-    def __init__(self, root: Path):
+    idle_s: where Gradio cannot say when a session closes (no ``Blocks.unload``), a session with no
+    request for this many seconds is forgotten at the next ``get``; None keeps sessions until ``forget``.
+    """
+
+    def __init__(self, root: Path, idle_s: float | None = None):
         self.root = root
+        self.idle_s = idle_s
         self._by_hash: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def get(self, request: gr.Request) -> Session:
-        key = request.session_hash or "anonymous"
+    def get(self, request: gr.Request, token: str | None = None) -> Session:
+        """The session of ``request`` (token: the page's per-session token, used where Gradio's request
+        has no session hash, see ``compat.session_key``); made at its first request."""
+        key = compat.session_key(request, token)
+        now = time.monotonic()
         with self._lock:
+            if self.idle_s is not None:
+                for old in [k for k, s in self._by_hash.items() if k != key and now - s.seen > self.idle_s]:
+                    del self._by_hash[old]
             if key not in self._by_hash:
                 name = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
                 self._by_hash[key] = Session(self.root / name)
-            return self._by_hash[key]
+            session = self._by_hash[key]
+            session.seen = now
+            return session
 
     def forget(self, request: gr.Request) -> None:
         """Drop a closed session from memory (its clips stay on disk)."""
         with self._lock:
-            self._by_hash.pop(request.session_hash or "anonymous", None)
+            self._by_hash.pop(compat.session_key(request, None), None)
 
 
 class PageProgress:
@@ -112,29 +127,33 @@ def render_text(p: Progress) -> str:
     return f"rendering {p.done}/{p.total} frames, {p.fps:.0f} fps, {p.eta_s:.1f} s left"
 
 
-def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None) -> gr.Blocks:
+def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None, render_lock=None) -> gr.Blocks:
     """Build the talker page and return it, not launched.
 
     output_root: the folder under which each browser session gets its own sub-folder
         (``<YYYYmmdd-HHMMSS>-<8 hex>``, made at its first render) for its MP4s and their reports
-        (``<clip>.report.json`` and ``.report.png``). It is created if missing and registered with
-        ``gradio.set_static_paths``, so the clips are served from where they are written.
+        (``<clip>.report.json`` and ``.report.png``). It is created if missing and, where Gradio has
+        ``set_static_paths``, registered with it, so the clips are served from where they are written
+        (Gradio 3 serves copies in its cache instead).
     extra_model_dirs: folders holding model files to use in place, searched before the usual ones
         (for example an AUTOMATIC1111 WebUI's root, whose ``models/GFPGAN`` is then found). They are
         prepended to ``$TALKER_REUSE_DIRS`` of this process, which ``talker.models.store`` reads.
+    render_lock: a lock (``with``-able) held around every render and its score, e.g. the WebUI's
+        ``modules.call_queue.queue_lock``, so a render never runs beside the host's own GPU work.
 
     The returned Blocks can be launched (``launch`` below does) or rendered inside another Gradio
-    app, e.g. ``with gr.Tab("Talker"): build_blocks(root).render()``. Its render event has
-    ``concurrency_id`` RENDER_QUEUE with a concurrency limit of 1; the host app must have its queue
-    enabled (``Blocks.queue()``, Gradio's default) for the progress bar and the limit to apply.
+    app, e.g. ``with gr.Tab("Talker"): build_blocks(root).render()``. Renders run one at a time: on
+    Gradio >= 4 the render event has ``concurrency_id`` RENDER_QUEUE with a concurrency limit of 1;
+    on Gradio 3 each render holds ``compat.RENDER_LOCK`` (or ``render_lock``) instead. The host app
+    must have its queue enabled (``Blocks.queue()``) for the progress bar to show.
     """
     output_root = Path(output_root).expanduser().absolute()
     output_root.mkdir(parents=True, exist_ok=True)
-    gr.set_static_paths([output_root])
+    compat.serve_folder(output_root)
     if extra_model_dirs:
         reuse = [str(Path(d).expanduser().absolute()) for d in extra_model_dirs]
         os.environ[ENV_REUSE] = os.pathsep.join([*reuse, *filter(None, os.environ.get(ENV_REUSE, "").split(os.pathsep))])
-    sessions = Sessions(output_root)
+    sessions = Sessions(output_root, idle_s=None if compat.UNLOAD else compat.SESSION_IDLE_S)
     rows = form_fields()
 
     with gr.Blocks(title="talker", analytics_enabled=False) as blocks:
@@ -142,10 +161,11 @@ def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None) 
         with gr.Row():
             with gr.Column(scale=1):
                 with gr.Accordion("inputs", open=True):
-                    image = gr.Image(label="portrait", type="filepath", format="png",
-                                     sources=["upload", "clipboard", "webcam"], elem_id="talker-image", height=300)
-                    audio = gr.Audio(label="voice (upload or record)", type="filepath",
-                                     sources=["upload", "microphone"], elem_id="talker-audio")
+                    image = gr.Image(label="portrait", type="filepath", elem_id="talker-image", height=300,
+                                     **compat.accepted(gr.Image.__init__, format="png",
+                                                       sources=["upload", "clipboard", "webcam"]))
+                    audio = gr.Audio(label="voice (upload or record)", type="filepath", elem_id="talker-audio",
+                                     **compat.accepted(gr.Audio.__init__, sources=["upload", "microphone"]))
                     text = gr.Textbox(label="script", lines=2, elem_id="talker-text",
                                       info="words to speak with espeak-ng when no voice is given; "
                                            "with a voice, its transcript (sharper lip sync)")
@@ -165,26 +185,36 @@ def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None) 
                 video = gr.Video(label="result", elem_id="talker-video", interactive=False)
                 verdict = gr.Markdown(elem_id="talker-verdict")
                 table = gr.Dataframe(headers=REPORT_HEADERS, label="score", interactive=False, wrap=True,
-                                     column_widths=["26%", "14%", "12%", "48%"], elem_id="talker-report")
+                                     elem_id="talker-report", **compat.accepted(
+                                         gr.Dataframe.__init__, column_widths=["26%", "14%", "12%", "48%"]))
                 report_png = gr.Image(label="score report", type="filepath", interactive=False,
                                       elem_id="talker-report-png")
                 history = gr.Gallery(label="this session's clips (click one to play it)", columns=5,
                                      height=200, object_fit="contain", allow_preview=False,
                                      elem_id="talker-history", interactive=False,
-                                     **_newer(gr.Gallery.__init__, fit_columns=False))
+                                     **compat.accepted(gr.Gallery.__init__, fit_columns=False))
 
-        def begin(request: gr.Request):
-            sessions.get(request).stop.clear()
-            return "Working... (renders run one at a time: a render waits for the one before it)"
+        token = gr.State(None)  # this browser session's key where Gradio's request has no session hash
 
-        def request_stop(request: gr.Request):
-            sessions.get(request).stop.set()
+        def begin(key: str | None, request: gr.Request):
+            key = key or secrets.token_hex(8)
+            sessions.get(request, key).stop.clear()
+            return "Working... (renders run one at a time: a render waits for the one before it)", key
+
+        def request_stop(key: str | None, request: gr.Request):
+            sessions.get(request, key).stop.set()
             return "Stopping..."
 
         def render(values: dict, request: gr.Request, progress=gr.Progress()):
-            session = sessions.get(request)
+            session = sessions.get(request, values[token])
+            if lock is not None:
+                progress(None, desc="waiting for the GPU (another render or generation is running)")
+            with lock or nullcontext():
+                return finish(values, session, progress)
+
+        def finish(values: dict, session: Session, progress: gr.Progress):
             out = session.next_output(values[image] or "portrait", values[audio])
-            options = build_options({name: values[w] for name, w in widgets.items()},
+            options = build_options({name: compat.chosen(w, values[w]) for name, w in widgets.items()},
                                     values[image], values[audio], values[text], out)
             try:
                 result = _make(options, PageProgress(progress, session.stop))
@@ -209,18 +239,19 @@ def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None) 
             shown[history] = [(str(c.poster), c.caption) for c in session.clips]
             return shown
 
-        def replay(event: gr.SelectData, request: gr.Request):
-            clips = sessions.get(request).clips
+        def replay(key: str | None, event: gr.SelectData, request: gr.Request):
+            clips = sessions.get(request, key).clips
             return str(clips[event.index].video) if event.index < len(clips) else None
 
-        inputs = {image, audio, text, grade, *widgets.values()}
+        inputs = {image, audio, text, grade, token, *widgets.values()}
         outputs = [status, video, verdict, table, report_png, history]
-        queued = generate.click(begin, None, status, queue=False)
-        queued.then(render, inputs, outputs, concurrency_limit=1, concurrency_id=RENDER_QUEUE,
-                    **_newer(queued.then, show_progress_on=[video]))
-        stop.click(request_stop, None, status, queue=False)
-        history.select(replay, None, video, queue=False)
-        blocks.unload(sessions.forget)
+        queued = generate.click(begin, token, [status, token], queue=False)
+        one_at_a_time, lock = compat.render_queue(queued.then, RENDER_QUEUE, render_lock)
+        queued.then(render, inputs, outputs, **one_at_a_time,
+                    **compat.accepted(queued.then, show_progress_on=[video]))
+        stop.click(request_stop, token, status, queue=False)
+        history.select(replay, token, video, queue=False)
+        compat.on_unload(blocks, sessions.forget)
     return blocks
 
 
@@ -243,23 +274,13 @@ def launch(host: str, port: int, share: bool, output_root: Path) -> None:
                           "machine's; pass --port with a free port, or --host with one of its addresses") from None
 
 
-def _newer(function, **arguments) -> dict:
-    """The ``arguments`` that ``function`` takes: Gradio 5 arguments the page can do without
-    (the history's column fit, where the progress bar shows) are left out on older Gradio, such as
-    the 4.40 that Forge runs the page with."""
-    accepted = inspect.signature(function).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
-        return arguments
-    return {name: value for name, value in arguments.items() if name in accepted}
-
-
 def _widget(row: FormField) -> gr.Component:
     """The Gradio input for one form row, starting at the MakeOptions default."""
     common = dict(label=row.label, info=row.info or None, elem_id=f"talker-{row.name.replace('_', '-')}")
     kind, default = row.kind, row.default
     if kind == "dropdown":
         choices = [("none" if v == "" else str(v), v) for v in row.choice_values()]
-        return gr.Dropdown(choices=choices, value="" if default is None else default, **common)
+        return compat.dropdown(choices, "" if default is None else default, **common)
     if kind == "slider":
         lo, hi, step = row.slider
         return gr.Slider(minimum=lo, maximum=hi, step=step, value=default, **common)
