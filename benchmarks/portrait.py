@@ -110,7 +110,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="JSON file for the raw results")
     ap.add_argument("--presets", default="fast,balanced,low-vram", help="shipped or user portrait presets to time")
-    ap.add_argument("--extra", default="fast+compile", help="variants: PRESET+compile (empty: none)")
+    ap.add_argument("--extra", default="fast+compile", help="variants: PRESET+compile, PRESET+graphs (compile with CUDA graphs); empty: none")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--images", type=int, default=3, help="timed pictures per configuration (after one warm-up)")
@@ -138,17 +138,19 @@ def main() -> int:
             return pipe.to(device)
 
         rows = [run_config("default", default, args.size, args.steps, args.images)]
-        variants = [(p, False) for p in args.presets.split(",") if p]
-        variants += [(e.split("+")[0], True) for e in args.extra.split(",") if e]
-        for preset_name, compile_ in variants:
+        variants = [(p, "") for p in args.presets.split(",") if p]
+        variants += [tuple(e.split("+", 1)) for e in args.extra.split(",") if e]
+        for preset_name, extra in variants:
+            name = preset_name + (f"+{extra}" if extra else "")
             if time.perf_counter() - started > args.budget_s:
-                print(f"skipped {preset_name}{'+compile' if compile_ else ''}: over --budget-s", flush=True)
+                print(f"skipped {name}: over --budget-s", flush=True)
                 continue
             preset = load_preset(KIND, preset_name, PortraitSettings)
-            settings = dataclasses.replace(preset.settings, compile=compile_ or preset.settings.compile)
+            settings = dataclasses.replace(preset.settings, compile=bool(extra) or preset.settings.compile,
+                                           cuda_graphs=extra == "graphs" or preset.settings.cuda_graphs)
             if args.tiny:
-                settings = dataclasses.replace(settings, device="cpu", precision="fp32", offload="none", compile=False)
-            name = preset_name + ("+compile" if compile_ else "")
+                settings = dataclasses.replace(settings, device="cpu", precision="fp32", offload="none",
+                                               compile=False, cuda_graphs=False)
             row = run_config(name, lambda s=settings: load_pipeline("txt2img", ckpt, s, tiny_root), args.size,
                              args.steps, args.images)
             row.update(settings=dataclasses.asdict(settings), gpu_memory_gb=preset.gpu_memory_gb)

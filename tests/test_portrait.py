@@ -152,3 +152,14 @@ def test_out_of_memory_twice_is_a_clear_error(tiny, tmp_path, monkeypatch):
                         sd_model=tiny["single"], sd_config=tiny["config"]).validate()
     with pytest.raises(TalkerError, match="out of GPU memory with portrait presets big and cpu: choose --preset low-vram"):
         generate(o, load_inputs(o), o.sd_model)
+
+
+def test_shipped_portrait_presets_chain_down_and_cuda_graphs_need_compile():
+    from talker.errors import OptionError
+    from talker.portrait.settings import PortraitSettings, portrait_presets
+
+    chain = portrait_presets("throughput", None)
+    assert [p.name for p in chain] == ["throughput", "fast", "balanced", "low-vram", "cpu"]
+    assert chain[0].settings.compile and chain[0].settings.cuda_graphs
+    with pytest.raises(OptionError, match="cuda_graphs needs compile"):
+        PortraitSettings(device="cuda", precision="fp16", cuda_graphs=True).validate()

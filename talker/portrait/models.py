@@ -200,7 +200,7 @@ def apply_settings(pipe, settings) -> None:
     else:
         pipe.to(settings.device)
     if settings.compile:
-        pipe.unet = torch.compile(pipe.unet)
+        pipe.unet = torch.compile(pipe.unet, mode="reduce-overhead" if settings.cuda_graphs else None)
 
 
 def _one_line(err: BaseException) -> str:

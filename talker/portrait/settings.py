@@ -32,6 +32,8 @@ class PortraitSettings:
     offload:           'model': each model moves to the GPU only while it runs (accelerate hooks);
                        'sequential': layer by layer (least memory, slowest); 'none': all on the GPU
     compile:           torch.compile the UNet (minutes once, then faster; worth it for many images)
+    cuda_graphs:       with compile: replay each UNet step as a CUDA graph (torch.compile's
+                       'reduce-overhead' mode), which removes the per-kernel launch cost
     """
 
     device: Literal["cuda", "cpu"] = "cpu"
@@ -44,6 +46,7 @@ class PortraitSettings:
     vae_tiling: bool = False
     offload: Literal["none", "model", "sequential"] = "none"
     compile: bool = False
+    cuda_graphs: bool = False
 
     def validate(self) -> None:
         if self.device == "cpu" and self.precision != "fp32":
@@ -52,6 +55,8 @@ class PortraitSettings:
             raise OptionError("offload moves models to a GPU; use offload none with device cpu")
         if self.compile and self.offload == "sequential":
             raise OptionError("compile cannot be combined with sequential offload; choose one")
+        if self.cuda_graphs and not (self.compile and self.device == "cuda" and self.offload == "none"):
+            raise OptionError("cuda_graphs needs compile: true, device cuda and offload none")
 
 
 def portrait_presets(name: str, free_gb: float | None):
