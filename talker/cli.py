@@ -199,15 +199,17 @@ def _run_make(args) -> int:
         print(result.video)
     if args.report:
         from talker.media import read_image
+        from talker.score import score_and_write
 
-        report = _score_and_write(result.video, result.audio, read_image(result.portrait or args.image), args.text,
-                                  result.video.with_suffix(".report.json"))
+        report = score_and_write(result.video, result.audio, result.video.with_suffix(".report.json"),
+                                 image=read_image(result.portrait or args.image), transcript=args.text)
         print(f"report: {report.verdict}", file=sys.stderr)
     return 0
 
 
 def _run_score(args) -> int:
     from talker.media import read_audio, read_image
+    from talker.score import report_lines, score_and_write
 
     audio = read_audio(args.audio or args.video)
     image = read_image(args.image) if args.image else None
@@ -220,23 +222,13 @@ def _run_score(args) -> int:
 
             raise OptionError(f"cannot read the transcript {args.transcript}: {err.strerror}") from None
     out = args.out or args.video.with_suffix(".report.json")
-    report = _score_and_write(args.video, audio, image, transcript, out)
-    for c in report.checks:
-        value = "-" if c.value is None else f"{c.value:.3g}"
-        print(f"{c.verdict:5s} {c.name:20s} {value:>8s}  {c.reason}")
+    report = score_and_write(args.video, audio, out, image=image, transcript=transcript)
+    print("\n".join(report_lines(report)))
     print(f"{report.verdict.upper()}: {out}")
     if args.fail_on == "never":
         return 0
     worst = ("pass", "warn", "fail").index(report.verdict)
     return 1 if worst >= ("pass", "warn", "fail").index(args.fail_on) else 0
-
-
-def _score_and_write(video, audio, image, transcript, json_path):
-    from talker.score import score_video, write_report
-
-    report = score_video(video, audio, image=image, transcript=transcript)
-    write_report(report, json_path, json_path.with_suffix(".png"))
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -409,6 +409,22 @@ def write_report(report: ScoreReport, json_path: Path, png_path: Path | None = N
         _plot(report, png_path)
 
 
+def score_and_write(video: str | Path, audio: Audio, json_path: Path, image: np.ndarray | None = None,
+                    transcript: str | None = None) -> ScoreReport:
+    """Grade ``video`` (``score_video``) and write the JSON report at ``json_path`` and its PNG summary
+    beside it (the same name with ``.png``): what ``talker score``, ``make --report``, the web page, the
+    ComfyUI node and the job service all do."""
+    report = score_video(video, audio, image=image, transcript=transcript)
+    write_report(report, json_path, json_path.with_suffix(".png"))
+    return report
+
+
+def report_lines(report: ScoreReport) -> list[str]:
+    """One line per check, as ``talker score`` prints them: verdict, name, value (3 digits), reason."""
+    return [f"{c.verdict:5s} {c.name:20s} {'-' if c.value is None else f'{c.value:.3g}':>8s}  {c.reason}"
+            for c in report.checks]
+
+
 def _plot(report: ScoreReport, path: Path) -> None:
     import matplotlib
 

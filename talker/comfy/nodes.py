@@ -235,18 +235,16 @@ class TalkerScore:
 
     def score(self, video_path, audio=None, portrait=None, transcript=""):
         from talker.media import read_audio, read_image
-        from talker.score import score_video, write_report
+        from talker.score import report_lines, score_and_write
 
         video = Path(video_path).expanduser()
         with tempfile.TemporaryDirectory(prefix="talker-comfy-") as tmp:
             speech = read_audio(write_audio(audio, Path(tmp) / "speech.wav") if audio is not None else video)
         image = image_to_rgb(portrait) if portrait is not None else None
-        report = score_video(video, speech, image=image, transcript=transcript.strip() or None)
         json_path = video.with_suffix(".report.json")
+        report = score_and_write(video, speech, json_path, image=image, transcript=transcript.strip() or None)
         png_path = json_path.with_suffix(".png")
-        write_report(report, json_path, png_path)
-        lines = [f"{c.verdict:5s} {c.name:20s} {'-' if c.value is None else f'{c.value:.3g}':>8s}  {c.reason}"
-                 for c in report.checks]
+        lines = report_lines(report)
         lines.append(f"{report.verdict.upper()}: {json_path}")
         return ("\n".join(lines), report.verdict, rgb_to_image([read_image(png_path)]))
 

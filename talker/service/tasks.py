@@ -308,9 +308,8 @@ def _patiently(call, patience_s: float = 30.0):
 
 def _score(result, folder: Path) -> Path:
     """Grade the video (talker.score) and write the JSON report; returns its path."""
-    from talker.score import score_video, write_report
+    from talker.score import score_and_write
 
-    report = score_video(result.video, result.audio)
     json_path = folder / "report.json"
-    write_report(report, json_path, folder / "report.png")
+    score_and_write(result.video, result.audio, json_path)
     return json_path

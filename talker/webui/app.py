@@ -307,13 +307,12 @@ def _make(options, progress: PageProgress):
 def _score(result, options):
     """Grade the clip and write <clip>.report.json and .report.png beside it; (ScoreReport, PNG path)."""
     from talker.media import read_image
-    from talker.score import score_video, write_report
+    from talker.score import score_and_write
 
-    report = score_video(result.video, result.audio, image=read_image(options.image), transcript=options.text)
     json_path = result.video.with_suffix(".report.json")
-    png = json_path.with_suffix(".png")
-    write_report(report, json_path, png)
-    return report, png
+    report = score_and_write(result.video, result.audio, json_path, image=read_image(options.image),
+                             transcript=options.text)
+    return report, json_path.with_suffix(".png")
 
 
 def _poster(video: Path) -> Path:
