@@ -51,6 +51,8 @@ SPEECH = {
         "Please do not touch the paintings, but feel free to take photos.",
         "Our tour moves to the blue room in about two minutes.",
         "We hope you enjoy your visit, and come back soon.",
+        "Before you go, maybe stop by the book shop on the ground floor.",
+        "It has maps, postcards, and a beautiful model of a boat.",
     ],
 }
 
@@ -59,7 +61,10 @@ def _speech(cache: Path, key: str):
     """(wav, phones, transcript) for one of SPEECH, made once with Festival."""
     import media_factory as mf
 
-    wav = cache / f"speech_{key}.wav"
+    import hashlib
+
+    digest = hashlib.sha1(" ".join(SPEECH[key]).encode()).hexdigest()[:8]  # the text changed: make it again
+    wav = cache / f"speech_{key}_{digest}.wav"
     phones_file = wav.with_suffix(".json")
     if not phones_file.exists():
         phones = mf.festival_sentences(SPEECH[key], wav)
@@ -211,6 +216,7 @@ def main() -> None:
     parser.add_argument("--code", type=Path, help="import audio2coeff, renderer and talker from this folder")
     parser.add_argument("--sheet", type=Path, help="write the viseme contact sheet here and stop")
     parser.add_argument("--cases", nargs="*", help="only these case names")
+    parser.add_argument("--keep", type=Path, help="keep the MP4s in this folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "mouth_held_out.json")
     args = parser.parse_args()
     sys.path[0:1] = ([str(args.code)] if args.code else []) + [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
@@ -224,12 +230,14 @@ def main() -> None:
         contact_sheet(args.sheet, [("astronaut", mf.astronaut(), "crop"), ("t1_right", by_name["t1_right"].path, "crop"),
                                    ("cg_roxanne", by_name["cg_roxanne"].path, "crop")])
         return
-    cases = [p for p in portraits if not args.cases or p.name in args.cases]
     keys = list(SPEECH)
+    cases = [(k, p) for k, p in enumerate(portraits) if not args.cases or p.name in args.cases]  # k: the speech of the full run
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for k, portrait in enumerate(cases):
-            row = measure_case(portrait, hof.CACHE, keys[k % len(keys)], Path(tmp))
+        out_dir = args.keep or Path(tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for k, portrait in cases:
+            row = measure_case(portrait, hof.CACHE, keys[k % len(keys)], out_dir)
             print(json.dumps({key: v for key, v in row.items() if key != "closure_least_iod"}), flush=True)
             rows.append(row)
     summary = {

@@ -93,3 +93,74 @@ def test_first_blink_within_two_to_four_seconds(duration):
     for seed in range(30):
         first = blink_times(duration, 17.0, np.random.default_rng(seed))[0]
         assert FIRST_BLINK_S[0] <= first <= min(FIRST_BLINK_S[1], duration - 0.3)
+
+
+def _closed_row() -> np.ndarray:
+    row = np.zeros(len(EMBEDDED_CHANNELS), np.float32)
+    row[EMBEDDED_CHANNELS.index("lip_close")] = 1.0
+    return row
+
+
+def test_closed_lips_hide_what_shows_at_the_source_lips_inner_edge(monkeypatch):
+    """A portrait's teeth often reach a little past the landmark model's inner lip contour (a CG face
+    read 0.063 IOD 'open' with its lips shut): a white band painted along the inside of the source's
+    inner lip contours must stay mostly hidden in the seam once the lips close (face_model.LIP_EDGE)."""
+    import dataclasses
+
+    import cv2
+
+    import renderer.embedded.face_model as face_model
+    from renderer.embedded.mesh import LIP_INNER_LOWER, LIP_INNER_UPPER, LIP_OUTER_LOWER, LIP_OUTER_UPPER
+
+    outer = list(LIP_OUTER_UPPER + LIP_OUTER_LOWER[-2:0:-1])
+    for rgb in (mf.astronaut(), mf.grace_hopper()):
+        face = prepare_face(rgb, "crop", 256)
+        lm = np.asarray(face.landmarks)[:, :2]
+        lips, band = np.zeros(face.image.shape[:2], np.uint8), np.zeros(face.image.shape[:2], np.uint8)
+        cv2.fillPoly(lips, [np.round(lm[outer]).astype(np.int32)], 1)
+        for contour in (LIP_INNER_UPPER, LIP_INNER_LOWER):
+            cv2.polylines(band, [np.round(lm[list(contour)]).astype(np.int32)], False, 1, 3)
+        image = face.image.copy()
+        image[(band & lips) > 0] = 250
+        banded = dataclasses.replace(face, image=image)
+
+        def white_in_closed_lips() -> int:
+            renderer = EmbeddedRenderer(banded)
+            (frame,) = np.concatenate(list(renderer.render(CoeffTrack(_closed_row()[None], "embedded"))))
+            mask = np.zeros(frame.shape[:2], np.uint8)
+            cv2.fillPoly(mask, [np.round(renderer.landmarks(_closed_row())[outer, :2]).astype(np.int32)], 1)
+            return int(((frame.min(axis=2) > 235) & (mask > 0)).sum())
+
+        shown = white_in_closed_lips()
+        monkeypatch.setattr(face_model, "LIP_EDGE", 0.0)  # the plain squash, for comparison
+        squashed = white_in_closed_lips()
+        monkeypatch.undo()
+        assert squashed > 60 and shown <= 0.6 * squashed, (shown, squashed)
+
+
+def test_a_closing_lid_covers_the_eye_instead_of_squashing_it():
+    """Half way through a blink the eye between the lids is the source eye where it was (the lid
+    slides over it), not the whole eye squashed into the gap; both eyes close alike."""
+    import cv2
+
+    from renderer.embedded.mesh import EYES
+
+    face = prepare_face(mf.astronaut(), "crop", 256)
+    renderer = EmbeddedRenderer(face)
+    rows = np.zeros((3, len(EMBEDDED_CHANNELS)), np.float32)
+    rows[:, EMBEDDED_CHANNELS.index("blink")] = (0.0, 0.5, 1.0)
+    frames = list(np.concatenate(list(renderer.render(CoeffTrack(rows, "embedded")))))
+    pts = renderer.landmarks(rows[1])[:, :2]
+    for eye in EYES:
+        mask = np.zeros(frames[1].shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(pts[list(eye.contour)]).astype(np.int32)], 1)
+        mask = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+        assert mask.sum() > 20
+        diff = np.abs(frames[1].astype(int) - face.image.astype(int))[mask].mean()
+        assert diff < 6.0, f"the half-shut eye differs from the source eye there by {diff:.1f} grey levels"
+    m = measure_frames(frames)
+    lm = m.landmarks
+    per_eye = [np.linalg.norm(lm[:, e.upper[4], :2] - lm[:, e.lower[4], :2], axis=-1) for e in EYES]
+    shares = [p[1:] / p[0] for p in per_eye]  # opening at 0.5 and 1.0 over the open eye
+    assert np.all(np.abs(shares[0] - shares[1]) < 0.15), shares  # no wink
+    assert max(s[1] for s in shares) < 0.3  # read shut at blink = 1

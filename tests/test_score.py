@@ -135,3 +135,72 @@ def test_a_short_frozen_face_still_fails(tmp_path, speech_pbm):
     v = verdicts(report)
     assert report.verdict == "fail" and v["mouth_motion"] == "fail", v
     assert v["eye_motion"] == "skip"  # no blink in 5 s proves nothing by itself
+
+
+def test_jitter_is_read_from_the_picture():
+    """RigidMotion finds known sub-pixel shifts of the face to within a tenth of a pixel, so a smooth
+    drift reads no jitter and a shaking picture reads a lot (whatever the landmark noise)."""
+    import cv2
+
+    from talker.score import THRESHOLDS, RigidMotion
+
+    face = mf.astronaut()
+    rng = np.random.default_rng(1)
+
+    def moved(offsets):
+        return [cv2.warpAffine(face, np.float32([[1, 0, dx], [0, 1, dy]]), face.shape[1::-1], flags=cv2.INTER_CUBIC,
+                               borderMode=cv2.BORDER_REPLICATE) for dx, dy in offsets]
+
+    def run(offsets):
+        frames = moved(offsets)
+        motion = RigidMotion(frames[0], None)
+        for f in frames[1:]:
+            motion.add(f)
+        return motion
+
+    drift = [(0.3 * k, -0.2 * k) for k in range(12)]
+    steady = run(drift)
+    assert np.allclose(steady.shifts, np.diff(np.array(drift), axis=0), atol=0.1), steady.shifts
+    assert steady.jitter() < 0.2 * THRESHOLDS["jitter"][0], steady.jitter()
+    shaken = run(rng.uniform(-4, 4, (12, 2)))
+    assert shaken.jitter() > THRESHOLDS["jitter"][1]
+
+
+def test_av_offset_takes_the_lag_nearest_zero_within_the_noise():
+    """A far lag that beats zero by less than the sampling noise of r (short clip) is not an
+    offset; the same margin in a long clip is."""
+    from talker.score import _av_offset
+
+    def clip(n, seed=0):
+        rng = np.random.default_rng(seed)
+        b = rng.standard_normal(n + 8)
+        a = 0.3 * b[:n] + 0.35 * b[8 : n + 8] + 0.8 * rng.standard_normal(n)  # r ~0.33 at 0, ~0.38 at -320 ms
+        loud = 60.0 + np.concatenate([[0.0], np.cumsum(b[: n - 1])])
+        mouth = np.concatenate([[0.0], np.cumsum(a[: n - 1])])
+        return mouth, loud, np.ones(n, bool)
+
+    short, _ = _av_offset(*clip(90))
+    long, _ = _av_offset(*clip(4000))
+    assert short == 0.0 and long == -320.0, (short, long)
+
+
+def test_speech_ratio_sees_a_mouth_that_opens_on_vowels_only():
+    from talker.score import THRESHOLDS, speech_ratio
+
+    speech = np.r_[np.zeros(10, bool), np.ones(80, bool), np.zeros(10, bool)]
+    talking = np.where(speech & (np.arange(100) % 10 < 3), 0.15, 0.003)  # shut 70 % of the speech
+    assert speech_ratio(talking, speech) >= THRESHOLDS["mouth_speech_ratio"][0]
+    assert speech_ratio(np.full(100, 0.05), speech) < THRESHOLDS["mouth_speech_ratio"][1]  # a still mouth
+
+
+def test_blinks_of_shadowed_eyes_count_and_shut_looking_eyes_skip():
+    from talker.measure import count_blinks
+    from talker.score import BLINK_DROP, BLINK_MIN_DROP, BLINK_REOPEN, _eyes_unreadable
+
+    eye = np.full(250, 0.26) + 0.01 * np.sin(np.arange(250))  # deep-set eyes, read 0.25-0.27
+    eye[[60, 61, 160, 161, 162]] = 0.2  # their rendered blinks read 77 % of the open eye
+    assert count_blinks(eye, BLINK_DROP, BLINK_MIN_DROP, BLINK_REOPEN) == 2
+    assert count_blinks(np.full(250, 0.26) + 0.02 * np.sin(np.arange(250)), BLINK_DROP, BLINK_MIN_DROP, BLINK_REOPEN) == 0
+    assert _eyes_unreadable(eye)("eye_motion") is None
+    downcast = _eyes_unreadable(np.full(250, 0.05))("eye_motion")  # the eyes read shut all through: no blink can show
+    assert downcast.verdict == "skip" and "shut" in downcast.reason

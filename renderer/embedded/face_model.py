@@ -64,6 +64,11 @@ its distance towards the seam (lips in p/b/m are compressed, not only brought to
 closed lips of a portrait that smiles with its teeth keep their stretched, retracted shape and the
 landmark model reads them as still parted (measured on the closed render of t1.jpg's right face:
 0.074 IOD apart without, 0.035 at 0.25, 0.010 at 0.4; a CG face 0.049, 0.021)."""
+LIP_EDGE = 0.4
+"""At lip_close = 1 each lip's inner contour shows the source this share of the lip's thickness
+further out (rings of mesh.lip_rings shift along the lip, the outer contour not at all): the
+source's inner lip edge, its teeth and the dark line inside a parted or smiling mouth stay hidden
+in the seam instead of reading as a gap."""
 BROW_UP, BROW_DOWN, BROW_IN = 0.10, 0.06, 0.02
 """brow_raise = +1 lifts the brows by BROW_UP; -1 lowers them by BROW_DOWN and pulls them in by BROW_IN (IOD)."""
 
@@ -87,6 +92,12 @@ class FaceModel:
 
         upper, lower = lip_rings()
         self._lip_ring_rows = (upper[1:], lower[1:])
+        self._lip_texture_rows = np.concatenate([upper[:-1].ravel(), lower[:-1].ravel()])
+        share = 1.0 - np.arange(len(upper) - 1) / (len(upper) - 1)  # 1 on the inner contour, 0 at the outer one
+        src = self.source[:, :2]
+        self._lip_texture_shift = np.concatenate(
+            [(share[:, None, None] * (src[rings[-1]] - src[rings[0]])[None]).reshape(-1, 2) for rings in (upper, lower)]
+        )
         self._upper_lip = ContourRegion(LIP_INNER_UPPER, -1, 0.12, rings=upper, exclude=lower)
         self._lower_lip = ContourRegion(LIP_INNER_LOWER, +1, 0.2, rings=lower, exclude=upper)
         self._lower_lip_roll = ContourRegion(LIP_INNER_LOWER, +1, 0.1, rings=lower, exclude=upper)
@@ -122,6 +133,15 @@ class FaceModel:
         self._close(pts, float(np.clip(close, 0, 1)))
         self.lids.close(pts, float(np.clip(blink, 0, 1)))
         return pts
+
+    def lip_texture(self, source_xy: np.ndarray, amount: float) -> np.ndarray:
+        """Texture positions (N, 2) for the warp: ``source_xy`` with the lips' inner rings moved
+        outward along the lip by ``amount`` * LIP_EDGE of its thickness (a copy; unchanged at 0)."""
+        if amount <= 0.0:
+            return source_xy
+        out = source_xy.copy()
+        out[self._lip_texture_rows] += amount * LIP_EDGE * self._lip_texture_shift
+        return out
 
     def lip_gap(self, points: np.ndarray) -> np.ndarray:
         """(11,) inner-lip opening per contour column along the face's down axis, in IOD."""

@@ -56,7 +56,12 @@ class EmbeddedRenderer:
         _, skin = canonical()
         mouth = mouth_triangles()
         self._mouth_first = len(rings.triangles)
-        self._triangles = np.concatenate([rings.triangles, mouth, eye_triangles(source), skin])
+        # the eye fills get vertices of their own (copies of the lid contours and irises, after the
+        # rings), so their texture can differ from the lid skin's at the same points (_draw)
+        eyes = eye_triangles(source)
+        self._eye_points, eyes = np.unique(eyes, return_inverse=True)
+        eyes = eyes.reshape(-1, 3) + len(self._source_xy)
+        self._triangles = np.concatenate([rings.triangles, mouth, eyes, skin]).astype(np.int32)
         self._n_back = len(self._triangles) - len(skin)
         self._skin = skin
         self._warp = TriangleWarp(rings.box)
@@ -103,11 +108,18 @@ class EmbeddedRenderer:
         pts = self._driven(row)
         oval_move = pts[list(FACE_OVAL), :2] - self._source[list(FACE_OVAL), :2]
         rings = self._ring_xy + self._ring_share[:, None] * np.tile(oval_move, (self._ring_count, 1))
-        driven = np.concatenate([pts[:, :2], rings])
+        driven = np.concatenate([pts[:, :2], rings, pts[self._eye_points, :2]])
 
         depth = pts[self._skin, 2].mean(axis=1)
         order = np.concatenate([np.arange(self._n_back), self._n_back + np.argsort(-depth, kind="stable")])
-        texture = self._model.lids.rim_texture(self._source_xy, float(np.clip(row[6], 0.0, 1.0)))
+        blink = float(np.clip(row[6], 0.0, 1.0))
+        texture = self._model.lids.rim_texture(self._source_xy, blink)
+        texture = self._model.lip_texture(texture, float(np.clip(row[3], 0.0, 1.0)))
+        # a closing lid covers the eye, it does not squash it: the eye fill shows the source eye
+        # where the lids have moved to (the lid skin above stretches over it)
+        lids = self._source.copy()
+        self._model.lids.close(lids, blink)
+        texture = np.concatenate([texture, lids[self._eye_points, :2]])
         warp = self._warp.map(driven, texture, self._triangles, order)
         pixels = cv2.remap(self._image, warp.map_x, warp.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self._mouth.paint(pixels, warp, self._mouth_first, pts[:, :2])
