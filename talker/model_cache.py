@@ -19,23 +19,35 @@ from typing import Callable, Hashable, TypeVar
 
 T = TypeVar("T")
 
-MAX_ENTRIES = 4
+MAX_ENTRIES = 6
 _lock = threading.Lock()
 _entries: OrderedDict[Hashable, object] = OrderedDict()
+_building: dict[Hashable, threading.Lock] = {}
 
 
 def cached(key: Hashable, build: Callable[[], T]) -> T:
     """The object ``build()`` made for ``key`` in this process, building it on first use.
 
-    Builds run under one lock, so two threads asking for the same networks load them once.
+    Two threads asking for the same key build it once (the second waits for the first); builds
+    of different keys run at the same time (the renderer loads while the audio networks work).
     """
     with _lock:
-        if key not in _entries:
-            _entries[key] = build()
+        if key in _entries:
+            _entries.move_to_end(key)
+            return _entries[key]
+        building = _building.setdefault(key, threading.Lock())
+    with building:
+        with _lock:
+            if key in _entries:
+                _entries.move_to_end(key)
+                return _entries[key]
+        value = build()
+        with _lock:
+            _entries[key] = value
+            _building.pop(key, None)
             while len(_entries) > MAX_ENTRIES:
                 _entries.popitem(last=False)
-        _entries.move_to_end(key)
-        return _entries[key]
+            return value
 
 
 def file_key(*paths: Path | None) -> tuple:

@@ -118,9 +118,10 @@ def make(options: MakeOptions, progress: ProgressCallback | None = None, *, stre
     audio = load_audio(options)
     timings["audio"] = time.perf_counter() - t
 
-    # 5. Speech to motion coefficients.
+    # 5. Speech to motion coefficients; meanwhile the renderer loads and warms up in a thread.
     t = time.perf_counter()
     report(Progress("motion"))
+    backend.prepare(face, options)
     track = backend.coeffs(face, audio, options)
     timings["motion"] = time.perf_counter() - t
 
@@ -171,6 +172,9 @@ class Backend:
 
     def coeffs(self, face: FaceCrop, audio: Audio, options: MakeOptions) -> CoeffTrack:
         raise NotImplementedError
+
+    def prepare(self, face: FaceCrop, options: MakeOptions) -> None:
+        """Start getting the renderer for ``face`` ready (load, compile) while the coefficients are computed."""
 
     def frames(self, face: FaceCrop, track: CoeffTrack, options: MakeOptions, start: int = 0) -> Iterator[np.ndarray]:
         """Rendered S x S frames ``start``.. of the track, (B, S, S, 3) uint8 RGB batches."""
@@ -239,6 +243,7 @@ class SadTalkerBackend(Backend):
 
     def __init__(self, files, device: str, precision: str):
         self.files, self.device, self.precision = files, device, precision
+        self._ready = None  # (face, batch size, Future of _renderer_parts) once prepare ran
 
     def coeffs(self, face, audio, options):
         from audio2coeff.sadtalker import SadTalkerAudioNets, sadtalker_track
@@ -265,19 +270,53 @@ class SadTalkerBackend(Backend):
         device = resolve_device(options.device)
         return SadTalkerBackend(self.files, device, check_precision(options.precision, device))
 
-    def frames(self, face, track, options, start=0):
+    def prepare(self, face, options):
+        """Load the renderer networks and build, compile and capture its batch step in a thread."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="talker-renderer-load")
+        self._ready = (face, options.batch_size, pool.submit(self._renderer_parts, face, options))
+        pool.shutdown(wait=False)
+
+    def _renderer_parts(self, face, options):
+        """(RendererNets, FastStep or None) for ``face``'s mode and size, from the per-process cache.
+
+        On CUDA the fast step (fp16/bf16 by default, compiled, CUDA-graph replay) is warmed up here,
+        so the first batch of a render is a replay. Renders in other threads of this process that
+        use the same step wait for each other (``FastStep.lock``).
+        """
+        from renderer.sadtalker.fast import DTYPES, FastStep
         from renderer.sadtalker.nets import RendererNets
-        from renderer.sadtalker.render import SadTalkerRenderer
 
         nets = cached(("sadtalker-renderer", self._files_key(), face.pastes_back, self.device),
                       lambda: RendererNets.from_files(self.files, full=face.pastes_back, device=self.device))
-        cuda = self.device.startswith("cuda")
-        half = cuda and self.precision != "fp32"  # the fast path (CUDA default): compiled graph, CUDA-graph replay
-        compile = half if options.compile is None else options.compile and cuda
-        renderer = SadTalkerRenderer(
-            face, nets, device=self.device, precision=self.precision, batch_size=options.batch_size,
-            fast=cuda, compile="default" if compile else None, cuda_graph=half,
-        )
+        if not self.device.startswith("cuda"):
+            return nets, None  # the reference path on the CPU (fp32)
+        import torch
+
+        torch.backends.cudnn.benchmark = True
+        half = self.precision != "fp32"
+        compile = half if options.compile is None else options.compile
+        settings = dict(device=self.device, dtype=DTYPES[self.precision], compile="default" if compile else None,
+                        cuda_graph=half)
+
+        def build():
+            step = FastStep(nets, face.size, options.batch_size, **settings)
+            step.warm_up()
+            return step
+
+        step = cached(("sadtalker-step", self._files_key(), face.pastes_back, face.size, options.batch_size,
+                       tuple(settings.values())), build)
+        return nets, step
+
+    def frames(self, face, track, options, start=0):
+        from renderer.sadtalker.render import SadTalkerRenderer
+
+        if self._ready is None or self._ready[0] is not face or self._ready[1] != options.batch_size:
+            self.prepare(face, options)
+        nets, step = self._ready[2].result()
+        renderer = SadTalkerRenderer(face, nets, device=self.device, precision=self.precision,
+                                     batch_size=options.batch_size, fast=step is not None, step=step)
         return renderer.render(track, still=options.still, start=start)
 
 

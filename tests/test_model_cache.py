@@ -30,11 +30,40 @@ def test_cached_builds_once_per_key_and_keeps_the_most_recent():
 
     first = model_cache.cached("a", lambda: build("a"))
     assert model_cache.cached("a", lambda: build("a")) is first
-    for name in "bcde":
+    others = [f"n{i}" for i in range(model_cache.MAX_ENTRIES)]
+    for name in others:
         model_cache.cached(name, lambda name=name: build(name))
-    assert builds == ["a", "b", "c", "d", "e"]
-    assert list(model_cache.entries()) == ["b", "c", "d", "e"]  # 'a' was the least recently used
+    assert builds == ["a", *others]
+    assert list(model_cache.entries()) == others  # 'a' was the least recently used
     assert model_cache.cached("a", lambda: build("a")) is not first
+
+
+def test_different_keys_build_at_the_same_time_and_one_key_builds_once():
+    """The renderer loads in a thread while the audio networks are built: a build of one key must not
+    wait for another key's build (here 'a' can only finish once 'b' has been built meanwhile)."""
+    import threading
+
+    b_built, calls = threading.Event(), []
+
+    def build_a():
+        calls.append("a")
+        assert b_built.wait(10), "the build of 'b' waited for the build of 'a'"
+        return "A"
+
+    def build_b():
+        calls.append("b")
+        b_built.set()
+        return "B"
+
+    results = {}
+    threads = [threading.Thread(target=lambda: results.setdefault("a1", model_cache.cached("a", build_a))),
+               threading.Thread(target=lambda: results.setdefault("a2", model_cache.cached("a", build_a)))]
+    for t in threads:
+        t.start()
+    assert model_cache.cached("b", build_b) == "B"
+    for t in threads:
+        t.join(10)
+    assert results == {"a1": "A", "a2": "A"} and calls.count("a") == 1
 
 
 def test_file_key_changes_when_a_file_is_replaced(tmp_path):

@@ -127,19 +127,32 @@ def pose_net(torch_test_device):
     return filled(Audio2Pose(), "audio2pose", torch_test_device)
 
 
-def test_audio2exp_matches_vector(exp_net, torch_test_device):
+@pytest.fixture(params=[None, 7], ids=["one-pass", "chunks-of-7"])
+def chunk(request, monkeypatch):
+    """The audio towers run CHUNK frames a pass (GPU memory flat in the clip length): with chunks of 7
+    the vectors (12 and 50 frames) cross several chunk boundaries and must still match."""
+    import audio2coeff.sadtalker.audio2exp as audio2exp
+    import audio2coeff.sadtalker.audio2pose as audio2pose
+
+    if request.param is not None:
+        monkeypatch.setattr(audio2exp, "CHUNK", request.param)
+        monkeypatch.setattr(audio2pose, "CHUNK", request.param)
+    return request.param
+
+
+def test_audio2exp_matches_vector(exp_net, torch_test_device, chunk):
     z = vectors("audio2exp")
     windows = torch.from_numpy(z["indiv_mels"][0, :, 0])
     with torch.no_grad():
         emb = exp_net.embed(windows.to(torch_test_device)).cpu().numpy()
     assert_parity(emb, z["audio_embedding"], "audio_embedding")
     out = predict_expression(exp_net, windows, torch.from_numpy(z["ref"][0, :, :64]), torch.from_numpy(z["ratio"][0]))
-    assert out.shape == (12, 64)  # 12 frames: chunks of 10 + 2
+    assert out.shape == (12, 64)
     assert_parity(out.cpu().numpy(), z["exp_coeff_pred"][0], "exp_coeff_pred")
 
 
 @pytest.mark.parametrize("case", ["a", "b"])  # a: T=50 (chunk + overlapping tail), b: T=20 (left-padded)
-def test_audio2pose_matches_vector(pose_net, case):
+def test_audio2pose_matches_vector(pose_net, case, chunk):
     z = {k[2:]: v for k, v in vectors("audio2pose").items() if k.startswith(case + "_")}
     T = int(z["num_frames"])
     pose0 = z["ref"][0, 0, 64:70]

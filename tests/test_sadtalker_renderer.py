@@ -310,6 +310,26 @@ def test_full_mode_uses_the_73_channel_mapping(files, nets, small_case, torch_te
     assert_close(fast, ref.cpu().numpy(), atol=1e-4, rtol=0, what="full mode fast vs reference")
 
 
+def test_a_step_reused_for_another_face_renders_that_face(nets, small_case, torch_test_device):
+    """The pipeline keeps one FastStep per process (compiled and captured once): a renderer given the
+    step of an earlier clip draws its own face exactly as a renderer with a fresh step does."""
+    face, track = small_case
+    other = face_crop(np.ascontiguousarray(face.image[::-1, ::-1]))  # another picture, same size
+    first = SadTalkerRenderer(face, nets, device=torch_test_device, batch_size=3, fast=True)
+    a = np.concatenate(list(first.render(track)))
+    reused = np.concatenate(list(SadTalkerRenderer(other, nets, device=torch_test_device, batch_size=3, fast=True,
+                                                   step=first._step).render(track)))
+    fresh = np.concatenate(list(SadTalkerRenderer(other, nets, device=torch_test_device, batch_size=3,
+                                                  fast=True).render(track)))
+    assert np.array_equal(reused, fresh)
+    assert np.abs(reused.astype(int) - a).mean() > 5  # the step did not keep drawing the first face
+    again = np.concatenate(list(SadTalkerRenderer(face, nets, device=torch_test_device, batch_size=3, fast=True,
+                                                  step=first._step).render(track)))
+    assert np.array_equal(again, a)
+    with pytest.raises(ValueError, match="renders 3 x 128"):
+        SadTalkerRenderer(face, nets, device=torch_test_device, batch_size=2, fast=True, step=first._step)
+
+
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_fast_graph_builds_on_the_nets_device_in_half_precision(precision):
     """The fast graph as CUDA uses it (half precision, channels last), built on the 'meta' device: every

@@ -27,8 +27,9 @@ _TOWER = (
     (512, 512, 1, 1, 0, False),
 )
 
-CHUNK = 10
-"""Frames per forward pass (memory only: frames do not interact)."""
+CHUNK = 256
+"""Frames per forward pass of the audio towers (memory only: frames do not interact). Bounds the
+GPU memory of the motion stage whatever the clip's length (SadTalker runs 10 at a time)."""
 
 
 class ConvBlock(nn.Module):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from audio2coeff.sadtalker.audio2exp import AudioEncoder
+from audio2coeff.sadtalker.audio2exp import CHUNK, AudioEncoder
 
 SEQ_LEN = 32
 LATENT = 64
@@ -170,7 +170,8 @@ def predict_motion(
     motion = [torch.zeros(1, POSE_DIM, device=p.device, dtype=p.dtype)]
     if n == 0:
         return motion[0]
-    emb = net.audio_encoder(windows[1:, None]).flatten(1)  # (n, 512)
+    emb = torch.cat([net.audio_encoder(windows[i: i + CHUNK, None]).flatten(1)  # (n, 512), CHUNK at a time
+                     for i in range(1, T, CHUNK)])
     style = torch.tensor([pose_style], device=p.device)
     full, tail = divmod(n, SEQ_LEN)
     for c in range(full):

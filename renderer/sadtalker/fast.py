@@ -220,26 +220,38 @@ class FastGenerator(nn.Module):
 class FrameGraph(nn.Module):
     """One batch of the fast path: driving windows -> frames, with the clip's source work cached.
 
-    Built for one source image (1, 3, S, S) float32 in [0, 1]. ``set_source_semantics`` sets the
-    source keypoints of a track; ``forward(windows (B, C, 27) float32, degrees (B, 3) float32
-    yaw/pitch/roll overrides, use (3,) bool which overrides apply)`` -> (B, 3, S, S) frames in
-    (0, 1), dtype of the convolutions. All inputs live on the graph's device.
+    Built for source images (1, 3, S, S) float32 in [0, 1] of one size; ``set_source`` swaps in
+    another image of that size in place (its buffers keep their addresses, so a compiled or
+    captured graph of this module stays valid). ``set_source_semantics`` sets the source keypoints
+    of a track; ``forward(windows (B, C, 27) float32, degrees (B, 3) float32 yaw/pitch/roll
+    overrides, use (3,) bool which overrides apply)`` -> (B, 3, S, S) frames in (0, 1), dtype of
+    the convolutions. All inputs live on the graph's device.
     """
 
     def __init__(self, nets, source: torch.Tensor, *, dtype: torch.dtype = torch.float32, channels_last: bool = False):
         super().__init__()
-        generator = nets.generator
+        self.kp_detector, generator = nets.kp_detector, nets.generator
+        self.encode_source, self.compress = generator.encode_source, generator.dense_motion_network.compress_features
         self.mapping = nets.mapping
-        with torch.no_grad():
-            kp_canonical = nets.kp_detector(source)
-            volume = generator.encode_source(source)
-            compressed = generator.dense_motion_network.compress_features(volume)
+        kp_canonical, volume, compressed = self._source_work(source)
         self.register_buffer("kp_canonical", kp_canonical)
         self.register_buffer("kp_source", torch.zeros_like(kp_canonical))
         self.register_buffer("volume", volume)
         self.register_buffer("compressed", compressed)
         with torch.no_grad():
             self.generator = FastGenerator(generator, dtype, channels_last)
+
+    @torch.no_grad()
+    def _source_work(self, source: torch.Tensor):
+        """(canonical keypoints, 3-D feature volume, its compressed copy) of a (1, 3, S, S) source."""
+        volume = self.encode_source(source)
+        return self.kp_detector(source), volume, self.compress(volume)
+
+    @torch.no_grad()
+    def set_source(self, source: torch.Tensor) -> None:
+        """Render another (1, 3, S, S) source image of the same size from now on (buffers updated in place)."""
+        for buffer, value in zip((self.kp_canonical, self.volume, self.compressed), self._source_work(source)):
+            buffer.copy_(value)
 
     @torch.no_grad()
     def set_source_semantics(self, source_semantics: torch.Tensor) -> None:
@@ -254,6 +266,49 @@ class FrameGraph(nn.Module):
         kp_source = self.kp_source.expand(n, -1, -1)
         motion = self.generator.dense_motion_network.motion(self.compressed.expand(n, -1, -1, -1, -1), kp_source, kp_driving)
         return self.generator.decode(self.volume.expand(n, -1, -1, -1, -1), motion)
+
+
+class FastStep:
+    """The fast path's batch step for one set of networks, frame size and batch size, reusable
+    from one clip to the next (the slow part of a first render: folding weights, compiling,
+    capturing the CUDA graph, is done once per process; see ``talker.model_cache``).
+
+    nets: ``RendererNets`` on ``device``; size: S (pixels); batch_size: B; dtype: the convolutions'
+    dtype; compile: None or a ``torch.compile`` mode; cuda_graph: replay a captured CUDA graph.
+    ``lock`` is held by the render using the step (a step renders one clip at a time).
+    """
+
+    def __init__(self, nets, size: int, batch_size: int, *, device, dtype: torch.dtype = torch.float32,
+                 channels_last: bool = True, compile: str | None = None, cuda_graph: bool = False):
+        import threading
+
+        self.device, self.size, self.batch_size = torch.device(device), size, batch_size
+        self.channels = nets.mapping.coeff_nc
+        self.graph = FrameGraph(nets, torch.zeros(1, 3, size, size, device=self.device), dtype=dtype,
+                                channels_last=channels_last)
+        self.call = self.graph
+        if compile is not None:
+            self.call = torch.compile(self.graph, mode=compile, dynamic=False)
+        if cuda_graph:
+            self.call = CudaGraphStep(self.call)
+        self.lock = threading.Lock()
+
+    @property
+    def reuses_output(self) -> bool:
+        """True when each call returns the same output buffer (compiled or captured steps)."""
+        return self.call is not self.graph
+
+    def warm_up(self) -> None:
+        """Run one batch of zeros: compiles and captures now rather than in the first real batch."""
+        b = self.batch_size
+        with torch.no_grad():
+            self.call(torch.zeros(b, self.channels, 27, device=self.device), torch.zeros(b, 3, device=self.device),
+                      torch.zeros(3, dtype=torch.bool, device=self.device))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def __call__(self, windows: torch.Tensor, degrees: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+        return self.call(windows, degrees, use)
 
 
 class CudaGraphStep:
@@ -289,5 +344,6 @@ class CudaGraphStep:
                 self.fn(*self.inputs)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), torch.no_grad():
+        # thread_local: other threads may use the GPU meanwhile (the pipeline warms up during the motion stage)
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"), torch.no_grad():
             self.output = self.fn(*self.inputs)

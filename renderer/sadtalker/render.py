@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from renderer.sadtalker import semantics
-from renderer.sadtalker.fast import DTYPES, CudaGraphStep, FrameGraph
+from renderer.sadtalker.fast import DTYPES, FastStep
 from renderer.sadtalker.keypoints import transform_keypoints
 from talker.errors import OptionError, SpaceMismatchError
 from talker.types import CoeffTrack, FaceCrop
@@ -58,11 +58,14 @@ class SadTalkerRenderer:
     compile: None, or a ``torch.compile`` mode ('default', 'reduce-overhead', ...) for the fast graph.
     cuda_graph: capture the fast graph's batch step as a CUDA graph (CUDA only).
     channels_last: channels-last layout in the fast graph (default on; also faster on CPU).
+    step: a ``FastStep`` built earlier for these nets, this size and ``batch_size`` (reused: the
+        face is swapped in, nothing is compiled or captured again); then precision, compile,
+        cuda_graph and channels_last are the step's own.
     """
 
     def __init__(self, face: FaceCrop, nets, *, device="cpu", precision: str = "fp32", batch_size: int = 2,
                  fast: bool = False, compile: str | None = None, cuda_graph: bool = False,
-                 channels_last: bool = True):
+                 channels_last: bool = True, step: FastStep | None = None):
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
         if precision not in DTYPES:
@@ -91,17 +94,16 @@ class SadTalkerRenderer:
         self.precision = precision
         self.fast = fast or precision != "fp32"
         self.source = source_tensor(face.image, self.device)
-        self._graph = self._step = None
+        self._step = step
         if self.fast:
             if cuda:
                 torch.backends.cudnn.benchmark = True
-            self._graph = FrameGraph(nets, self.source, dtype=DTYPES[precision],
-                                     channels_last=channels_last)
-            self._step = self._graph
-            if compile is not None:
-                self._step = torch.compile(self._graph, mode=compile, dynamic=False)
-            if cuda_graph:
-                self._step = CudaGraphStep(self._step)
+            if step is None:
+                self._step = FastStep(nets, size, batch_size, device=self.device, dtype=DTYPES[precision],
+                                      channels_last=channels_last, compile=compile, cuda_graph=cuda_graph)
+            elif (step.size, step.batch_size, step.device) != (size, batch_size, self.device):
+                raise ValueError(f"the step renders {step.batch_size} x {step.size} px on {step.device}, not "
+                                 f"{batch_size} x {size} px on {self.device}")
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -157,16 +159,23 @@ class SadTalkerRenderer:
     def _batches(self, track: CoeffTrack, still: bool, expression_scale: float, angles, *, uint8: bool,
                  first: int = 0):
         source_window, rows, degrees, use = self._inputs(track, still, expression_scale, angles)
+        if self.fast:
+            with self._step.lock:  # the step's buffers hold this face until the last batch
+                yield from self._run(self._fast_step(source_window, use), rows, degrees, uint8, first,
+                                     reuses_output=self._step.reuses_output)
+        else:
+            yield from self._run(self._reference_step(source_window, use), rows, degrees, uint8, first)
+
+    def _run(self, step, rows: np.ndarray, degrees: np.ndarray, uint8: bool, first: int, reuses_output=False):
         t, b = len(rows), self.batch_size
-        step = self._fast_step(source_window, use) if self.fast else self._reference_step(source_window, use)
         for start in range(first, t, b):
             frames = semantics.batch_frames(t, start, b)
             out = step(self._upload(semantics.windows(rows, frames)), self._upload(degrees[frames]))
             out = out[: min(b, t - start)]
             if uint8:
                 yield to_uint8(out)
-            else:  # compiled / captured steps reuse their output buffers
-                yield out if self._step is self._graph else out.clone()
+            else:
+                yield out.clone() if reuses_output else out
 
     def _upload(self, array: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
@@ -190,7 +199,8 @@ class SadTalkerRenderer:
         return step
 
     def _fast_step(self, source_window: np.ndarray, use: np.ndarray):
-        self._graph.set_source_semantics(self._upload(source_window))
+        self._step.graph.set_source(self.source)
+        self._step.graph.set_source_semantics(self._upload(source_window))
         use_t = torch.from_numpy(use).to(self.device)
         return lambda windows, degrees: self._step(windows, degrees, use_t)
 
