@@ -12,7 +12,8 @@ Measures (units):
   mouth_speech_ratio  mean mouth opening in speech frames over the median in silent frames
   mouth_motion        spread of mouth opening during speech (inter-ocular distances, 10-90 % range)
   closure_rate        share of p/b/m phones with closed lips (needs a transcript)
-  vowel_opening       share of open vowels whose peak opening exceeds the median of speech (needs a transcript)
+  vowel_opening       share of open vowels (60 ms or longer) whose peak opening exceeds the median of speech
+                      (needs a transcript)
   blink_rate          blinks per minute;  eye_motion: spread of eye opening (2-98 % range over the median)
   head_motion         spread of the nose position (inter-ocular distances, std)
   jitter              mean frame-to-frame acceleration of the face's rigid region (eyes, nose, forehead)
@@ -289,7 +290,8 @@ def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, max_lag:
     correlation is within the sampling noise of r (1 / sqrt(frames)) of the best are as good as
     it, and the one nearest zero wins: in a short clip with few openings a far lag can peak by
     chance (measured on a 3.4 s clip of a 72 px face: 0.29 at -320 ms against 0.19 at 0, noise
-    0.11), while a real shift in a longer clip beats zero by far more. corr: at that lag."""
+    0.11), while a real shift in a longer clip beats zero by far more. corr: the best correlation
+    (how strongly the mouth follows the sound at all, whichever lag that is)."""
     if speech.sum() < FPS:
         return None, None
     a = np.diff(mouth)
@@ -305,7 +307,7 @@ def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, max_lag:
         return None, 0.0
     best = max(found.values())
     near = min((lag for lag, c in found.items() if c >= best - 1.0 / np.sqrt(len(a))), key=lambda lag: (abs(lag), lag))
-    return near * 1000.0 / FPS, found[near]
+    return near * 1000.0 / FPS, best
 
 
 def _aligned_phones(audio: Audio, transcript: str) -> list:
@@ -317,6 +319,11 @@ def _aligned_phones(audio: Audio, transcript: str) -> list:
     except ValueError as err:  # unknown words, or no path through the transcript
         log.warning("cannot align the transcript (%s); closure and vowel checks skipped", err)
         return []
+
+
+MIN_VOWEL_S = 0.06
+"""Open vowels shorter than this (s) are not judged by vowel_opening: reduced vowels of function
+words ('the', 'and': 40-50 ms, one or two video frames) hardly open a speaker's jaw either."""
 
 
 def phone_frames(start: float, end: float, num_frames: int) -> range:
@@ -334,7 +341,7 @@ def _phonetic(phones, mouth: np.ndarray, speech: np.ndarray):
     def frames(p):
         return phone_frames(p[0], p[1], n)
 
-    vowel_phones = [f for p in phones if p[2] in OPEN_VOWELS and (f := frames(p))]
+    vowel_phones = [f for p in phones if p[2] in OPEN_VOWELS and p[1] - p[0] >= MIN_VOWEL_S and (f := frames(p))]
     if not vowel_phones or not speech.any():
         return None, None
     open_median = float(np.median([mouth[i] for f in vowel_phones for i in f]))

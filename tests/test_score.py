@@ -204,3 +204,15 @@ def test_blinks_of_shadowed_eyes_count_and_shut_looking_eyes_skip():
     assert _eyes_unreadable(eye)("eye_motion") is None
     downcast = _eyes_unreadable(np.full(250, 0.05))("eye_motion")  # the eyes read shut all through: no blink can show
     assert downcast.verdict == "skip" and "shut" in downcast.reason
+
+
+def test_vowel_opening_leaves_out_reduced_vowels():
+    from talker.score import _phonetic
+
+    mouth = np.full(100, 0.02)
+    mouth[10:14] = 0.2  # 'aa', 160 ms: opens
+    mouth[40:44] = 0.2  # 'ae', 160 ms: opens
+    speech = np.ones(100, bool)
+    phones = [(0.4, 0.56, "aa"), (1.0, 1.04, "ah"), (1.6, 1.76, "ae"), (2.0, 2.05, "ah")]  # two 40-50 ms 'the's
+    assert _phonetic(phones, mouth, speech)[1] == 1.0
+    assert _phonetic(phones, np.full(100, 0.05), speech)[1] == 0.0  # a still mouth opens on none
