@@ -164,3 +164,26 @@ def test_a_closing_lid_covers_the_eye_instead_of_squashing_it():
     shares = [p[1:] / p[0] for p in per_eye]  # opening at 0.5 and 1.0 over the open eye
     assert np.all(np.abs(shares[0] - shares[1]) < 0.15), shares  # no wink
     assert max(s[1] for s in shares) < 0.3  # read shut at blink = 1
+
+
+def test_every_frame_touching_a_closure_shows_shut_lips(speech_pbm):
+    """Festival speech with p/b/m after pauses ('Peter ...', 'My mom ...'): in the track, the lips are
+    shut (lip_close 1, jaw 0) on every frame that overlaps an aligned p/b/m by 15 ms or more, also
+    where the pause gate ramps (a closure at a speech onset was left half open)."""
+    from audio2coeff.embedded.articulation import MIN_OVERLAP_S
+    from audio2coeff.embedded.track import embedded_track
+    from conftest import PBM_TEXT
+    from talker.media import read_audio
+
+    wav, _ = speech_pbm
+    track = embedded_track(read_audio(wav, transcript=PBM_TEXT))
+    close, jaw = track.values[:, EMBEDDED_CHANNELS.index("lip_close")], track.values[:, EMBEDDED_CHANNELS.index("jaw_open")]
+    n, checked = len(close), 0
+    for start, end, name in track.meta["phones"]:
+        if name not in ("p", "b", "m"):
+            continue
+        for i in range(n):
+            if min(end, (i + 1) / FPS) - max(start, i / FPS) >= min(MIN_OVERLAP_S, 0.5 * (end - start)) - 1e-9:
+                assert close[i] >= 0.99 and jaw[i] <= 0.01, (name, start, end, i, close[i], jaw[i])
+                checked += 1
+    assert checked >= 12

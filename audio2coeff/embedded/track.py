@@ -124,9 +124,10 @@ def embedded_track(
     #    inside a pause), so even a portrait photographed with parted lips rests with them closed
     gate = np.convolve(active.astype(np.float64), np.ones(7) / 7.0, mode="same")
     speaking_now = activity.to_video_frames(gate, num_frames)
-    mouth = mouth * speaking_now[:, None]
     close = MOUTH_CHANNELS.index("lip_close")
-    mouth[:, close] = np.maximum(mouth[:, close], 1.0 - speaking_now)
+    shut = 1.0 - speaking_now * (1.0 - mouth[:, close])  # towards closed: a p/b/m next to a pause stays shut
+    mouth = mouth * speaking_now[:, None]
+    mouth[:, close] = shut
 
     # 4. eyes, brows, head
     times = motion.blink_times(audio.duration, blink_rate, rng_blink) if blink else []
