@@ -35,8 +35,8 @@ RECOGNISED_STRENGTH = 0.6
 """Scale of recognised phones' rounding, width and upper-lip targets (aligned phones: 1)."""
 MIN_RECOGNISED_S = 0.03
 """Recognised phones shorter than this (s) set no shape of their own (closures excepted)."""
-MIN_OVERLAP_S = 0.015
-"""A frame shows a p/b/m (or f/v) when its 40 ms overlap the phone by this much (s)."""
+MIN_OVERLAP_S = 0.02
+"""A frame shows a p/b/m (or f/v) when its 40 ms overlap the phone by this much (s): half a frame."""
 CLOSE_FROM_PAUSE_S = 0.06
 """After a pause, a p/b/m's lips are shut this long (s) before the phone starts."""
 _JAW, _CLOSE, _TUCK = (MOUTH_CHANNELS.index(c) for c in ("jaw_open", "lip_close", "lip_tuck"))
@@ -51,7 +51,7 @@ def closure_frames(start: float, end: float, num_frames: int) -> np.ndarray:
     open again at 20.54 s, the true phone's middle)."""
     i = np.arange(num_frames)
     overlap = np.minimum(end, (i + 1) / FPS) - np.maximum(start, i / FPS)
-    inside = overlap >= min(MIN_OVERLAP_S, 0.5 * (end - start))
+    inside = overlap >= min(MIN_OVERLAP_S, 0.5 * (end - start)) - 1e-6  # phone times on a 10 ms grid: exact halves count
     if num_frames:
         inside[min(num_frames - 1, max(0, int((start + end) / 2 * FPS)))] = True
     return inside
