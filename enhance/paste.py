@@ -1,98 +1,109 @@
 """Paste-back: renderer frames (B, S, S, 3) -> output frames (B, H, W, 3), uint8 RGB.
 
 full / extfull: each frame is resized to the face box, its colour and light matched to the source
-along the box edge (``match_border``: the difference at the edge, spread smoothly inwards and
-fading to nothing at the box's middle), and blended into a copy of the source picture under a
-feathered rectangle, so the picture outside the box is the source's exactly and the box edge shows
-no seam, whether the renderer left the crop border unmoved (embedded) or redrew it (sadtalker). crop / extcrop / resize: the
-frames are resized to ``face.output_size`` (the box's aspect, as SadTalker writes them).
+along the box edge (the difference at the edge, spread smoothly inwards and fading to nothing at
+the box's middle), and blended into a copy of the source picture under a feathered rectangle, so
+the picture outside the box is the source's exactly and the box edge shows no seam, whether the
+renderer left the crop border unmoved (embedded) or redrew it (sadtalker). crop / extcrop /
+resize: the frames are resized to ``face.output_size`` (the box's aspect, as SadTalker writes them).
+
+One implementation in torch runs where the frames are: numpy arrays on the CPU, CUDA tensors on
+the GPU (the frames of the GPU renderer never leave it before the encoder). ``PasteBack`` keeps
+a face's masks and source picture on the device for a whole render.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from talker.types import FaceCrop
 
 FEATHER = 0.04
 """Width of the blend ramp at the box edge, as a share of the box's shorter side (at least 2 px)."""
-
-def to_output_frames(frames: np.ndarray, face: FaceCrop) -> np.ndarray:
-    """(B, S, S, 3) uint8 renderer frames of ``face`` -> (B, H, W, 3) uint8 output frames.
-
-    H, W: ``face.output_size`` (the source picture's size for full/extfull).
-    """
-    frames = np.asarray(frames, np.uint8)
-    if not face.pastes_back:
-        width, height = face.output_size
-        return resize_frames(frames, width, height)
-
-    height, width = face.source.shape[:2]
-    x0, y0, x1, y1 = face.box
-    bx0, by0, bx1, by1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-    inside = np.s_[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0]
-    source = face.source[by0:by1, bx0:bx1]
-    pasted = match_border(resize_frames(frames, x1 - x0, y1 - y0)[(slice(None), *inside)], source)
-    weight = feather_mask(x1 - x0, y1 - y0)[inside]
-
-    out = np.repeat(face.source[None], len(frames), axis=0)
-    box = out[:, by0:by1, bx0:bx1]
-    box[:] = pasted
-    # blend only the feathered band along the box edge (the weight is 256 everywhere else)
-    for band in _feathered_bands(weight):
-        w = weight[band][..., None]
-        mixed = (source[band].astype(np.uint16) * (256 - w) + pasted[(slice(None), *band)] * w + 128) >> 8
-        box[(slice(None), *band)] = mixed.astype(np.uint8)
-    return out
-
-
 BORDER = 0.06
-"""Width of the edge band whose colour difference ``match_border`` measures (share of the shorter side)."""
+"""Width of the edge band whose colour difference is measured (share of the box's shorter side)."""
 REACH = 0.5
-"""How far inwards the correction fades to zero (share of the half-size of the box)."""
+"""How far inwards the edge correction fades to zero (share of the half-size of the box)."""
 
 
-def match_border(pasted: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """(B, h, w, 3) uint8 pasted frames corrected towards ``source`` (h, w, 3) at the box edge.
+class PasteBack:
+    """Renderer frames of ``face`` -> output frames, on ``device`` (where the frames will be).
 
-    The per-pixel difference source - pasted in the edge band is spread over the box by normalised
-    convolution (a smooth membrane, computed at 1/8 size) and applied with a weight of 1 at the
-    edge falling smoothly to 0 at REACH of the way to the middle: colour shifts and exposure
-    differences of the render vanish at the seam while the face itself keeps its own pixels. A
-    render whose edge already equals the source is returned unchanged.
+    Call with (B, S, S, 3) uint8 frames, a numpy array or a tensor; returns (B, H, W, 3) uint8 of
+    the same kind and device, H, W: ``face.output_size`` (the source picture's size for full /
+    extfull).
     """
-    count, h, w = pasted.shape[:3]
-    band_px = max(2, int(BORDER * min(h, w)))
-    ramp = _edge_distance(h, w) / max(1.0, REACH * min(h, w) / 2.0)
-    fade = np.clip(1.0 - ramp, 0.0, 1.0)
-    fade = fade * fade * (3.0 - 2.0 * fade)
-    band = (_edge_distance(h, w) < band_px).astype(np.float32)
-    small = (max(1, w // 8), max(1, h // 8))
-    sigma = max(1.0, min(small) / 6.0)
-    norm = cv2.GaussianBlur(cv2.resize(band, small, interpolation=cv2.INTER_AREA), (0, 0), sigma)
-    out = np.empty_like(pasted)
-    for k in range(count):
-        diff = (source.astype(np.float32) - pasted[k]) * band[..., None]
-        if not diff.any():
-            out[k] = pasted[k]
-            continue
-        spread = cv2.GaussianBlur(cv2.resize(diff, small, interpolation=cv2.INTER_AREA), (0, 0), sigma)
-        spread = cv2.resize(spread / np.maximum(norm, 1e-3)[..., None], (w, h), interpolation=cv2.INTER_LINEAR)
-        out[k] = np.clip(pasted[k] + spread * fade[..., None] + 0.5, 0, 255).astype(np.uint8)
-    return out
+
+    def __init__(self, face: FaceCrop, device: str | torch.device = "cpu"):
+        self.face, self.device = face, torch.device(device)
+        self.width, self.height = face.output_size
+        if not face.pastes_back:
+            return
+        height, width = face.source.shape[:2]
+        x0, y0, x1, y1 = face.box
+        bx0, by0, bx1, by1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        self.box_size = (y1 - y0, x1 - x0)
+        self.inside = np.s_[by0 - y0: by1 - y0, bx0 - x0: bx1 - x0]  # the box's part inside the picture
+        self.region = np.s_[by0:by1, bx0:bx1]
+        self.picture = torch.from_numpy(np.array(face.source, np.uint8)).to(self.device)
+        source = self.picture[self.region].permute(2, 0, 1).float()[None]  # (1, 3, h, w)
+        h, w = source.shape[-2:]
+        self.source_box = source
+        distance = _edge_distance(h, w, self.device)
+        band_px = max(2, int(BORDER * min(h, w)))
+        fade = (1.0 - distance / max(1.0, REACH * min(h, w) / 2.0)).clamp(0.0, 1.0)
+        self.fade = fade * fade * (3.0 - 2.0 * fade)
+        self.band = (distance < band_px).float()
+        self.small = (max(1, h // 8), max(1, w // 8))
+        self.sigma = max(1.0, min(self.small) / 6.0)
+        self.norm = _blur(F.interpolate(self.band[None, None], size=self.small, mode="area"), self.sigma)
+        self.weight = torch.from_numpy(feather_mask(x1 - x0, y1 - y0)[self.inside]).to(self.device).float() / 256.0
+
+    def __call__(self, frames):
+        as_numpy = isinstance(frames, np.ndarray)
+        x = torch.from_numpy(np.ascontiguousarray(frames, np.uint8)) if as_numpy else frames
+        out = self._paste(x.to(self.device))
+        return out.cpu().numpy() if as_numpy else out
+
+    @torch.no_grad()
+    def _paste(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 3, 1, 2)  # (B, 3, S, S) uint8, channels-last memory
+        if not self.face.pastes_back:
+            return _channels_last(_resize(x, (self.height, self.width)))
+        pasted = _resize(x, self.box_size)[(slice(None), slice(None), *self.inside)].float().contiguous()
+        pasted = self._match_border(pasted)
+        blended = self.source_box + self.weight * (pasted - self.source_box)
+        out = self.picture[None].repeat(len(frames), 1, 1, 1)
+        out[(slice(None), *self.region)] = _to_uint8(blended)
+        return out
+
+    def _match_border(self, pasted: torch.Tensor) -> torch.Tensor:
+        """(B, 3, h, w) float frames corrected towards the source at the box edge.
+
+        The per-pixel difference source - pasted in the edge band is spread over the box by
+        normalised convolution (a smooth membrane, computed at 1/8 size) and applied with a weight
+        of 1 at the edge falling smoothly to 0 at REACH of the way to the middle: colour shifts and
+        exposure differences of the render vanish at the seam while the face keeps its own pixels.
+        """
+        diff = (self.source_box - pasted) * self.band
+        spread = _blur(F.interpolate(diff, size=self.small, mode="area"), self.sigma)
+        spread = F.interpolate(spread / self.norm.clamp_min(1e-3), size=pasted.shape[-2:], mode="bilinear",
+                               align_corners=False)
+        return pasted + spread * self.fade
 
 
-def _edge_distance(h: int, w: int) -> np.ndarray:
-    """(h, w) float32 distance in pixels of each pixel to the nearest box edge."""
-    ys = np.minimum(np.arange(h), np.arange(h)[::-1]).astype(np.float32)
-    xs = np.minimum(np.arange(w), np.arange(w)[::-1]).astype(np.float32)
-    return np.minimum(ys[:, None], xs[None, :])
+def to_output_frames(frames, face: FaceCrop):
+    """(B, S, S, 3) uint8 renderer frames of ``face`` (numpy or tensor) -> (B, H, W, 3) uint8 output
+    frames of the same kind (see ``PasteBack``; build one of those to paste a whole render)."""
+    device = frames.device if isinstance(frames, torch.Tensor) else "cpu"
+    return PasteBack(face, device)(frames)
 
 
 def to_output_points(points: np.ndarray, face: FaceCrop) -> np.ndarray:
     """(..., 2) x, y in crop pixels -> the same points in output-frame pixels, through the resize
-    (pixel centres kept, as cv2.resize maps them) and box offset that ``to_output_frames`` applies."""
+    (pixel centres kept) and box offset that ``PasteBack`` applies."""
     s = face.size
     if face.pastes_back:
         x0, y0, x1, y1 = face.box
@@ -103,34 +114,10 @@ def to_output_points(points: np.ndarray, face: FaceCrop) -> np.ndarray:
     return ((np.asarray(points, np.float64) + 0.5) * scale - 0.5 + offset).astype(np.float32)
 
 
-def _feathered_bands(weight: np.ndarray) -> list[tuple[slice, slice]]:
-    """Four rectangles (top, bottom, left, right) covering every pixel of ``weight`` below 256."""
-    rows = np.flatnonzero(weight.max(axis=1) == 256)
-    cols = np.flatnonzero(weight.max(axis=0) == 256)
-    r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
-    c0, c1 = (int(cols[0]), int(cols[-1]) + 1) if len(cols) else (0, 0)
-    return [np.s_[:r0, :], np.s_[r1:, :], np.s_[r0:r1, :c0], np.s_[r0:r1, c1:]]
-
-
 def resize_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(B, h, w, 3) uint8 -> (B, height, width, 3).
-
-    Shrinking both sides: INTER_AREA in one cv2.resize call on the frames stacked one above the
-    other (each output row draws on one frame only). Otherwise INTER_LINEAR frame by frame into
-    one output array (measured 6x faster than one call on the frames stacked as channels, which
-    OpenCV serves with a generic path).
-    """
-    count, h, w = frames.shape[:3]
-    if (w, h) == (width, height):
-        return frames.copy()
-    if width < w and height < h:
-        stacked = np.ascontiguousarray(frames).reshape(count * h, w, 3)
-        resized = cv2.resize(stacked, (width, count * height), interpolation=cv2.INTER_AREA)
-        return resized.reshape(count, height, width, 3)
-    out = np.empty((count, height, width, 3), np.uint8)
-    for k in range(count):
-        cv2.resize(frames[k], (width, height), dst=out[k], interpolation=cv2.INTER_LINEAR)
-    return out
+    """(B, h, w, 3) uint8 -> (B, height, width, 3) uint8 (see ``_resize``)."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    return _channels_last(_resize(x, (height, width))).numpy()
 
 
 def feather_mask(width: int, height: int) -> np.ndarray:
@@ -142,3 +129,51 @@ def feather_mask(width: int, height: int) -> np.ndarray:
         return t * t * (3.0 - 2.0 * t)
 
     return np.round(256.0 * np.outer(edge(height), edge(width))).astype(np.uint16)
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, h, w) uint8 -> (B, C, size) uint8: bilinear with pixel centres kept (as cv2.INTER_LINEAR);
+    when shrinking, the filter widens with the scale (antialiased, close to cv2.INTER_AREA). On the
+    CPU torch resizes uint8 itself (8x faster than in float); CUDA resizes in float."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    if x.device.type == "cpu":
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    y = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    return y.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) float -> (B, H, W, 3) uint8, rounded and clipped."""
+    return _channels_last(x.round().clamp(0, 255).to(torch.uint8))
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, H, W, 3) contiguous, same dtype."""
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, h, w) float (kernel as cv2 picks it for float images: 8 sigma + 1
+    wide; edges mirrored without repeating the edge pixel, as cv2's default border)."""
+    radius = int(round(4.0 * sigma))
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = x.shape[1]
+    for horizontal in (True, False):
+        mode = "reflect" if radius < x.shape[-1 if horizontal else -2] else "replicate"
+        pad = (radius, radius, 0, 0) if horizontal else (0, 0, radius, radius)
+        weight = kernel.view(1, 1, 1, -1) if horizontal else kernel.view(1, 1, -1, 1)
+        x = F.conv2d(F.pad(x, pad, mode=mode), weight.expand(c, -1, -1, -1), groups=c)
+    return x
+
+
+def _edge_distance(h: int, w: int, device) -> torch.Tensor:
+    """(h, w) float32 distance in pixels of each pixel to the nearest box edge."""
+    ys = torch.arange(h, device=device)
+    xs = torch.arange(w, device=device)
+    ys = torch.minimum(ys, ys.flip(0)).float()
+    xs = torch.minimum(xs, xs.flip(0)).float()
+    return torch.minimum(ys[:, None], xs[None, :])

@@ -5,7 +5,8 @@ the face is warped to 512 x 512, restored (in batches), warped back with the sam
 blended into the frame through a soft mask (an eroded, blurred square in template space), scaled by
 ``strength``. The landmarks come from the pipeline (moved with each rendered frame): nothing is
 re-detected. The warps are ``torch.nn.functional.grid_sample`` on the restorer's device, so CPU and
-CUDA run the same code; only the pixels of the region the faces cover travel to the device.
+CUDA run the same code; frames on the host send only the pixels of the region the faces cover to
+the device, frames already there (the GPU renderer's) stay there.
 """
 
 from __future__ import annotations
@@ -190,32 +191,37 @@ class FaceRestorer:
             self.model = torch.compile(self.model)
         self.mask = torch.from_numpy(template_mask()).to(self.device)
 
-    def restore(self, frames: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
-        """frames (B, H, W, 3) uint8 RGB, landmarks5 (B, 5, 2) float pixels (left eye, right eye, nose tip,
-        left and right mouth corner, image left/right) -> (B, H, W, 3) uint8 RGB with restored faces.
+    def restore(self, frames, landmarks5: np.ndarray):
+        """frames (B, H, W, 3) uint8 RGB, a numpy array or a tensor on any device, landmarks5 (B, 5, 2)
+        float pixels (left eye, right eye, nose tip, left and right mouth corner, image left/right) ->
+        (B, H, W, 3) uint8 RGB with restored faces, of the same kind and device as ``frames``
+        (frames already on the restorer's GPU never travel to the host).
 
         Frames whose landmarks are not finite are returned unchanged.
         """
-        frames = np.asarray(frames)
-        landmarks5 = np.asarray(landmarks5, dtype=np.float32)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be (B, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
-        if landmarks5.shape != (len(frames), 5, 2):
-            raise ValueError(f"landmarks5 must be ({len(frames)}, 5, 2), got {landmarks5.shape}")
-        out = frames.copy()
-        if self.strength == 0.0:
-            return out
-        for i in range(0, len(frames), self.batch_size):
-            chunk = slice(i, i + self.batch_size)
-            aligned = self.align(frames[chunk], landmarks5[chunk])
-            if aligned is not None:
-                out[chunk] = self.paste(frames[chunk], aligned, self.restore_aligned(aligned.faces))
-        return out
-
-    def align(self, frames: np.ndarray, landmarks5: np.ndarray) -> AlignedFaces | None:
-        """Cut the faces of (B, H, W, 3) uint8 frames to the 512 template; None when no frame has a usable face."""
         import torch
 
+        as_numpy = isinstance(frames, np.ndarray)
+        x = torch.from_numpy(np.ascontiguousarray(frames)) if as_numpy else frames
+        landmarks5 = np.asarray(landmarks5, dtype=np.float32)
+        if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
+            raise ValueError(f"frames must be (B, H, W, 3) uint8, got {tuple(x.shape)} {x.dtype}")
+        if landmarks5.shape != (len(x), 5, 2):
+            raise ValueError(f"landmarks5 must be ({len(x)}, 5, 2), got {landmarks5.shape}")
+        out = x.clone()
+        if self.strength > 0.0:
+            for i in range(0, len(x), self.batch_size):
+                aligned = self.align(x[i: i + self.batch_size], landmarks5[i: i + self.batch_size])
+                if aligned is not None:
+                    self._blend_into(out[i: i + self.batch_size], aligned, self.restore_aligned(aligned.faces))
+        return out.numpy() if as_numpy else out
+
+    def align(self, frames, landmarks5: np.ndarray) -> AlignedFaces | None:
+        """Cut the faces of (B, H, W, 3) uint8 frames (numpy or tensor) to the 512 template; None when
+        no frame has a usable face."""
+        import torch
+
+        frames = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
         to_frame_template, valid = alignment_matrices(landmarks5)
         if not valid.any():
             return None
@@ -224,8 +230,9 @@ class FaceRestorer:
             return None
         to_template = to_frame_template[valid].copy()
         to_template[:, :, 2] += to_template[:, :, :2] @ np.array([x0, y0], dtype=np.float64)
-        region = np.ascontiguousarray(frames[valid, y0:y1, x0:x1])
-        frames_box = torch.from_numpy(region).to(self.device).permute(0, 3, 1, 2).float()
+        rows = torch.from_numpy(np.flatnonzero(valid)).to(frames.device)
+        region = frames.index_select(0, rows)[:, y0:y1, x0:x1]
+        frames_box = region.to(self.device).permute(0, 3, 1, 2).float()
         faces = warp_affine(frames_box, _invert(to_template), (FACE_SIZE, FACE_SIZE), "reflection")
         return AlignedFaces(faces, frames_box, to_template, (x0, y0, x1, y1), valid)
 
@@ -240,11 +247,21 @@ class FaceRestorer:
             image, _ = self.model(x, randomize_noise=self.randomize_noise)
             return (image.float().clamp(-1.0, 1.0) + 1.0) * 127.5
 
-    def paste(self, frames: np.ndarray, aligned: AlignedFaces, restored) -> np.ndarray:
-        """Blend restored faces (N, 3, 512, 512) float [0, 255] back into copies of ``frames`` (B, H, W, 3) uint8.
+    def paste(self, frames, aligned: AlignedFaces, restored):
+        """Blend restored faces (N, 3, 512, 512) float [0, 255] back into a copy of ``frames`` (B, H, W, 3)
+        uint8, numpy or tensor (returned as the same kind).
 
         Per pixel: frame + strength * mask * (restored warped back - frame), rounded to uint8.
         """
+        import torch
+
+        as_numpy = isinstance(frames, np.ndarray)
+        out = torch.from_numpy(frames.copy()) if as_numpy else frames.clone()
+        self._blend_into(out, aligned, restored)
+        return out.numpy() if as_numpy else out
+
+    def _blend_into(self, out, aligned: AlignedFaces, restored) -> None:
+        """``paste`` into the (B, H, W, 3) uint8 tensor ``out`` in place."""
         import torch
 
         x0, y0, x1, y1 = aligned.box
@@ -253,6 +270,6 @@ class FaceRestorer:
         alpha = back[:, 3:] * self.strength
         base = aligned.frames_box
         blended = (base + alpha * (back[:, :3] - base)).round_().clamp_(0, 255).to(torch.uint8)
-        out = frames.copy()
-        out[aligned.valid, y0:y1, x0:x1] = blended.permute(0, 2, 3, 1).cpu().numpy()
-        return out
+        rows = torch.from_numpy(np.flatnonzero(aligned.valid)).to(out.device)
+        region = out[:, y0:y1, x0:x1]
+        region.index_copy_(0, rows, blended.permute(0, 2, 3, 1).to(out.device))

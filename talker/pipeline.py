@@ -173,11 +173,15 @@ class Backend:
     def coeffs(self, face: FaceCrop, audio: Audio, options: MakeOptions) -> CoeffTrack:
         raise NotImplementedError
 
+    frame_device = "cpu"
+    """Where ``frames`` yields its batches: numpy arrays on 'cpu', else tensors on that device."""
+
     def prepare(self, face: FaceCrop, options: MakeOptions) -> None:
         """Start getting the renderer for ``face`` ready (load, compile) while the coefficients are computed."""
 
     def frames(self, face: FaceCrop, track: CoeffTrack, options: MakeOptions, start: int = 0) -> Iterator[np.ndarray]:
-        """Rendered S x S frames ``start``.. of the track, (B, S, S, 3) uint8 RGB batches."""
+        """Rendered S x S frames ``start``.. of the track, (B, S, S, 3) uint8 RGB batches (numpy
+        arrays, or tensors on ``frame_device``)."""
         raise NotImplementedError
 
     def switch(self, options: MakeOptions) -> "Backend":
@@ -244,6 +248,7 @@ class SadTalkerBackend(Backend):
     def __init__(self, files, device: str, precision: str):
         self.files, self.device, self.precision = files, device, precision
         self._ready = None  # (face, batch size, Future of _renderer_parts) once prepare ran
+        self.frame_device = device if device.startswith("cuda") else "cpu"  # GPU frames stay on the GPU
 
     def coeffs(self, face, audio, options):
         from audio2coeff.sadtalker import SadTalkerAudioNets, sadtalker_track
@@ -317,7 +322,7 @@ class SadTalkerBackend(Backend):
         nets, step = self._ready[2].result()
         renderer = SadTalkerRenderer(face, nets, device=self.device, precision=self.precision,
                                      batch_size=options.batch_size, fast=step is not None, step=step)
-        return renderer.render(track, still=options.still, start=start)
+        return renderer.render(track, still=options.still, start=start, to_host=self.frame_device == "cpu")
 
 
 def choose_backend(options: MakeOptions) -> Backend:
@@ -411,13 +416,15 @@ def render_video(
     (``restorer``: a FaceRestorer or None) and encode the MP4 (and the ``stream``, if any).
 
     The MP4 appears at ``out`` only when complete (written under a temporary name, then renamed).
-    The renderer runs a batch or two ahead of paste, restoration and encoding (``talker.prefetch``).
+    The renderer runs a batch or two ahead of paste, restoration and encoding (``talker.prefetch``);
+    with a GPU renderer, paste-back and restoration run on the GPU too and each finished batch is
+    copied to the host once, for the encoder.
     On CUDA out-of-memory, the render goes on from the first frame not yet encoded with the next of
     ``fallbacks`` (make presets, best first; see ``make_presets.fallback_options``), reported as a
     'fallback' Progress and a warning; the frames already encoded are kept. With none left it is a
     GpuMemoryError.
     """
-    from enhance.paste import to_output_frames, to_output_points
+    from enhance.paste import PasteBack, to_output_points
     from talker.device import cuda_out_of_memory_error, free_gpu_memory
     from talker.errors import GpuMemoryError
     from talker.make_presets import fallback_options
@@ -432,13 +439,14 @@ def render_video(
     with VideoWriter(out, size=face.output_size, audio=audio, stream=stream) as writer:
         while True:
             try:
+                paste = PasteBack(face, backend.frame_device)
                 with prefetch(backend.frames(face, track, options, start=writer.frames_written)) as batches:
                     for batch in batches:
-                        frames = to_output_frames(batch, face)
+                        frames = paste(batch)
                         if restorer is not None:
                             done = writer.frames_written
                             frames = restorer.restore(frames, points[done : done + len(frames)])
-                        writer.write(frames)
+                        writer.write(frames if isinstance(frames, np.ndarray) else frames.cpu().numpy())
                         done = writer.frames_written
                         elapsed = time.perf_counter() - start
                         fps = done / elapsed if elapsed > 0 else 0.0

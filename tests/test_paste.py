@@ -95,10 +95,20 @@ def test_output_size_for_every_mode(portraits, mode):
     width, height = face.output_size
     assert out.shape == (3, height, width, 3) and out.dtype == np.uint8
     if not face.pastes_back:
-        expected = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in frames])
-        if width < 256 and height < 256:
-            expected = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
-        assert np.array_equal(out, expected)
+        interpolation = cv2.INTER_AREA if width < 256 and height < 256 else cv2.INTER_LINEAR
+        expected = np.stack([cv2.resize(f, (width, height), interpolation=interpolation) for f in frames])
+        assert_like_opencv(out, expected, exact=width >= 256 and height >= 256)
+
+
+def assert_like_opencv(got: np.ndarray, want: np.ndarray, exact: bool) -> None:
+    """The torch resize against OpenCV's. Enlarging (exact): bilinear up to rounding (cv2 uses 11-bit
+    fixed point). Shrinking along any side: antialiased, close to cv2's INTER_AREA (both shrink) or
+    INTER_LINEAR (one shrinks; cv2 then aliases, this does not)."""
+    diff = np.abs(got.astype(int) - want)
+    if exact:
+        assert diff.max() <= 1
+    else:
+        assert diff.mean() < 2.5 and np.percentile(diff, 99) <= 12  # one pixel off: mean > 14
 
 
 def test_batch_equals_frame_by_frame(pasted):
@@ -110,12 +120,19 @@ def test_batch_equals_frame_by_frame(pasted):
 
 
 def test_resize_frames_matches_opencv_per_frame():
-    frames = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
-    for size, interpolation in (((80, 72), cv2.INTER_LINEAR), ((40, 50), cv2.INTER_AREA), ((64, 64), None)):
+    noise = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    smooth = np.stack([cv2.resize(mf.astronaut()[100 * k: 100 * k + 200, 150:350], (64, 64), interpolation=cv2.INTER_AREA)
+                       for k in range(3)])
+    for frames, size, interpolation in ((noise, (80, 72), cv2.INTER_LINEAR), (smooth, (40, 50), cv2.INTER_AREA),
+                                        (noise, (64, 64), None)):
         out = resize_frames(frames, *size)
+        assert out.shape == (len(frames), size[1], size[0], 3) and out.dtype == np.uint8
         for frame, got in zip(frames, out):
-            want = frame if interpolation is None else cv2.resize(frame, size, interpolation=interpolation)
-            assert np.array_equal(got, want)
+            if interpolation is None:
+                assert np.array_equal(got, frame)
+            else:
+                assert_like_opencv(got, cv2.resize(frame, size, interpolation=interpolation),
+                                  exact=interpolation == cv2.INTER_LINEAR)
 
 
 def test_feather_mask_shape():

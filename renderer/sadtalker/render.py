@@ -109,8 +109,11 @@ class SadTalkerRenderer:
 
     def render(self, track: CoeffTrack, *, still: bool = False, expression_scale: float = 1.0,
                input_yaw: Angles = None, input_pitch: Angles = None, input_roll: Angles = None,
-               start: int = 0) -> Iterator[np.ndarray]:
+               start: int = 0, to_host: bool = True) -> Iterator[np.ndarray]:
         """Yield (B, S, S, 3) uint8 RGB frame batches in time order; the B's sum to T - start.
+
+        to_host: numpy arrays (True), or tensors on the renderer's device (False: the GPU pipeline
+        pastes, restores and encodes them without a round trip through the host).
 
         start: the first frame to render (to resume a render; each frame depends only on the
         track's coefficient window around it, so frames are the same as in a render from 0).
@@ -122,7 +125,9 @@ class SadTalkerRenderer:
         """
         batches = self._batches(track, still, expression_scale, (input_yaw, input_pitch, input_roll), uint8=True,
                                 first=start)
-        if self.device.type == "cuda" and self.fast:
+        if not to_host:
+            yield from batches
+        elif self.device.type == "cuda" and self.fast:
             yield from _pipelined_to_host(batches)
         else:
             for batch in batches:
