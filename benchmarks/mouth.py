@@ -143,6 +143,7 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
 
     open_med = float(np.nanmedian(mouth[open_frames]))
     closed_med = float(np.nanmedian(mouth[closed_frames]))
+    np.savez_compressed(video.with_suffix(".npz"), mouth=mouth, eye=m.eye_open, track=result.track.values)
     audio = read_audio(wav, transcript=text)
     t = time.perf_counter()
     report = score_video(video, audio, image=read_image(portrait.path), transcript=text)
@@ -216,7 +217,8 @@ def main() -> None:
     parser.add_argument("--code", type=Path, help="import audio2coeff, renderer and talker from this folder")
     parser.add_argument("--sheet", type=Path, help="write the viseme contact sheet here and stop")
     parser.add_argument("--cases", nargs="*", help="only these case names")
-    parser.add_argument("--keep", type=Path, help="keep the MP4s in this folder (default: a temporary one)")
+    parser.add_argument("--keep", type=Path, help="keep the MP4s (and beside each, an .npz of its per-frame mouth and eye "
+                        "openings and the track) in this folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "mouth_held_out.json")
     args = parser.parse_args()
     sys.path[0:1] = ([str(args.code)] if args.code else []) + [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]

@@ -110,6 +110,7 @@ def test_closed_lips_hide_what_shows_at_the_source_lips_inner_edge(monkeypatch):
     import cv2
 
     import renderer.embedded.face_model as face_model
+    import renderer.embedded.mouth as mouth
     from renderer.embedded.mesh import LIP_INNER_LOWER, LIP_INNER_UPPER, LIP_OUTER_LOWER, LIP_OUTER_UPPER
 
     outer = list(LIP_OUTER_UPPER + LIP_OUTER_LOWER[-2:0:-1])
@@ -131,6 +132,7 @@ def test_closed_lips_hide_what_shows_at_the_source_lips_inner_edge(monkeypatch):
             cv2.fillPoly(mask, [np.round(renderer.landmarks(_closed_row())[outer, :2]).astype(np.int32)], 1)
             return int(((frame.min(axis=2) > 235) & (mask > 0)).sum())
 
+        monkeypatch.setattr(mouth, "SEAM_DARK", 0.0)  # the seam line would hide some white in both
         shown = white_in_closed_lips()
         monkeypatch.setattr(face_model, "LIP_EDGE", 0.0)  # the plain squash, for comparison
         squashed = white_in_closed_lips()
@@ -187,3 +189,55 @@ def test_every_frame_touching_a_closure_shows_shut_lips(speech_pbm):
                 assert close[i] >= 0.99 and jaw[i] <= 0.01, (name, start, end, i, close[i], jaw[i])
                 checked += 1
     assert checked >= 12
+
+
+def _row(**values: float) -> np.ndarray:
+    row = np.zeros(len(EMBEDDED_CHANNELS), np.float32)
+    for name, v in values.items():
+        row[EMBEDDED_CHANNELS.index(name)] = v
+    return row
+
+
+def test_the_lower_lip_does_most_of_the_closing_and_rounding_does_not_part_pressed_lips():
+    """In a bilabial closure the jaw and lower lip travel most of the way (face_model.CLOSE_UPPER_SHARE):
+    moving the upper lip half way down drags the skin above it over the seam; and rounding's
+    parting of the lips gives way to lip_close (pressed lips are not parted)."""
+    from renderer.embedded.mesh import LIP_INNER_LOWER, LIP_INNER_UPPER, LIP_OUTER_LOWER, LIP_OUTER_UPPER
+
+    renderer = EmbeddedRenderer(prepare_face(mf.astronaut(), "crop", 256))  # photographed with the lips apart
+    up, lo, out_up, out_lo = LIP_INNER_UPPER[5], LIP_INNER_LOWER[5], LIP_OUTER_UPPER[5], LIP_OUTER_LOWER[5]
+    rest, closed = renderer.landmarks(_row()), renderer.landmarks(_row(lip_close=1.0))
+    gap = rest[lo, 1] - rest[up, 1]
+    assert gap > 5.0
+    assert closed[up, 1] - rest[up, 1] <= 0.3 * gap and rest[lo, 1] - closed[lo, 1] >= 0.7 * gap
+    rounded = renderer.landmarks(_row(lip_close=1.0, lip_round=0.9))
+    opened = renderer.landmarks(_row(lip_round=0.9))
+    thick = lambda p: p[out_lo, 1] - p[out_up, 1]  # noqa: E731
+    assert thick(opened) > thick(rest)  # rounding alone does part the lips
+    assert abs(thick(rounded) - thick(closed)) < 0.05 * thick(closed)
+
+
+def test_closed_lips_show_a_dark_seam_and_nothing_else_changes(monkeypatch):
+    """Where lip_close shuts the lips a thin dark line is drawn along the seam (mouth.SEAM_DARK); at
+    rest, and more than a few pixels from the seam, the frame is the same as without it."""
+    import renderer.embedded.mouth as mouth
+    from renderer.embedded.mesh import LIP_INNER_LOWER, LIP_INNER_UPPER
+
+    renderer = EmbeddedRenderer(prepare_face(mf.grace_hopper(), "crop", 256))
+    rows = np.stack([_row(), _row(lip_close=1.0)])
+
+    def frames():
+        return np.concatenate(list(renderer.render(CoeffTrack(rows, "embedded")))).astype(np.float64)
+
+    with_seam = frames()
+    monkeypatch.setattr(mouth, "SEAM_DARK", 0.0)
+    without = frames()
+    assert np.array_equal(with_seam[0], without[0])  # nothing drawn at rest
+    pts = renderer.landmarks(rows[1])
+    seam = (pts[list(LIP_INNER_UPPER), :2] + pts[list(LIP_INNER_LOWER), :2]) / 2
+    luma = lambda f, p: f[np.round(p[:, 1]).astype(int), np.round(p[:, 0]).astype(int)].mean(axis=1)  # noqa: E731
+    middle = seam[3:8]
+    assert np.mean(luma(without[1], middle) - luma(with_seam[1], middle)) > 8.0
+    ys, xs = np.mgrid[: with_seam.shape[1], : with_seam.shape[2]]
+    near = np.min(np.hypot(xs[..., None] - seam[:, 0], ys[..., None] - seam[:, 1]), axis=-1) < 4.0
+    assert np.array_equal(with_seam[1][~near], without[1][~near])

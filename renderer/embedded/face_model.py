@@ -56,8 +56,13 @@ LIP_RAISE = 0.09
 TUCK_GAP, TUCK_RAISE = 0.06, 0.03
 """lip_tuck = 1: the lower inner lip sits TUCK_GAP below the upper one (room for the teeth edge),
 and the upper lip lifts by TUCK_RAISE (IOD)."""
-CLOSE_UPPER_SHARE = 0.45
-"""At lip_close the upper lip travels this share of the gap, the lower lip the rest."""
+CLOSE_UPPER_SHARE = 0.2
+"""At lip_close the upper lip travels this share of the gap, the lower lip (with the jaw) the rest:
+in p/b/m the lower lip moves several times as far as the upper one. At 0.45 a portrait smiling with
+its teeth (t1.jpg's right face) pulled the skin above the upper lip down over the seam as a tall
+dark band, and the landmark model read its shut lips 0.03-0.08 IOD apart on half the p/b/m of a
+28 s clip; at 0.2 the upper lip keeps its shape (0.6 of them read shut before, 0.94 after, with
+the seam line of mouth.SEAM_DARK and the parting of lip_round given up while the lips close)."""
 LIP_PRESS = 0.4
 """At lip_close = 1 both lips, once met, are pressed together: every lip point moves this share of
 its distance towards the seam (lips in p/b/m are compressed, not only brought together). Without it
@@ -117,7 +122,7 @@ class FaceModel:
         lip_raise = np.zeros_like(canon)
         lip_raise[self._upper_lip.index] = self._upper_lip.spread(raise_cols)
         self._fields = f.displacement(
-            np.stack([_width_field(canon), _round_field(canon), LIP_RAISE * lip_raise, *_brow_fields(canon)])
+            np.stack([_width_field(canon), *_round_fields(canon), LIP_RAISE * lip_raise, *_brow_fields(canon)])
         )
 
     def articulate(self, row: np.ndarray) -> np.ndarray:
@@ -125,12 +130,13 @@ class FaceModel:
         jaw, width, rnd, close, tuck, lift, blink, brow = (float(v) for v in row[:8])
         pts = self.source.copy()
         self._open_jaw(pts, min(max(jaw, 0.0), 1.0))
+        rnd, close = float(np.clip(rnd, 0, 1)), float(np.clip(close, 0, 1))
         coef = np.array([
-            np.clip(width, -1, 1), np.clip(rnd, 0, 1), np.clip(lift, 0, 1), max(min(brow, 1), 0), max(min(-brow, 1), 0)
+            np.clip(width, -1, 1), rnd, rnd * (1.0 - close), np.clip(lift, 0, 1), max(min(brow, 1), 0), max(min(-brow, 1), 0)
         ])  # fmt: skip
         pts += np.tensordot(coef, self._fields, axes=1)
         self._tuck(pts, float(np.clip(tuck, 0, 1)))
-        self._close(pts, float(np.clip(close, 0, 1)))
+        self._close(pts, close)
         self.lids.close(pts, float(np.clip(blink, 0, 1)))
         return pts
 
@@ -228,15 +234,16 @@ def _width_field(canon: np.ndarray) -> np.ndarray:
     return field
 
 
-def _round_field(canon: np.ndarray) -> np.ndarray:
-    """(478, 3) face-axis displacement (IOD) at lip_round = 1."""
+def _round_fields(canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(478, 3) face-axis displacements (IOD) at lip_round = 1: corners in and lips forward, and the
+    lips parted (articulate weighs the parting by 1 - lip_close: pressed lips do not part)."""
     lips = _mouth_bump(canon, 0.35, 0.25)
     centre_y = float(canon[LIP_OUTER_UPPER[0], 1])
-    field = np.zeros_like(canon)
-    field[:, 0] = -ROUND_IN * _stretch(canon)
-    field[:, 1] = ROUND_PART * (canon[:, 1] - centre_y) / 0.15 * lips
-    field[:, 2] = -ROUND_FORWARD * lips
-    return field
+    pucker, part = np.zeros_like(canon), np.zeros_like(canon)
+    pucker[:, 0] = -ROUND_IN * _stretch(canon)
+    pucker[:, 2] = -ROUND_FORWARD * lips
+    part[:, 1] = ROUND_PART * (canon[:, 1] - centre_y) / 0.15 * lips
+    return pucker, part
 
 
 def _brow_fields(canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -47,6 +47,13 @@ EDGE_PX = 1.5
 """Soft edge (pixels) between the interior and the lips."""
 UPPER_SHARE = 0.8
 """Share of the photo's own opening that follows the upper lip (the rest follows the lower lip)."""
+SEAM_DARK = 0.6
+"""Darkness of the line where closed lips meet (share of the way to the cavity-edge colour, in the
+middle of the mouth; less towards the corners). Pressed lips always show a thin dark seam; without it
+a closed render of a face photographed smiling with its teeth (the upper lip dark, the lower lip
+pale) has no seam, and the landmark model reads the lips a few pixels apart."""
+SEAM_WIDTH = 0.008
+"""Half-width (IOD, at least 0.6 px) of the seam line."""
 
 _COLUMNS = np.arange(len(LIP_INNER_UPPER), dtype=np.float64)
 _MID = (len(LIP_INNER_UPPER) - 1) / 2
@@ -127,6 +134,37 @@ class MouthPainter:
             col = self._upper_teeth(col, u, d_up, side, half_width)
         alpha = smoothstep(depth / EDGE_PX)[:, None]
         pixels[ys, xs] = np.clip(old + alpha * (col - old) + 0.5, 0, 255).astype(np.uint8)
+
+    def seam(self, pixels: np.ndarray, origin: tuple[int, int], driven: np.ndarray, close: float) -> None:
+        """Darken the line where the lips meet into ``pixels`` (h, w, 3) uint8, the box at ``origin``
+        (x0, y0) in the crop, in place. ``close``: the row's lip_close (0: nothing is drawn);
+        columns whose lips are more than ~2 px apart draw nothing either (the cavity shows there)."""
+        if close <= 0.0:
+            return
+        up, lo = driven[list(LIP_INNER_UPPER)], driven[list(LIP_INNER_LOWER)]
+        seam = (up + lo) / 2 - np.asarray(origin, np.float64)
+        gap = np.linalg.norm(lo - up, axis=1)
+        side = np.abs(_COLUMNS - _MID) / _MID
+        strength = close * SEAM_DARK * (1.0 - smoothstep((gap - 1.0) / 1.5)) * (1.0 - 0.6 * side**2)
+        half = max(0.6, SEAM_WIDTH * self._iod)
+        h, w = pixels.shape[:2]
+        x0, y0 = np.floor(seam.min(axis=0) - half - 2).astype(int)
+        x1, y1 = np.ceil(seam.max(axis=0) + half + 3).astype(int)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 <= x0 or y1 <= y0:
+            return
+        ys, xs = np.mgrid[y0:y1, x0:x1]
+        p = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+        a, b = seam[:-1], seam[1:]  # segments of the seam
+        ab = b - a
+        t = np.clip(((p[:, None] - a[None]) * ab[None]).sum(-1) / np.maximum((ab**2).sum(-1), 1e-9)[None], 0.0, 1.0)
+        dist = np.linalg.norm(p[:, None] - (a[None] + t[..., None] * ab[None]), axis=-1)
+        k = np.argmin(dist, axis=1)
+        along = strength[k] + t[np.arange(len(k)), k] * (strength[k + 1] - strength[k])
+        alpha = along * np.exp(-0.5 * (dist[np.arange(len(k)), k] / half) ** 2)
+        block = pixels[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64)
+        block += alpha[:, None] * (self._cavity_deep - block)
+        pixels[y0:y1, x0:x1] = np.clip(block + 0.5, 0, 255).astype(np.uint8).reshape(y1 - y0, x1 - x0, 3)
 
     def _source_interior(
         self, col: np.ndarray, warped: np.ndarray, u: np.ndarray, d_up: np.ndarray, d_lo: np.ndarray

@@ -7,7 +7,7 @@ Per frame:
 3. Paint the driven triangles back to front (rings, then the eye and mouth fills, then the skin
    from far to near) into a triangle-index map of the box holding the rings, and read the source
    through it with one cv2.remap (warp).
-4. Paint the mouth interior where the lips part (mouth).
+4. Paint the mouth interior where the lips part, and the dark seam where they are pressed shut (mouth).
 Pixels outside the outer ring are the source's, untouched.
 """
 
@@ -123,6 +123,7 @@ class EmbeddedRenderer:
         warp = self._warp.map(driven, texture, self._triangles, order)
         pixels = cv2.remap(self._image, warp.map_x, warp.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self._mouth.paint(pixels, warp, self._mouth_first, pts[:, :2])
+        self._mouth.seam(pixels, self._warp.box[:2], pts[:, :2], float(np.clip(row[3], 0.0, 1.0)))
 
         x0, y0, x1, y1 = self._warp.box
         out[:] = self._image
