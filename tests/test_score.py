@@ -69,6 +69,17 @@ def test_audio_shifted_by_200_ms_fails(tmp_path, full_mode_video, speech, good_r
     assert offset.value - good.value == pytest.approx(-200, abs=40)  # the video now leads by 200 ms
 
 
+def test_a_mouth_moving_to_other_speech_does_not_pass_the_sync(tmp_path, full_mode_video, speech, good_report):
+    """The same clip with its speech played backwards: as loud, as long, as many pauses, but the
+    mouth no longer follows it."""
+    backwards = Audio(speech.samples[::-1].copy())
+    path = reencode(read_video_frames(full_mode_video), backwards, tmp_path / "backwards.mp4")
+    report = score_video(path, backwards)
+    corr = next(c for c in report.checks if c.name == "av_sync_corr")
+    good = next(c for c in good_report.checks if c.name == "av_sync_corr")
+    assert good.verdict == "pass" and corr.verdict == "fail", (good, corr)
+
+
 @pytest.mark.skipif(not identity_available(), reason='needs the identity extra: pip install "talker[identity]"')
 def test_another_persons_face_fails(full_mode_video, speech):
     report = score_video(full_mode_video, speech, image=mf.grace_hopper())
