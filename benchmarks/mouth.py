@@ -18,7 +18,10 @@ the decoded MP4, with the pipeline's own landmark model (talker.measure):
 - open / closed: median inner-lip opening in open vowels (aa ae ah ao aw ay) and in p/b/m frames
   (IOD); contrast = open - closed;
 - score: the verdict of ``talker score`` with the portrait and the transcript, and the checks that
-  did not pass.
+  did not pass;
+- reads_open: whether the landmark model can read this face's mouth at all: the crop rendered with
+  the jaw at 0.6 and 1 (no video, no head motion), mediapipe's inner-lip opening over the opening
+  the renderer drew (1: read as drawn; near 0: a visibly open mouth read as shut).
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
     from talker.score import BLINK_DROP, BLINK_MIN_DROP, BLINK_REOPEN, _fill_nan as _fill, score_video
 
     wav, phones, text = _speech(cache, speech_key)
+    reads_open = _reads_open(portrait)
     video = out_dir / f"{portrait.name}_{speech_key}.mp4"
     t = time.perf_counter()
     result = make(MakeOptions(image=portrait.path, audio=wav, text=text, out=video, force=True, preprocess=portrait.mode,
@@ -165,12 +169,32 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
         "open_iod": round(open_med, 4),
         "closed_iod": round(closed_med, 4),
         "contrast_iod": round(open_med - closed_med, 4),
+        "reads_open": reads_open,
         "score": report.verdict,
         "not_passed": {c.name: [None if c.value is None else round(c.value, 3), c.verdict] for c in report.checks
                        if c.verdict in ("warn", "fail")},
         "make_s": round(make_s, 1),
         "score_s": round(score_s, 1),
     }
+
+
+def _reads_open(portrait) -> float:
+    """Median over jaw_open 0.6 and 1 of mediapipe's inner-lip opening over the renderer's own (IOD both)."""
+    import numpy as np
+
+    from renderer.embedded import EmbeddedRenderer
+    from talker.face import prepare_face
+    from talker.measure import measure_frames
+    from talker.media import read_image
+    from talker.types import EMBEDDED_CHANNELS, CoeffTrack
+
+    face = prepare_face(read_image(portrait.path), mode="crop", size=portrait.size, face_index=portrait.face_index)
+    renderer = EmbeddedRenderer(face)
+    rows = np.zeros((2, len(EMBEDDED_CHANNELS)), np.float32)
+    rows[:, EMBEDDED_CHANNELS.index("jaw_open")] = (0.6, 1.0)
+    seen = measure_frames(list(np.concatenate(list(renderer.render(CoeffTrack(rows, "embedded")))))).mouth_open
+    drawn = [float(renderer._model.lip_gap(renderer.landmarks(r))[5]) for r in rows]
+    return round(float(np.median(np.asarray(seen) / np.asarray(drawn))), 2)
 
 
 def contact_sheet(path: Path, portraits) -> None:

@@ -56,13 +56,15 @@ LIP_RAISE = 0.09
 TUCK_GAP, TUCK_RAISE = 0.06, 0.03
 """lip_tuck = 1: the lower inner lip sits TUCK_GAP below the upper one (room for the teeth edge),
 and the upper lip lifts by TUCK_RAISE (IOD)."""
-CLOSE_UPPER_SHARE = 0.2
+CLOSE_UPPER_SHARE = 0.25
 """At lip_close the upper lip travels this share of the gap, the lower lip (with the jaw) the rest:
 in p/b/m the lower lip moves several times as far as the upper one. At 0.45 a portrait smiling with
 its teeth (t1.jpg's right face) pulled the skin above the upper lip down over the seam as a tall
 dark band, and the landmark model read its shut lips 0.03-0.08 IOD apart on half the p/b/m of a
-28 s clip; at 0.2 the upper lip keeps its shape (0.6 of them read shut before, 0.94 after, with
-the seam line of mouth.SEAM_DARK and the parting of lip_round given up while the lips close)."""
+28 s clip. Share of p/b/m read shut (rendered crop, encoded; with the seam line of mouth.SEAM_DARK
+and lip_round's parting given up while the lips close), t1.jpg right face / a cel-shaded t1.jpg
+left face: 0.2: 1.0 / 0.78, 0.25: 0.97 / 0.89, 0.3: 0.86 / 0.94, 0.35: 0.83 / 1.0."""
+
 LIP_PRESS = 0.4
 """At lip_close = 1 both lips, once met, are pressed together: every lip point moves this share of
 its distance towards the seam (lips in p/b/m are compressed, not only brought together). Without it

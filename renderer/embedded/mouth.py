@@ -47,8 +47,8 @@ EDGE_PX = 1.5
 """Soft edge (pixels) between the interior and the lips."""
 UPPER_SHARE = 0.8
 """Share of the photo's own opening that follows the upper lip (the rest follows the lower lip)."""
-SEAM_DARK = 0.6
-"""Darkness of the line where closed lips meet (share of the way to the cavity-edge colour, in the
+SEAM_DARK = 0.8
+"""Darkness of the line where closed lips meet (share of the way to the deep cavity colour, in the
 middle of the mouth; less towards the corners). Pressed lips always show a thin dark seam; without it
 a closed render of a face photographed smiling with its teeth (the upper lip dark, the lower lip
 pale) has no seam, and the landmark model reads the lips a few pixels apart."""
