@@ -137,6 +137,8 @@ class StageClock:
     def __init__(self):
         self.seconds = {"paste": 0.0, "restore": 0.0, "encode_write": 0.0}
         self.first_write = None
+        self.first_batch = None
+        self.gpu_peak_before_render = None
         self.render_start = None
 
     def patch(self):
@@ -145,8 +147,9 @@ class StageClock:
         import talker.media
         import talker.pipeline
 
-        saved = [(enhance.paste, "to_output_frames"), (enhance.restore.FaceRestorer, "restore"),
-                 (talker.media.VideoWriter, "write"), (talker.pipeline, "render_video")]
+        saved = [(enhance.paste.PasteBack, "__call__"), (enhance.restore.FaceRestorer, "restore"),
+                 (talker.media.VideoWriter, "write"), (talker.pipeline, "render_video"),
+                 (talker.pipeline.SadTalkerBackend, "frames")]
         self._saved = [(owner, name, getattr(owner, name)) for owner, name in saved]
         clock = self
 
@@ -162,10 +165,21 @@ class StageClock:
             return wrapper
 
         def render_video(*a, **k):
+            import torch
+
             clock.render_start = time.perf_counter()
+            if torch.cuda.is_available():
+                clock.gpu_peak_before_render = torch.cuda.max_memory_allocated() / 2**30
             return self._saved[3][2](*a, **k)
 
-        enhance.paste.to_output_frames = timed(self._saved[0][2], "paste")
+        def frames(*a, **k):
+            for batch in self._saved[4][2](*a, **k):
+                if clock.first_batch is None:
+                    clock.first_batch = time.perf_counter()
+                yield batch
+
+        talker.pipeline.SadTalkerBackend.frames = frames
+        enhance.paste.PasteBack.__call__ = timed(self._saved[0][2], "paste")
         enhance.restore.FaceRestorer.restore = timed(self._saved[1][2], "restore")
         talker.media.VideoWriter.write = timed(self._saved[2][2], "encode_write")
         talker.pipeline.render_video = render_video
@@ -223,15 +237,38 @@ def run_make(name, face, options, stream: Path | None = None) -> dict:
         "stages_s": {**{k: v for k, v in result.timings.items() if k != "render"}, "render_loop": loop,
                      **clock.seconds, "waiting_for_renderer": max(0.0, loop - busy)},
         "gpu_peak_gb": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        "gpu_peak_before_render_gb": clock.gpu_peak_before_render,
         **sampler.summary(),
     }
     if clock.first_write is not None:
         row["first_frame_to_encoder_s"] = clock.first_write - clock.render_start
+        row["first_batch_from_renderer_s"] = clock.first_batch - clock.render_start
     if fragment:
         row["first_fragment_on_disk_s"] = fragment[0] - clock.render_start
     print(f"{name:24s} {frames:6d} fr {wall:7.2f} s {frames / wall:7.1f} fps  loop {frames / loop:7.1f} fps  "
           f"gpu {row['gpu_peak_gb'] or 0:.2f} GB  {json.dumps({k: round(v, 2) for k, v in row['stages_s'].items()})}",
           flush=True)
+    return row
+
+
+def run_fresh(args, name: str, size: int, enhancer: str, compile: bool, cache_dir: Path) -> dict:
+    """One ``make`` in a new Python process, as ``talker make`` runs it, with Inductor's disk cache in
+    ``cache_dir`` (empty: a first run on a machine; filled: any later run). ``process_wall_s`` counts
+    from starting the process (imports included) to its exit."""
+    import os
+    import subprocess
+
+    out = args.work / f"{name}.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, str(size), enhancer, str(int(compile)),
+           "--out", str(out), "--audio", str(args.audio), "--work", str(args.work), "--device", args.device]
+    if args.faces:
+        cmd += ["--faces", str(args.faces)]
+    t = time.perf_counter()
+    subprocess.run(cmd, env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache_dir)}, check=True)
+    row = json.loads(out.read_text())
+    row["process_wall_s"] = time.perf_counter() - t
+    row["process_fps"] = row["frames"] / row["process_wall_s"]
+    print(f"{name:24s} process {row['process_wall_s']:.1f} s, {row['process_fps']:.1f} fps", flush=True)
     return row
 
 
@@ -343,9 +380,13 @@ def main(argv=None) -> int:
     ap.add_argument("--audio", type=Path, required=True, help="speech, 30 s")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--enhancers", nargs="+", default=["none", "gfpgan"], help="of the in-process fast runs")
     ap.add_argument("--long", type=float, nargs="*", default=[], help="minutes of speech for the memory runs (1 3 10)")
     ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: fast baseline renderer latency")
     ap.add_argument("--quick", action="store_true", help="CPU smoke test: fp32, no compile, no baseline")
+    ap.add_argument("--fresh", nargs="*", default=[], metavar="SIZE-ENHANCER",
+                    help="runs in new processes (e.g. 512-gfpgan): eager, compiled with an empty and a filled cache")
+    ap.add_argument("--child", nargs=4, metavar=("NAME", "SIZE", "ENHANCER", "COMPILE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     import os
@@ -357,6 +398,8 @@ def main(argv=None) -> int:
     from talker.models.sadtalker_files import find_sadtalker_files
     from talker.options import MakeOptions
 
+    if args.child:
+        args.sizes = [int(args.child[1])]
     args.work.mkdir(parents=True, exist_ok=True)
     models = args.work / "models"
     os.environ["TALKER_MODELS"] = str(models)
@@ -377,7 +420,7 @@ def main(argv=None) -> int:
               "audio_s": sf.info(str(args.audio)).duration, "fixture_setup_s": setup_s,
               "targets": {"fps_512_gfpgan": 50, "speedup_vs_baseline": 5, "renderer_ms": {"256": 3, "512": 10},
                           "psnr_db": 40, "first_frame_s": 1},
-              "runs": [], "renderer": [], "long": []}
+              "runs": [], "renderer": [], "long": [], "fresh": []}
 
     def save():
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -402,9 +445,15 @@ def main(argv=None) -> int:
         base.update(kw)
         return MakeOptions(**base)
 
+    if args.child:  # one run for run_fresh, in this new process
+        name, size, enhancer, compile = args.child
+        row = run_make(name, faces[int(size)], options(int(size), enhancer, compile=compile == "1",
+                                                       out=args.work / f"{name}.mp4"))
+        args.out.write_text(json.dumps(row))
+        return 0
     if "fast" not in args.skip:
         for size in args.sizes:
-            for enhancer in ("none", "gfpgan"):
+            for enhancer in args.enhancers:
                 for warm in (False, True):
                     name = f"fast-{size}-{enhancer}" + ("-warm" if warm else "-cold")
                     row = attempt(name, lambda: run_make(name, faces[size], options(size, enhancer,
@@ -416,6 +465,18 @@ def main(argv=None) -> int:
                     save()
                     if args.quick:
                         break
+    for spec in args.fresh:
+        size, enhancer = int(spec.split("-")[0]), spec.split("-")[1]
+        cache = args.work / f"inductor-cache-{spec}"
+        import shutil
+
+        shutil.rmtree(cache, ignore_errors=True)
+        for kind, compile in (("eager", False), ("compile-empty-cache", True), ("compile-cached", True)):
+            name = f"fresh-{spec}-{kind}"
+            row = attempt(name, lambda: run_fresh(args, name, size, enhancer, compile, cache))
+            if row is not None:
+                report["fresh"].append(row)
+            save()
     if "baseline" not in args.skip:
         for size in args.sizes:
             name = f"baseline-{size}-gfpgan"

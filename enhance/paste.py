@@ -56,9 +56,11 @@ class PasteBack:
         fade = (1.0 - distance / max(1.0, REACH * min(h, w) / 2.0)).clamp(0.0, 1.0)
         self.fade = fade * fade * (3.0 - 2.0 * fade)
         self.band = (distance < band_px).float()
-        self.small = (max(1, h // 8), max(1, w // 8))
-        self.sigma = max(1.0, min(self.small) / 6.0)
-        self.norm = _blur(F.interpolate(self.band[None, None], size=self.small, mode="area"), self.sigma)
+        small = (max(1, h // 8), max(1, w // 8))
+        sigma = max(1.0, min(small) / 6.0)
+        self.blur_rows, self.blur_cols = (_blur_matrix(n, sigma).to(self.device) for n in small)
+        self.small = small
+        self.norm = self._blur(F.interpolate(self.band[None, None], size=small, mode="area"))
         self.weight = torch.from_numpy(feather_mask(x1 - x0, y1 - y0)[self.inside]).to(self.device).float() / 256.0
 
     def __call__(self, frames):
@@ -88,10 +90,14 @@ class PasteBack:
         exposure differences of the render vanish at the seam while the face keeps its own pixels.
         """
         diff = (self.source_box - pasted) * self.band
-        spread = _blur(F.interpolate(diff, size=self.small, mode="area"), self.sigma)
+        spread = self._blur(F.interpolate(diff, size=self.small, mode="area"))
         spread = F.interpolate(spread / self.norm.clamp_min(1e-3), size=pasted.shape[-2:], mode="bilinear",
                                align_corners=False)
         return pasted + spread * self.fade
+
+    def _blur(self, x: torch.Tensor) -> torch.Tensor:
+        """Gaussian blur of (B, C, h, w) float at the 1/8 size: rows, then columns, as matrix products."""
+        return (self.blur_rows @ x @ self.blur_cols.T).contiguous()
 
 
 def to_output_frames(frames, face: FaceCrop):
@@ -154,20 +160,18 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).contiguous()
 
 
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, h, w) float (kernel as cv2 picks it for float images: 8 sigma + 1
-    wide; edges mirrored without repeating the edge pixel, as cv2's default border)."""
+def _blur_matrix(n: int, sigma: float) -> torch.Tensor:
+    """(n, n) float32 matrix M with M @ v = v blurred by a Gaussian of ``sigma`` pixels (kernel as cv2
+    picks it for float images: 8 sigma + 1 wide; edges mirrored without repeating the edge pixel, as
+    cv2's default border). Built by blurring the identity. A matrix product, unlike a convolution,
+    has no algorithm search: cuDNN's benchmark mode tried workspaces of tens of GB for this kernel."""
     radius = int(round(4.0 * sigma))
-    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
     kernel = kernel / kernel.sum()
-    c = x.shape[1]
-    for horizontal in (True, False):
-        mode = "reflect" if radius < x.shape[-1 if horizontal else -2] else "replicate"
-        pad = (radius, radius, 0, 0) if horizontal else (0, 0, radius, radius)
-        weight = kernel.view(1, 1, 1, -1) if horizontal else kernel.view(1, 1, -1, 1)
-        x = F.conv2d(F.pad(x, pad, mode=mode), weight.expand(c, -1, -1, -1), groups=c)
-    return x
+    mode = "reflect" if radius < n else "replicate"
+    identity = F.pad(torch.eye(n, dtype=torch.float64)[None], (radius, radius), mode=mode)[0]  # (n, n + 2r)
+    return F.conv1d(identity[:, None], kernel.view(1, 1, -1))[:, 0].T.float().contiguous()
 
 
 def _edge_distance(h: int, w: int, device) -> torch.Tensor:

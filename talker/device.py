@@ -46,3 +46,16 @@ def check_precision(precision: str, device: str) -> str:
     if precision != "fp32" and not device.startswith("cuda"):
         raise OptionError(f"--precision {precision} needs a CUDA GPU; use --precision fp32 on {device}")
     return precision
+
+
+def use_compile_cache() -> None:
+    """Keep torch.compile's on-disk caches (Inductor's generated kernels, FX and AOT graphs) between
+    runs in ``$XDG_CACHE_HOME/talker/torch_compile`` (``~/.cache/talker/torch_compile``), unless
+    ``TORCHINDUCTOR_CACHE_DIR`` is set: torch's default is a folder under /tmp, which is emptied on
+    reboot and is private to a container. A later process then loads the compiled graphs instead of
+    compiling them again. Call before the first compile."""
+    import os
+    from pathlib import Path
+
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(base) / "talker" / "torch_compile"))

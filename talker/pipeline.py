@@ -299,9 +299,13 @@ class SadTalkerBackend(Backend):
             return nets, None  # the reference path on the CPU (fp32)
         import torch
 
+        from talker.device import use_compile_cache
+
         torch.backends.cudnn.benchmark = True
         half = self.precision != "fp32"
         compile = half if options.compile is None else options.compile
+        if compile:
+            use_compile_cache()
         settings = dict(device=self.device, dtype=DTYPES[self.precision], compile="default" if compile else None,
                         cuda_graph=half)
 
@@ -380,7 +384,7 @@ def load_restorer(options: MakeOptions):
         return None
     from enhance.gfpgan_files import find_gfpgan, missing_gfpgan_message
     from enhance.restore import FaceRestorer
-    from talker.device import check_precision, resolve_device
+    from talker.device import check_precision, resolve_device, use_compile_cache
     from talker.errors import CheckpointError
     from talker.models.store import open_store
 
@@ -392,6 +396,8 @@ def load_restorer(options: MakeOptions):
     device = resolve_device(options.device)
     precision = check_precision(options.precision, device)
     compile = precision != "fp32" if options.compile is None else options.compile and device.startswith("cuda")
+    if compile:
+        use_compile_cache()
     return cached(  # compile: by default on the fp16/bf16 GPU path
         ("gfpgan", file_key(path), device, precision, options.enhance_strength, options.batch_size, compile),
         lambda: FaceRestorer(path, device=device, precision=precision, strength=options.enhance_strength,
