@@ -190,6 +190,36 @@ def test_cancel_stops_a_running_render_within_a_second_and_leaves_no_file(servic
     assert r.status_code == 409 and "already ended (done)" in r.json()["error"]
 
 
+def test_live_video_plays_while_the_job_renders(service, acme, media, tmp_path):
+    """/live sends the fragmented MP4 as the worker writes it: fragments arrive and decode while the
+    job is still running, the whole stream is the job's video, and the live file is gone at the end."""
+    from talker.media import count_frames
+
+    job_id = sh.submit(acme, media["image"], media["long"], size=512, preprocess="full").json()["id"]
+    got, during = bytearray(), None
+    with acme.stream("GET", f"/v1/jobs/{job_id}/live", timeout=120) as r:
+        assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+        for chunk in r.iter_bytes():
+            got += chunk
+            if during is None and got.count(b"moof") >= 2:
+                during = (bytes(got), acme.get(f"/v1/jobs/{job_id}").json())
+    assert during is not None, "no fragment came"
+    prefix, job_then = during
+    assert job_then["state"] == "running" and job_then["frames_done"] < job_then["frames_total"], job_then
+    (tmp_path / "prefix.mp4").write_bytes(prefix)
+    assert count_frames(tmp_path / "prefix.mp4") > 0  # what came while rendering plays
+
+    job = sh.wait_job(acme, job_id)
+    assert job["state"] == "done" and job["links"]["live"] is None
+    (tmp_path / "live.mp4").write_bytes(got)
+    (tmp_path / "final.mp4").write_bytes(acme.get(job["links"]["video"]).content)
+    sh.check_mp4(tmp_path / "live.mp4")
+    assert count_frames(tmp_path / "live.mp4") == count_frames(tmp_path / "final.mp4") == job["frames_total"]
+    assert not (service.results / "acme" / job_id / "live.mp4").exists()
+    r = acme.get(f"/v1/jobs/{job_id}/live", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"].endswith(f"/v1/jobs/{job_id}/video")
+
+
 def test_webhook_is_signed_and_retried_after_a_500(service, acme, media):
     receiver = sh.Receiver(statuses=(500, 200))
     try:

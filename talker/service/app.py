@@ -254,6 +254,36 @@ def create_app(config: ServiceConfig):
         job = svc.job_of(tenant(request), job_id)
         return output(job, job.video, "video", "video/mp4")
 
+    @app.get("/v1/jobs/{job_id}/live", tags=["jobs"])
+    async def get_live(job_id: str, request: Request):
+        """The video while it renders: a fragmented MP4 that grows until the job ends (players start
+        at once). Waits while the job is queued; a finished job is redirected to its video. Needs a
+        results folder shared by the API and the workers (not S3)."""
+        import asyncio
+
+        from fastapi.responses import StreamingResponse
+
+        from talker.streaming import follow
+
+        job = svc.job_of(tenant(request), job_id)
+        if isinstance(svc.results, S3Results):
+            raise Refused(404, "live video needs a results folder shared by the API and the workers; "
+                               f"with S3 results, fetch {job.public()['links']['self']}/video when the job is done")
+        live = svc.results.path(job.live_key)
+
+        def ended() -> bool:
+            return svc.store.get(job_id).state not in (QUEUED, RUNNING)
+
+        while not live.exists():  # queued, or starting: the worker opens the stream at its first frame
+            job = await run_in_threadpool(svc.store.get, job_id)
+            if job.state not in (QUEUED, RUNNING):
+                if job.video:
+                    return RedirectResponse(f"/v1/jobs/{job_id}/video", status_code=307)
+                raise Refused(409, f"job {job_id} ended ({job.state}) without a video" + (f": {job.error}" if job.error else ""))
+            await asyncio.sleep(0.1)
+        return StreamingResponse(follow(live, done=ended), media_type="video/mp4",
+                                 headers={"Cache-Control": "no-store"})
+
     @app.get("/v1/jobs/{job_id}/report", tags=["jobs"])
     def get_report(job_id: str, request: Request):
         """The score report (JSON) of a finished job submitted with report=true."""

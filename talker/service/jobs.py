@@ -71,8 +71,15 @@ class Job:
             "self": f"/v1/jobs/{self.id}",
             "video": f"/v1/jobs/{self.id}/video" if self.video else None,
             "report": f"/v1/jobs/{self.id}/report" if self.report else None,
+            "live": f"/v1/jobs/{self.id}/live" if self.state in (QUEUED, RUNNING) else None,
         }
         return out
+
+    @property
+    def live_key(self) -> str:
+        """Where the worker writes the fragmented MP4 that grows while the job renders (a shared
+        results folder only), and removes it when the job ends."""
+        return f"{self.tenant}/{self.id}/live.mp4"
 
 
 FIELDS = [f.name for f in dataclasses.fields(Job)]

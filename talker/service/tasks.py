@@ -27,7 +27,7 @@ from pathlib import Path
 
 from talker.service.config import ServiceConfig
 from talker.service.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, open_store
-from talker.service.results import open_results
+from talker.service.results import FolderResults, open_results
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,14 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
                 results.get_file(key, paths[role])
             options = MakeOptions(**job.options, image=paths.get("image"), audio=paths.get("audio"),
                                   out=Path(tmp) / "video.mp4", checkpoints=config.worker.checkpoints)
-            result = make(options, progress=progress)
+            live = results.path(job.live_key) if isinstance(results, FolderResults) else None
+            if live is not None:
+                live.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                result = make(options, progress=progress, stream=live)
+            finally:
+                if live is not None:
+                    live.unlink(missing_ok=True)  # a reader that has it open still gets the rest
             report_key = None
             if job.want_report:
                 report_key = f"{job.tenant}/{job.id}/report.json"
