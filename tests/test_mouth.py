@@ -217,6 +217,25 @@ def test_the_lower_lip_does_most_of_the_closing_and_rounding_does_not_part_press
     assert abs(thick(rounded) - thick(closed)) < 0.05 * thick(closed)
 
 
+def test_a_mouth_photographed_open_closes_with_the_jaw(monkeypatch):
+    """The jaw rises in a closure of a mouth photographed open (face_model.CLOSE_JAW_SHARE): the chin
+    comes up with the lower lip, instead of the skin under the lip stretching while the chin stays."""
+    import renderer.embedded.face_model as face_model
+    from renderer.embedded.mesh import LIP_INNER_LOWER, LIP_INNER_UPPER
+
+    face = prepare_face(mf.astronaut(), "crop", 256)  # photographed with the lips apart
+    chin, up, lo = 152, LIP_INNER_UPPER[5], LIP_INNER_LOWER[5]
+    renderer = EmbeddedRenderer(face)
+    rest, closed = renderer.landmarks(_row()), renderer.landmarks(_row(lip_close=1.0))
+    gap = rest[lo, 1] - rest[up, 1]
+    assert abs(closed[lo, 1] - closed[up, 1]) < 0.5  # the lips meet
+    assert rest[chin, 1] - closed[chin, 1] > 0.4 * gap  # and the chin rose with them
+    monkeypatch.setattr(face_model, "CLOSE_JAW_SHARE", 0.0)
+    lips_only = EmbeddedRenderer(face).landmarks(_row(lip_close=1.0))
+    assert abs(lips_only[lo, 1] - lips_only[up, 1]) < 0.5
+    assert rest[chin, 1] - lips_only[chin, 1] < 0.1 * gap
+
+
 def test_closed_lips_show_a_dark_seam_and_nothing_else_changes(monkeypatch):
     """Where lip_close shuts the lips a thin dark line is drawn along the seam (mouth.SEAM_DARK); at
     rest, and more than a few pixels from the seam, the frame is the same as without it."""

@@ -56,15 +56,22 @@ LIP_RAISE = 0.09
 TUCK_GAP, TUCK_RAISE = 0.06, 0.03
 """lip_tuck = 1: the lower inner lip sits TUCK_GAP below the upper one (room for the teeth edge),
 and the upper lip lifts by TUCK_RAISE (IOD)."""
-CLOSE_UPPER_SHARE = 0.25
+CLOSE_UPPER_SHARE = 0.2
 """At lip_close the upper lip travels this share of the gap, the lower lip (with the jaw) the rest:
 in p/b/m the lower lip moves several times as far as the upper one. At 0.45 a portrait smiling with
 its teeth (t1.jpg's right face) pulled the skin above the upper lip down over the seam as a tall
 dark band, and the landmark model read its shut lips 0.03-0.08 IOD apart on half the p/b/m of a
-28 s clip. Share of p/b/m read shut (rendered crop, encoded; with the seam line of mouth.SEAM_DARK
-and lip_round's parting given up while the lips close), t1.jpg right face / a cel-shaded t1.jpg
-left face: 0.2: 1.0 / 0.78, 0.25: 0.97 / 0.89, 0.3: 0.86 / 0.94, 0.35: 0.83 / 1.0."""
-
+28 s clip."""
+CLOSE_JAW_SHARE = 1.0
+"""Share of the lower lip's travel in a closure that the jaw does: the jaw rises (the jaw_open hinge
+turned back) by this share of (1 - CLOSE_UPPER_SHARE) of the opening in the middle of the mouth, so
+a face photographed with its mouth open shuts it as a speaker does, chin and lower lip together; the
+lips close what is left (the upper lip CLOSE_UPPER_SHARE of it). Before, only the lower lip moved
+and the skin under it stretched over up to 0.2 IOD; which share of the gap the upper lip took was
+then a trade-off between faces (p/b/m read shut, rendered and encoded, t1.jpg's right face smiling
+with its teeth / a cel-shaded t1.jpg left face, both sources open 0.15 IOD: upper share 0.2: 1.0 /
+0.78, 0.25: 0.97 / 0.89, 0.3: 0.86 / 0.94, 0.35: 0.83 / 1.0; on stills, lips rounded at 0.3-0.67
+read 0.03-0.09 IOD apart). With the jaw (upper share 0.2): 1.0 / 1.0, stills at most 0.012 IOD."""
 LIP_PRESS = 0.4
 """At lip_close = 1 both lips, once met, are pressed together: every lip point moves this share of
 its distance towards the seam (lips in p/b/m are compressed, not only brought together). Without it
@@ -157,7 +164,8 @@ class FaceModel:
         return gap @ self.frame.axes[:, 1] / self.frame.iod
 
     def _open_jaw(self, pts: np.ndarray, amount: float) -> None:
-        if amount <= 0.0:
+        """Turn the jaw hinge by ``amount`` of a full jaw_open (negative: the jaw rises), in place."""
+        if amount == 0.0:
             return
         rot = axis_rotations(self._jaw_axis, amount * self._jaw_angle * self._jaw_weight)
         rel = pts[self._jaw_rows] - self._jaw_pivot
@@ -177,6 +185,12 @@ class FaceModel:
             return
         up, lo = pts[list(LIP_INNER_UPPER)], pts[list(LIP_INNER_LOWER)]
         gap = lo - up
+        middle = float(gap[len(gap) // 2] @ self.frame.axes[:, 1]) / self.frame.iod  # opening (IOD)
+        rise = amount * CLOSE_JAW_SHARE * (1.0 - CLOSE_UPPER_SHARE) * max(middle, 0.0) / JAW_GAP
+        if rise > 0.0:  # the jaw carries the lower lip up (CLOSE_JAW_SHARE), the lips close the rest
+            self._open_jaw(pts, -rise)
+            up, lo = pts[list(LIP_INNER_UPPER)], pts[list(LIP_INNER_LOWER)]
+            gap = lo - up
         self._upper_lip.apply(pts, amount * CLOSE_UPPER_SHARE * gap)
         self._lower_lip.apply(pts, -amount * (1.0 - CLOSE_UPPER_SHARE) * gap)
         seam = (pts[list(LIP_INNER_UPPER[1:-1])] + pts[list(LIP_INNER_LOWER[1:-1])]) / 2  # (9, 3), one per ring column
