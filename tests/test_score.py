@@ -227,3 +227,42 @@ def test_vowel_opening_leaves_out_reduced_vowels():
     phones = [(0.4, 0.56, "aa"), (1.0, 1.04, "ah"), (1.6, 1.76, "ae"), (2.0, 2.05, "ah")]  # two 40-50 ms 'the's
     assert _phonetic(phones, mouth, speech)[1] == 1.0
     assert _phonetic(phones, np.full(100, 0.05), speech)[1] == 0.0  # a still mouth opens on none
+
+
+def test_a_mouth_the_landmark_model_cannot_read_is_judged_by_its_pixels():
+    """Where the landmark opening does not follow the speech but the mouth's pixels do (a painted
+    mouth the landmark model reads as shut), sync is measured on the pixels and the opening checks
+    skip with a reason ('mouth_readable' warns). Pixels that stay still, follow other speech or are
+    readable landmarks do not take that path; pixels 200 ms late still fail the offset."""
+    import cv2
+
+    from talker.score import MouthPixels, _mouth_unreadable, grade
+
+    rng = np.random.default_rng(1)
+    n = 250
+    loud = -40.0 + 30.0 * np.convolve(rng.random(n) > 0.6, np.ones(4) / 4, mode="same") + rng.normal(0, 1, n)
+    speech = loud > -35.0
+    still = mf.grace_hopper()
+    frames = []
+    for v in np.clip((loud + 40.0) / 30.0, 0, 1):  # a flat-coloured mouth that darkens with loudness
+        frame = still.copy()
+        cv2.rectangle(frame, (240, 272), (295, 290), (int(180 - 120 * v),) * 3, -1)
+        frames.append(frame)
+    pixels = MouthPixels(frames[0], None)
+    for f in frames[1:]:
+        pixels.add(f, (0.0, 0.0))
+    activity = pixels.activity(speech)
+    assert activity is not None and np.corrcoef(activity, loud)[0, 1] > 0.5
+
+    found = _mouth_unreadable(0.05, activity, loud, speech)
+    assert found is not None
+    check, (offset, corr) = found
+    assert check.name == "mouth_readable" and check.verdict == "warn" and "cannot read" in check.reason
+    assert grade("av_sync_corr", corr).verdict == "pass" and grade("av_offset_ms", offset).verdict == "pass"
+
+    assert _mouth_unreadable(0.05, np.full(n, 0.5) + rng.normal(0, 0.01, n), loud, speech) is None  # a still mouth
+    assert _mouth_unreadable(0.05, activity[::-1].copy(), loud, speech) is None  # other speech's mouth
+    assert _mouth_unreadable(0.35, activity, loud, speech) is None  # the landmarks read it: nothing changes
+    late = np.r_[np.full(5, activity[0]), activity[:-5]]  # the mouth 200 ms behind the sound
+    _, (offset, _) = _mouth_unreadable(0.05, late, loud, speech)
+    assert grade("av_offset_ms", offset).verdict == "fail", offset
