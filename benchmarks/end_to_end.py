@@ -385,7 +385,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: fast baseline renderer latency")
     ap.add_argument("--quick", action="store_true", help="CPU smoke test: fp32, no compile, no baseline")
     ap.add_argument("--fresh", nargs="*", default=[], metavar="SIZE-ENHANCER",
-                    help="runs in new processes (e.g. 512-gfpgan): eager, compiled with an empty and a filled cache")
+                    help="runs in new processes, SIZE-ENHANCER[-KIND] (512-gfpgan, 512-gfpgan-eager): KIND eager, "
+                         "compile-empty-cache or compile-cached (default: the three, in that order)")
     ap.add_argument("--child", nargs=4, metavar=("NAME", "SIZE", "ENHANCER", "COMPILE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -465,13 +466,18 @@ def main(argv=None) -> int:
                     save()
                     if args.quick:
                         break
+    kinds = {"eager": False, "compile-empty-cache": True, "compile-cached": True}
     for spec in args.fresh:
-        size, enhancer = int(spec.split("-")[0]), spec.split("-")[1]
+        size, enhancer, *only = spec.split("-", 2)
+        size, spec = int(size), f"{size}-{enhancer}"
         cache = args.work / f"inductor-cache-{spec}"
-        import shutil
+        if not only or only[0] == "compile-empty-cache":
+            import shutil
 
-        shutil.rmtree(cache, ignore_errors=True)
-        for kind, compile in (("eager", False), ("compile-empty-cache", True), ("compile-cached", True)):
+            shutil.rmtree(cache, ignore_errors=True)
+        for kind, compile in kinds.items():
+            if only and kind != only[0]:
+                continue
             name = f"fresh-{spec}-{kind}"
             row = attempt(name, lambda: run_fresh(args, name, size, enhancer, compile, cache))
             if row is not None:

@@ -286,9 +286,10 @@ class SadTalkerBackend(Backend):
     def _renderer_parts(self, face, options):
         """(RendererNets, FastStep or None) for ``face``'s mode and size, from the per-process cache.
 
-        On CUDA the fast step (fp16/bf16 by default, compiled, CUDA-graph replay) is warmed up here,
-        so the first batch of a render is a replay. Renders in other threads of this process that
-        use the same step wait for each other (``FastStep.lock``).
+        On CUDA the fast step (fp16/bf16 by default, compiled, CUDA-graph replay) is compiled here;
+        its CUDA graph is captured by the first batch of the first render (later renders replay it).
+        Renders in other threads of this process that use the same step wait for each other
+        (``FastStep.lock``).
         """
         from renderer.sadtalker.fast import DTYPES, FastStep
         from renderer.sadtalker.nets import RendererNets

@@ -243,9 +243,14 @@ class FrameGraph(nn.Module):
 
     @torch.no_grad()
     def _source_work(self, source: torch.Tensor):
-        """(canonical keypoints, 3-D feature volume, its compressed copy) of a (1, 3, S, S) source."""
-        volume = self.encode_source(source)
-        return self.kp_detector(source), volume, self.compress(volume)
+        """(canonical keypoints, 3-D feature volume, its compressed copy) of a (1, 3, S, S) source.
+
+        Once per clip, with cuDNN's heuristics rather than its benchmark: the benchmark's results are
+        cached per thread and each render runs in a new thread, so it searched again every clip
+        (trying workspaces of tens of GB, most of the 0.7 s before a warm render's first frame)."""
+        with torch.backends.cudnn.flags(enabled=True, benchmark=False):
+            volume = self.encode_source(source)
+            return self.kp_detector(source), volume, self.compress(volume)
 
     @torch.no_grad()
     def set_source(self, source: torch.Tensor) -> None:
@@ -286,11 +291,8 @@ class FastStep:
         self.channels = nets.mapping.coeff_nc
         self.graph = FrameGraph(nets, torch.zeros(1, 3, size, size, device=self.device), dtype=dtype,
                                 channels_last=channels_last)
-        self.call = self.graph
-        if compile is not None:
-            self.call = torch.compile(self.graph, mode=compile, dynamic=False)
-        if cuda_graph:
-            self.call = CudaGraphStep(self.call)
+        self.compiled = self.graph if compile is None else torch.compile(self.graph, mode=compile, dynamic=False)
+        self.call = CudaGraphStep(self.compiled) if cuda_graph else self.compiled
         self.lock = threading.Lock()
 
     @property
@@ -299,11 +301,14 @@ class FastStep:
         return self.call is not self.graph
 
     def warm_up(self) -> None:
-        """Run one batch of zeros: compiles and captures now rather than in the first real batch."""
+        """Run one batch of zeros through the (compiled) graph: compiles now rather than in the first
+        real batch. The CUDA graph is captured at the first real batch, by the thread that renders:
+        a capture while other threads use the GPU (the pipeline warms up during the motion stage)
+        can fail with 'operation not permitted when stream is capturing'."""
         b = self.batch_size
         with torch.no_grad():
-            self.call(torch.zeros(b, self.channels, 27, device=self.device), torch.zeros(b, 3, device=self.device),
-                      torch.zeros(3, dtype=torch.bool, device=self.device))
+            self.compiled(torch.zeros(b, self.channels, 27, device=self.device), torch.zeros(b, 3, device=self.device),
+                          torch.zeros(3, dtype=torch.bool, device=self.device))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
@@ -344,6 +349,6 @@ class CudaGraphStep:
                 self.fn(*self.inputs)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        # thread_local: other threads may use the GPU meanwhile (the pipeline warms up during the motion stage)
+        # thread_local: other threads may still call into CUDA (the pipeline's main thread waits for this batch)
         with torch.cuda.graph(self.graph, capture_error_mode="thread_local"), torch.no_grad():
             self.output = self.fn(*self.inputs)
