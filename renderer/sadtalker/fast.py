@@ -246,8 +246,8 @@ class FrameGraph(nn.Module):
         """(canonical keypoints, 3-D feature volume, its compressed copy) of a (1, 3, S, S) source.
 
         Once per clip, with cuDNN's heuristics rather than its benchmark: the benchmark's results are
-        cached per thread and each render runs in a new thread, so it searched again every clip
-        (trying workspaces of tens of GB, most of the 0.7 s before a warm render's first frame)."""
+        cached per thread and each render runs in a new thread, so it would search again every clip
+        (a search tries large workspaces and takes time before the first frame)."""
         with torch.backends.cudnn.flags(enabled=True, benchmark=False):
             volume = self.encode_source(source)
             return self.kp_detector(source), volume, self.compress(volume)
