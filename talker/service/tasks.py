@@ -267,8 +267,9 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
             options = MakeOptions(**job.options, image=paths.get("image"), audio=paths.get("audio"),
                                   out=Path(tmp) / "video.mp4", checkpoints=config.worker.checkpoints)
             live = results.path(job.live_key) if isinstance(results, FolderResults) else None
-            if live is not None:
+            if live is not None:  # left behind by a worker killed mid-render when this is a re-run
                 live.parent.mkdir(parents=True, exist_ok=True)
+                live.unlink(missing_ok=True)
             try:
                 result = make(options, progress=progress, stream=live)
             finally:
