@@ -74,15 +74,18 @@ def _run_worker(args) -> int:
     import socket
 
     from talker.errors import OptionError
-    from talker.service.tasks import make_celery
+    from talker.service.tasks import PROCESSES_ENV, make_celery
 
     config = _config(args)
     if args.concurrency < 1:
         raise OptionError(f"--concurrency must be at least 1, not {args.concurrency}")
     app = make_celery(config)
+    os.environ[PROCESSES_ENV] = str(args.concurrency)  # read by the pool processes (share_cores)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle torch threads sleep instead of spinning
     if args.pool != "prefork":  # prefork pool processes load the models themselves (worker_process_init)
-        from talker.service.tasks import warm_up
+        from talker.service.tasks import share_cores, warm_up
 
+        share_cores(1)
         warm_up()
     name = args.name or f"talker-{os.getpid()}@{socket.gethostname()}"
     app.worker_main([
