@@ -1,4 +1,5 @@
 """Enhancement of rendered frames: face restoration and paste-back into the output picture.
 
-``enhance.paste.to_output_frames`` turns S x S renderer frames into output-sized frames.
+``enhance.paste.PasteBack`` turns S x S renderer frames into output-sized frames (numpy on the CPU,
+tensors on the GPU); ``enhance.restore.FaceRestorer`` restores the faces in them.
 """

@@ -171,8 +171,8 @@ def share_cores(processes: int) -> None:
     """Give this render process its share of the CPU cores for torch's thread pool (at least one).
 
     Each torch process starts an OpenMP thread per core; render processes that outnumber the cores
-    then spin-wait on each other's cores (paste-back of a 256 crop measured 2 ms a frame alone and
-    up to 20 ms beside another busy process on 2 cores)."""
+    then spin-wait on each other's cores (paste-back of a 256 render into a 512 picture measured 2 ms
+    a frame alone and up to 20 ms beside another busy process on 2 cores)."""
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, processes)))
