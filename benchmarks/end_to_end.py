@@ -24,7 +24,8 @@ Per run: wall seconds from the call to the finished MP4 and by stage (face, audi
 the render loop the main thread's time in paste, restore and encoder pipe writes, and its waits for
 the renderer), frames per second (frames / wall, and frames / render loop), mean GPU utilisation
 (NVML, sampled every 50 ms) and CPU utilisation (cores busy, system-wide), peak GPU memory (torch
-allocator) and peak host RSS. Also: renderer ms/frame of the default fast path and its PSNR against
+allocator) and peak host RSS. A ``trace`` run (warm, largest size, GFPGAN) records the allocator's
+history and lists the largest single allocations with the code that made them. Also: renderer ms/frame of the default fast path and its PSNR against
 the fp32 reference frames; first-frame latency (coefficients ready -> first frame in the encoder ->
 first fragment of the ``--stream`` file on disk); and with ``--long`` the peak GPU and host memory of
 renders of 1, 3 and 10 minutes (the speech tiled). Results are written after every run.
@@ -188,6 +189,24 @@ class StageClock:
     def unpatch(self):
         for owner, name, fn in self._saved:
             setattr(owner, name, fn)
+
+
+def largest_allocations(run, top: int = 5) -> tuple[object, list[dict]]:
+    """Run ``run()`` with the CUDA allocator's history recorded; (its result, the ``top`` largest
+    single allocations it made: MiB and the innermost Python frames of the code that asked)."""
+    import torch
+
+    torch.cuda.memory._record_memory_history(max_entries=500_000, stacks="python")
+    try:
+        result = run()
+        snapshot = torch.cuda.memory._snapshot()
+    finally:
+        torch.cuda.memory._record_memory_history(enabled=None)
+    allocs = [e for trace in snapshot["device_traces"] for e in trace if e["action"] == "alloc"]
+    allocs.sort(key=lambda e: e["size"], reverse=True)
+    return result, [{"mib": e["size"] / 2**20,
+                     "where": [f"{Path(f['filename']).name}:{f['line']} {f['name']}" for f in e["frames"][:6]]}
+                    for e in allocs[:top]]
 
 
 def first_fragment_time(path: Path, stop: threading.Event, found: list):
@@ -382,7 +401,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--enhancers", nargs="+", default=["none", "gfpgan"], help="of the in-process fast runs")
     ap.add_argument("--long", type=float, nargs="*", default=[], help="minutes of speech for the memory runs (1 3 10)")
-    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: fast baseline renderer latency")
+    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: fast trace baseline renderer latency")
     ap.add_argument("--quick", action="store_true", help="CPU smoke test: fp32, no compile, no baseline")
     ap.add_argument("--fresh", nargs="*", default=[], metavar="SIZE-ENHANCER",
                     help="runs in new processes, SIZE-ENHANCER[-KIND] (512-gfpgan, 512-gfpgan-eager): KIND eager, "
@@ -466,6 +485,18 @@ def main(argv=None) -> int:
                     save()
                     if args.quick:
                         break
+    if "trace" not in args.skip and args.device.startswith("cuda"):
+        size = max(args.sizes)  # warm by now: where does a render's allocator peak come from?
+        name = f"trace-{size}-gfpgan"
+        got = attempt(name, lambda: largest_allocations(lambda: run_make(
+            name, faces[size], options(size, "gfpgan", out=args.work / f"{name}.mp4"))))
+        if got is not None and got[0] is not None:
+            row, largest = got
+            row["largest_allocations"] = largest
+            report["runs"].append(row)
+            for a in largest:
+                print(f"  {a['mib']:9.1f} MiB  {' < '.join(a['where'][:3])}", flush=True)
+            save()
     kinds = {"eager": False, "compile-empty-cache": True, "compile-cached": True}
     for spec in args.fresh:
         size, enhancer, *only = spec.split("-", 2)

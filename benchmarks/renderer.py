@@ -16,7 +16,7 @@ TF32 on as SadTalker runs by default); ``fast-<precision>-b<B>[-compile][-cudagr
 graph's variants. Networks hold ``fill_weights`` values (no checkpoints needed). Results go to a
 table on stdout and to JSON (rewritten after every mode, so a cut-off run keeps what it measured).
 Also reported: GFLOP per frame (FlopCounterMode) and achieved TFLOP/s; ``--profile`` adds the top
-CUDA kernels of a fast fp16 render.
+CUDA kernels of a fast fp16 render (compiled, batch 8) and the GPU time by kind of kernel.
 
 A full run (2 sizes x 10 modes, 3 of them compiled) takes several minutes; under a time limit,
 split it: ``--sizes 256 --modes ref fast-fp16-b8 fast-fp16-b8-cudagraph``.
@@ -191,17 +191,31 @@ def gflop_per_frame(nets, face, device) -> dict:
     return out
 
 
-def profile(nets, face, track, warm_track, device, batch: int) -> str:
-    """Top CUDA kernels of a fast fp16 render (torch.profiler table)."""
+def profile(nets, face, track, warm_track, device, batch: int, compile: str | None) -> str:
+    """Top CUDA kernels of a fast fp16 render, compiled with ``compile`` (None: eager), as a
+    torch.profiler table, after the share of GPU time by kind of kernel (convolution: cuDNN/CUTLASS
+    kernels; Triton: Inductor's fused kernels; other)."""
     import torch
 
     from renderer.sadtalker.render import SadTalkerRenderer
 
-    renderer = SadTalkerRenderer(face, nets, device=device, precision="fp16", batch_size=batch, fast=True)
+    renderer = SadTalkerRenderer(face, nets, device=device, precision="fp16", batch_size=batch, fast=True,
+                                 compile=compile)
     render_all(renderer, warm_track)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         render_all(renderer, track)
-    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=30)
+    events = [e for e in prof.key_averages() if e.device_time_total > 0]
+    kinds: dict[str, float] = {}
+    for e in events:
+        name = e.key.lower()
+        kind = ("convolution" if any(k in name for k in ("conv", "xmma", "cutlass", "implicit", "cudnn", "sm90"))
+                else "triton" if name.startswith("triton") else "other")
+        kinds[kind] = kinds.get(kind, 0.0) + e.device_time_total
+    total = sum(kinds.values())
+    frames = track.values.shape[0]
+    shares = "  ".join(f"{k} {v / 1e3 / frames:.2f} ms/frame ({100 * v / total:.0f} %)" for k, v in
+                       sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return f"compile={compile}: {shares}\n" + prof.key_averages().table(sort_by="cuda_time_total", row_limit=30)
 
 
 def main(argv=None) -> int:
@@ -214,7 +228,7 @@ def main(argv=None) -> int:
     ap.add_argument("--compile-mode", default="default",
                     help="torch.compile mode of the '-compile' modes (max-autotune-no-cudagraphs: slower to build)")
     ap.add_argument("--profile", action="store_true",
-                    help="print the top CUDA kernels of one fast-fp16 render per size (torch.profiler)")
+                    help="print the top CUDA kernels of one fast-fp16 compiled render per size (torch.profiler)")
     ap.add_argument("--quick", action="store_true", help="tiny run: few frames, small size, no compile modes")
     args = ap.parse_args(argv)
 
@@ -262,7 +276,8 @@ def main(argv=None) -> int:
             args.out.write_text(json.dumps(report, indent=1))
             print_row(row, flush=True)
         if args.profile and device.type == "cuda":
-            report["profiles"][size] = table = profile(nets, face, track, warm_track, device, 8 if size <= 256 else 4)
+            report["profiles"][size] = table = profile(nets, face, track, warm_track, device, 8,
+                                                       None if args.quick else args.compile_mode)
             args.out.write_text(json.dumps(report, indent=1))
             print(table, flush=True)
     print()

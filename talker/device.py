@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from talker.errors import OptionError
 
 
@@ -59,3 +61,40 @@ def use_compile_cache() -> None:
 
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(base) / "talker" / "torch_compile"))
+
+
+class ConsumerStream:
+    """A CUDA stream of its own for the work a consumer does on batches a producer thread made on
+    the GPU (the pipeline's paste-back, restoration and copy to the host).
+
+    On one shared stream, the consumer's work on batch k is queued after the batches the renderer
+    queued meanwhile, and every synchronising call of the consumer (a copy to the host) waits for
+    them too: the first frame waited for two more batches. On its own stream it waits for nothing
+    but itself, and the GPU runs both. The producer must hand over finished batches (see
+    ``SadTalkerRenderer.render``); the stream starts after the work queued on the creating
+    thread's stream (the paste-back's and restorer's tensors). On the CPU (``device`` not CUDA) it
+    does nothing.
+    """
+
+    def __init__(self, device: str):
+        import torch
+
+        self.stream = None
+        if str(device).startswith("cuda"):
+            self.stream = torch.cuda.Stream(torch.device(device))
+            self.stream.wait_stream(torch.cuda.current_stream(torch.device(device)))  # tensors made before it
+
+    @contextmanager
+    def using(self, batch):
+        """Within the block the current CUDA stream is this one; ``batch`` (a tensor made on another
+        stream) is marked as used here, so its memory is not handed out again before this stream's
+        work on it is done."""
+        import torch
+
+        if self.stream is None:
+            yield
+            return
+        if isinstance(batch, torch.Tensor) and batch.is_cuda:
+            batch.record_stream(self.stream)
+        with torch.cuda.stream(self.stream):
+            yield

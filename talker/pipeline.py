@@ -424,15 +424,16 @@ def render_video(
 
     The MP4 appears at ``out`` only when complete (written under a temporary name, then renamed).
     The renderer runs a batch or two ahead of paste, restoration and encoding (``talker.prefetch``);
-    with a GPU renderer, paste-back and restoration run on the GPU too and each finished batch is
-    copied to the host once, for the encoder.
+    with a GPU renderer, paste-back and restoration run on the GPU too, on a CUDA stream of their
+    own beside the renderer's (``ConsumerStream``), and each finished batch is copied to the host
+    once, for the encoder.
     On CUDA out-of-memory, the render goes on from the first frame not yet encoded with the next of
     ``fallbacks`` (make presets, best first; see ``make_presets.fallback_options``), reported as a
     'fallback' Progress and a warning; the frames already encoded are kept. With none left it is a
     GpuMemoryError.
     """
     from enhance.paste import PasteBack, to_output_points
-    from talker.device import cuda_out_of_memory_error, free_gpu_memory
+    from talker.device import ConsumerStream, cuda_out_of_memory_error, free_gpu_memory
     from talker.errors import GpuMemoryError
     from talker.make_presets import fallback_options
     from talker.media import VideoWriter
@@ -446,14 +447,17 @@ def render_video(
     with VideoWriter(out, size=face.output_size, audio=audio, stream=stream) as writer:
         while True:
             try:
-                paste = PasteBack(face, backend.frame_device)
+                paste, stream = PasteBack(face, backend.frame_device), ConsumerStream(backend.frame_device)
                 with prefetch(backend.frames(face, track, options, start=writer.frames_written)) as batches:
                     for batch in batches:
-                        frames = paste(batch)
-                        if restorer is not None:
-                            done = writer.frames_written
-                            frames = restorer.restore(frames, points[done : done + len(frames)])
-                        writer.write(frames if isinstance(frames, np.ndarray) else frames.cpu().numpy())
+                        with stream.using(batch):
+                            frames = paste(batch)
+                            if restorer is not None:
+                                done = writer.frames_written
+                                frames = restorer.restore(frames, points[done : done + len(frames)])
+                            if not isinstance(frames, np.ndarray):
+                                frames = frames.cpu().numpy()
+                        writer.write(frames)
                         done = writer.frames_written
                         elapsed = time.perf_counter() - start
                         fps = done / elapsed if elapsed > 0 else 0.0

@@ -113,7 +113,8 @@ class SadTalkerRenderer:
         """Yield (B, S, S, 3) uint8 RGB frame batches in time order; the B's sum to T - start.
 
         to_host: numpy arrays (True), or tensors on the renderer's device (False: the GPU pipeline
-        pastes, restores and encodes them without a round trip through the host).
+        pastes, restores and encodes them without a round trip through the host). A CUDA tensor is
+        yielded once the GPU has finished it, so a consumer may use it on another stream.
 
         start: the first frame to render (to resume a render; each frame depends only on the
         track's coefficient window around it, so frames are the same as in a render from 0).
@@ -126,7 +127,7 @@ class SadTalkerRenderer:
         batches = self._batches(track, still, expression_scale, (input_yaw, input_pitch, input_roll), uint8=True,
                                 first=start)
         if not to_host:
-            yield from batches
+            yield from _finished(batches) if self.device.type == "cuda" else batches
         elif self.device.type == "cuda" and self.fast:
             yield from _pipelined_to_host(batches)
         else:
@@ -208,6 +209,15 @@ class SadTalkerRenderer:
         self._step.graph.set_source_semantics(self._upload(source_window))
         use_t = torch.from_numpy(use).to(self.device)
         return lambda windows, degrees: self._step(windows, degrees, use_t)
+
+
+def _finished(batches: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Yield each CUDA batch once the GPU has made it (the producer thread waits, not the consumer)."""
+    for batch in batches:
+        done = torch.cuda.Event()
+        done.record()
+        done.synchronize()
+        yield batch
 
 
 def _pipelined_to_host(batches: Iterator[torch.Tensor]) -> Iterator[np.ndarray]:
