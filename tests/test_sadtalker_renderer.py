@@ -28,7 +28,7 @@ from talker.models.schema import network, network_entries
 from talker.types import CoeffTrack, FaceCrop
 
 from renderer.sadtalker import semantics
-from renderer.sadtalker.fast import UpsampledConv
+from renderer.sadtalker.fast import DepthSlicedConv3d, TapSumConv2d, UpsampledConv
 from renderer.sadtalker.he_estimator import HEEstimator
 from renderer.sadtalker.keypoints import rotation_matrix, bins_to_degrees, transform_keypoints
 from renderer.sadtalker.mapping import MappingNet
@@ -240,6 +240,32 @@ def test_upsampled_conv_equals_conv_of_nearest_upsampling(scale):
         assert torch.allclose(up(x), expected, atol=1e-12)
         out = up(x.contiguous(memory_format=torch.channels_last))
         assert torch.allclose(out, expected, atol=1e-12) and out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("depth", [16, 4])  # 4: fewer slices than the kernel's 7 depth taps
+def test_depth_sliced_conv3d_equals_conv3d(depth):
+    """The fast dense motion mask: a 7x7x7 Conv3d as a Conv2d over depth slices (sums in float32)."""
+    torch.manual_seed(depth)
+    conv = torch.nn.Conv3d(6, 5, 7, padding=3).double()
+    x = torch.randn(2, 6, depth, 9, 8, dtype=torch.float64)
+    with torch.no_grad():
+        sliced = DepthSlicedConv3d(conv).double()
+        for layout in (torch.contiguous_format, torch.channels_last_3d):
+            out = sliced(x.contiguous(memory_format=layout))
+            assert out.shape == (2, 5, depth, 9, 8) and out.dtype == torch.float32
+            assert torch.allclose(out.double(), conv(x), atol=1e-5)
+
+
+def test_tap_sum_conv2d_equals_conv2d():
+    """The fast occlusion map: a one-channel 7x7 Conv2d as a 1x1 conv to 49 taps summed shifted."""
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(10, 1, 7, padding=3).double()
+    x = torch.randn(3, 10, 9, 11, dtype=torch.float64)
+    with torch.no_grad():
+        out = TapSumConv2d(conv).double()(x.contiguous(memory_format=torch.channels_last))
+        assert out.shape == (3, 1, 9, 11) and torch.allclose(out.double(), conv(x), atol=1e-5)
+        with pytest.raises(ValueError, match="one output channel"):
+            TapSumConv2d(torch.nn.Conv2d(10, 2, 7, padding=3))
 
 
 def test_to_uint8_rounds_half_to_even():

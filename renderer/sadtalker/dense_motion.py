@@ -105,7 +105,7 @@ class DenseMotionNetwork(nn.Module):
         heat = keypoint_gaussians(grid, kp_driving) - keypoint_gaussians(grid, kp_source)
         heat = torch.cat([torch.zeros_like(heat[:, :1]), heat], dim=1).unsqueeze(2).to(sampled.dtype)
         x = torch.cat([heat, sampled], dim=2).view(n, (k + 1) * (c + 1), d, h, w)
-        prediction = self.hourglass(to_layout(x, self.mask.weight.dtype, self.channels_last))
+        prediction = self.hourglass(to_layout(x, self.hourglass.decoder.conv.weight.dtype, self.channels_last))
         mask = F.softmax(self.mask(prediction).to(sparse.dtype), dim=1)
         mask = torch.where(mask < MASK_FLOOR, torch.zeros_like(mask), mask)
         deformation = (mask.unsqueeze(-1) * sparse).sum(dim=1)
