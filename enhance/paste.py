@@ -165,7 +165,7 @@ def _blur_matrix(n: int, sigma: float) -> torch.Tensor:
     picks it for float images: 8 sigma + 1 wide; edges mirrored without repeating the edge pixel, as
     cv2's default border). Built by blurring the identity; the blur is then a matrix product, with no
     convolution algorithm for cuDNN's benchmark mode to search for (an H100 check found that search
-    cheap for this kernel, 0.04 GB peak: it is not the renderer's 37 GB peak)."""
+    cheap for this kernel anyway, 0.04 GB peak)."""
     radius = int(round(4.0 * sigma))
     taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
