@@ -447,10 +447,10 @@ def render_video(
     with VideoWriter(out, size=face.output_size, audio=audio, stream=stream) as writer:
         while True:
             try:
-                paste, stream = PasteBack(face, backend.frame_device), ConsumerStream(backend.frame_device)
+                paste, consumer = PasteBack(face, backend.frame_device), ConsumerStream(backend.frame_device)
                 with prefetch(backend.frames(face, track, options, start=writer.frames_written)) as batches:
                     for batch in batches:
-                        with stream.using(batch):
+                        with consumer.using(batch):
                             frames = paste(batch)
                             if restorer is not None:
                                 done = writer.frames_written
