@@ -62,6 +62,7 @@ class PasteBack:
         self.small = small
         self.norm = self._blur(F.interpolate(self.band[None, None], size=small, mode="area"))
         self.weight = torch.from_numpy(feather_mask(x1 - x0, y1 - y0)[self.inside]).to(self.device).float() / 256.0
+        self.weight_fade = self.weight * self.fade
 
     def __call__(self, frames):
         as_numpy = isinstance(frames, np.ndarray)
@@ -74,26 +75,27 @@ class PasteBack:
         x = frames.permute(0, 3, 1, 2)  # (B, 3, S, S) uint8, channels-last memory
         if not self.face.pastes_back:
             return _channels_last(_resize(x, (self.height, self.width)))
-        pasted = _resize(x, self.box_size)[(slice(None), slice(None), *self.inside)].float().contiguous()
-        pasted = self._match_border(pasted)
-        blended = self.source_box + self.weight * (pasted - self.source_box)
+        pasted = _resize(x, self.box_size)[(slice(None), slice(None), *self.inside)].float()
+        change = pasted - self.source_box
+        # source + weight * (pasted - fade * edge_error - source): the edge correction folded in
+        blended = torch.addcmul(torch.addcmul(self.source_box, self.weight, change), self.weight_fade,
+                                self._edge_error(change), value=-1.0)
         out = self.picture[None].repeat(len(frames), 1, 1, 1)
         out[(slice(None), *self.region)] = _to_uint8(blended)
         return out
 
-    def _match_border(self, pasted: torch.Tensor) -> torch.Tensor:
-        """(B, 3, h, w) float frames corrected towards the source at the box edge.
+    def _edge_error(self, change: torch.Tensor) -> torch.Tensor:
+        """(B, 3, h, w) float: the pasted frames' difference from the source at the box edge, spread
+        over the box; ``change`` is pasted - source.
 
-        The per-pixel difference source - pasted in the edge band is spread over the box by
-        normalised convolution (a smooth membrane, computed at 1/8 size) and applied with a weight
-        of 1 at the edge falling smoothly to 0 at REACH of the way to the middle: colour shifts and
-        exposure differences of the render vanish at the seam while the face keeps its own pixels.
+        The difference in the edge band is spread by normalised convolution (a smooth membrane,
+        computed at 1/8 size). Taken away with a weight of 1 at the edge falling smoothly to 0 at
+        REACH of the way to the middle (``fade``), it makes colour shifts and exposure differences of
+        the render vanish at the seam while the face keeps its own pixels.
         """
-        diff = (self.source_box - pasted) * self.band
-        spread = self._blur(F.interpolate(diff, size=self.small, mode="area"))
-        spread = F.interpolate(spread / self.norm.clamp_min(1e-3), size=pasted.shape[-2:], mode="bilinear",
-                               align_corners=False)
-        return pasted + spread * self.fade
+        spread = self._blur(F.interpolate(change * self.band, size=self.small, mode="area"))
+        return F.interpolate(spread / self.norm.clamp_min(1e-3), size=change.shape[-2:], mode="bilinear",
+                             align_corners=False)
 
     def _blur(self, x: torch.Tensor) -> torch.Tensor:
         """Gaussian blur of (B, C, h, w) float at the 1/8 size: rows, then columns, as matrix products."""
