@@ -25,10 +25,11 @@ the render loop the main thread's time in paste, restore and encoder pipe writes
 the renderer), frames per second (frames / wall, and frames / render loop), mean GPU utilisation
 (NVML, sampled every 50 ms) and CPU utilisation (cores busy, system-wide), peak GPU memory (torch
 allocator) and peak host RSS. A ``trace`` run (warm, largest size, GFPGAN) records the allocator's
-history and lists the largest single allocations with the code that made them. Also: renderer ms/frame of the default fast path and its PSNR against
-the fp32 reference frames; first-frame latency (coefficients ready -> first frame in the encoder ->
-first fragment of the ``--stream`` file on disk); and with ``--long`` the peak GPU and host memory of
-renders of 1, 3 and 10 minutes (the speech tiled). Results are written after every run.
+history and lists the largest single allocations with the code that made them. Also: renderer
+ms/frame of the default fast path and its PSNR against the fp32 reference frames; first-frame
+latency (coefficients ready -> first frame in the encoder -> first fragment of the ``--stream`` file
+on disk); and with ``--long`` the peak GPU and host memory of renders of 1, 3 and 10 minutes (the
+speech tiled). Results are written after every run.
 """
 
 from __future__ import annotations

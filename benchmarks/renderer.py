@@ -204,9 +204,9 @@ def profile(nets, face, track, warm_track, device, batch: int, compile: str | No
     render_all(renderer, warm_track)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         render_all(renderer, track)
-    events = [e for e in prof.key_averages() if e.device_time_total > 0]
+    averages = prof.key_averages()
     kinds: dict[str, float] = {}
-    for e in events:
+    for e in (e for e in averages if e.device_time_total > 0):
         name = e.key.lower()
         kind = ("convolution" if any(k in name for k in ("conv", "xmma", "cutlass", "implicit", "cudnn", "sm90"))
                 else "triton" if name.startswith("triton") else "other")
@@ -215,7 +215,7 @@ def profile(nets, face, track, warm_track, device, batch: int, compile: str | No
     frames = track.values.shape[0]
     shares = "  ".join(f"{k} {v / 1e3 / frames:.2f} ms/frame ({100 * v / total:.0f} %)" for k, v in
                        sorted(kinds.items(), key=lambda kv: -kv[1]))
-    return f"compile={compile}: {shares}\n" + prof.key_averages().table(sort_by="cuda_time_total", row_limit=30)
+    return f"compile={compile}: {shares}\n" + averages.table(sort_by="cuda_time_total", row_limit=30)
 
 
 def main(argv=None) -> int:

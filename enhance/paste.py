@@ -54,7 +54,7 @@ class PasteBack:
         distance = _edge_distance(h, w, self.device)
         band_px = max(2, int(BORDER * min(h, w)))
         fade = (1.0 - distance / max(1.0, REACH * min(h, w) / 2.0)).clamp(0.0, 1.0)
-        self.fade = fade * fade * (3.0 - 2.0 * fade)
+        fade = fade * fade * (3.0 - 2.0 * fade)  # the edge correction's weight: 1 at the edge, 0 inside
         self.band = (distance < band_px).float()
         small = (max(1, h // 8), max(1, w // 8))
         sigma = max(1.0, min(small) / 6.0)
@@ -62,7 +62,7 @@ class PasteBack:
         self.small = small
         self.norm = self._blur(F.interpolate(self.band[None, None], size=small, mode="area"))
         self.weight = torch.from_numpy(feather_mask(x1 - x0, y1 - y0)[self.inside]).to(self.device).float() / 256.0
-        self.weight_fade = self.weight * self.fade
+        self.weight_fade = self.weight * fade
 
     def __call__(self, frames):
         as_numpy = isinstance(frames, np.ndarray)

@@ -393,14 +393,14 @@ def test_track_from_a_detected_face(audio_nets, mel_ref):
     assert 0.5 < track.source[70] < 2.0  # scale s of a face filling a 256 crop (1.14 in preprocess.npz)
 
 
-def test_log_mel_in_passes_equals_one_transform_of_the_whole_clip():
+def test_log_mel_in_passes_equals_one_transform_of_the_whole_clip(monkeypatch):
     """log_mel runs the STFT COLUMNS_PER_PASS columns at a time (flat memory for long clips); the
     result is the same as one transform of the whole signal."""
     x = np.random.default_rng(3).normal(0, 0.1, 16000 * 60).astype(np.float32)  # 4801 columns: two passes
     for padding in ("zero", "reflect"):
         got = mel.log_mel(x, padding)
-        whole = mel.mel_basis().astype(np.float64) @ mel.stft_magnitude(mel.preemphasize(x), padding)
-        db = 20.0 * np.log10(np.maximum(1e-5, whole)) - 20.0
-        want = np.clip(8.0 * (db + 100.0) / 100.0 - 4.0, -4.0, 4.0).astype(np.float32)
+        with monkeypatch.context() as m:
+            m.setattr(mel, "COLUMNS_PER_PASS", 10**9)
+            want = mel.log_mel(x, padding)
         assert got.shape == want.shape == (80, 1 + len(x) // mel.HOP) and got.shape[1] > mel.COLUMNS_PER_PASS
         assert np.array_equal(got, want)

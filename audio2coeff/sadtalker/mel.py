@@ -46,20 +46,27 @@ COLUMNS_PER_PASS = 4096
 """STFT columns (20.5 s of audio) transformed at a time: memory stays flat in the clip length."""
 
 
-def stft_magnitude(signal: np.ndarray, padding: str = "zero", columns: slice = slice(None)) -> np.ndarray:
-    """(401, C) float64: |STFT| of ``signal`` with centred frames, the ``columns`` of the 1 + N // 200.
-
-    n_fft 800, hop 200, periodic Hann window of 800; the signal is padded with 400 samples at
-    each end, zeros (``padding="zero"``) or mirrored without repeating the edge (``"reflect"``).
-    """
+def stft_frames(signal: np.ndarray, padding: str = "zero") -> np.ndarray:
+    """(1 + N // 200, 800) float64: the centred STFT frames of ``signal``, a strided view of one
+    padded copy (n_fft 800, hop 200). The signal is padded with 400 samples at each end, zeros
+    (``padding="zero"``) or mirrored without repeating the edge (``"reflect"``)."""
     if padding not in PADDINGS:
         raise ValueError(f"padding must be one of {PADDINGS}, not {padding!r}")
     half = N_FFT // 2
     padded = np.pad(np.asarray(signal, dtype=np.float64), half, mode="constant" if padding == "zero" else "reflect")
     num_columns = 1 + (len(padded) - N_FFT) // HOP
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:num_columns][columns]
+    return np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:num_columns]
+
+
+def frames_magnitude(frames: np.ndarray) -> np.ndarray:
+    """(C, 800) STFT frames -> (401, C) float64 |rfft| under a periodic Hann window of 800."""
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(N_FFT) / N_FFT)
     return np.abs(np.fft.rfft(frames * window, axis=1)).T
+
+
+def stft_magnitude(signal: np.ndarray, padding: str = "zero") -> np.ndarray:
+    """(401, 1 + N // 200) float64: |STFT| of ``signal`` with centred frames (see ``stft_frames``)."""
+    return frames_magnitude(stft_frames(signal, padding))
 
 
 def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
@@ -99,10 +106,9 @@ def log_mel(samples: np.ndarray, padding: str = "zero") -> np.ndarray:
 
     ``samples`` should already be cut to whole frames (``crop_waveform``).
     """
-    signal, basis = preemphasize(samples), mel_basis().astype(np.float64)
-    num_columns = 1 + len(signal) // HOP
-    mel = np.concatenate([basis @ stft_magnitude(signal, padding, slice(start, start + COLUMNS_PER_PASS))
-                          for start in range(0, num_columns, COLUMNS_PER_PASS)], axis=1)
+    frames, basis = stft_frames(preemphasize(samples), padding), mel_basis().astype(np.float64)
+    mel = np.concatenate([basis @ frames_magnitude(frames[start: start + COLUMNS_PER_PASS])
+                          for start in range(0, len(frames), COLUMNS_PER_PASS)], axis=1)
     db = 20.0 * np.log10(np.maximum(1e-5, mel)) - 20.0
     return np.clip(8.0 * (db + 100.0) / 100.0 - 4.0, -4.0, 4.0).astype(np.float32)
 
