@@ -67,7 +67,8 @@ def modes_for(size: int, device: str, quick: bool, compile_mode: str) -> list[Mo
     out += [Mode(f"fast-fp16-b{b}-cudagraph", True, "fp16", b, cuda_graph=True)]
     if not quick:
         out += [Mode(f"fast-fp16-b{b}-compile", True, "fp16", b, compile=compile_mode),
-                Mode(f"fast-fp16-b{b}-compile-cudagraph", True, "fp16", b, compile=compile_mode, cuda_graph=True),
+                *(Mode(f"fast-fp16-b{n}-compile-cudagraph", True, "fp16", n, compile=compile_mode, cuda_graph=True)
+                  for n in (b, 2 * b)),
                 Mode(f"fast-bf16-b{b}-compile-cudagraph", True, "bf16", b, compile=compile_mode, cuda_graph=True)]
     return out
 

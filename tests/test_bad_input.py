@@ -4,6 +4,10 @@ and nothing left behind in the output folder (an existing file is never touched)
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +175,24 @@ def test_enhancer_without_its_model_file(inputs, out_dir, tmp_path):
     proc = run_talker("make", "--image", inputs["face"], "--audio", inputs["speech"], "--enhancer", "gfpgan",
                       "-o", out_dir / "x.mp4", env={"TALKER_MODELS": str(empty), "HOME": str(tmp_path)})
     assert_clean_failure(proc, out_dir, "GFPGANv1.4.pth", "talker models download gfpgan")
+
+
+def test_stopped_render_keeps_existing_output(inputs, out_dir, long_speech):
+    """SIGTERM (a `kill`, a container stopping) mid-render: exit 143, one 'stopped' line, ffmpeg's
+    half-written files deleted and the file already at --out untouched, as for Ctrl-C."""
+    existing = out_dir / "x.mp4"
+    existing.write_bytes(b"precious")
+    proc = subprocess.Popen([sys.executable, "-m", "talker.cli", "make", "--image", str(inputs["face"]),
+                             "--audio", str(long_speech[0]), "-o", str(existing), "--force"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not any(p.name.endswith(".partial.mp4") and p.stat().st_size > 0 for p in out_dir.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "stopped: nothing was written" in stderr, stderr
+    assert {p.name for p in out_dir.iterdir()} == {"x.mp4"}
+    assert existing.read_bytes() == b"precious"
