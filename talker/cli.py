@@ -248,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt as err:
-        print(f"{'stopped' if isinstance(err, Terminated) else 'interrupted'}: nothing was written", file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
+        stopped = isinstance(err, Terminated)
+        print(f"{'stopped' if stopped else 'interrupted'}: nothing was written", file=sys.stderr)
+        return 128 + (signal.SIGTERM if stopped else signal.SIGINT)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
