@@ -1,4 +1,9 @@
-"""Face boxes and 478 face-mesh landmarks with mediapipe 0.10.21 ``solutions`` (CPU, no download).
+"""Face boxes and 478 face-mesh landmarks: mediapipe 0.10.21's models, run in torch (CPU or GPU, no download).
+
+The networks and their pre- and post-processing reproduce mediapipe's ``solutions.face_detection``
+(full range) and ``solutions.face_mesh`` (refined landmarks): ``talker.face.blazeface`` and
+``talker.face.facemesh``; the weights ship in ``talker/data/face`` (converted once by
+``tools/convert_face_models.py``). What this module adds:
 
 * ``detect_faces``: the full-range BlazeFace detector on a copy of the picture shrunk to 512 px
   (INTER_AREA; it then finds faces down to about 1/25 of the picture's side); when that finds
@@ -8,21 +13,24 @@
   detected box: the mesh's own short-range detector misses small and tilted faces in the whole
   picture, but not when the face fills half of its input.
 
-The mediapipe graphs are built on first use, once per process, and shared behind a lock.
+The networks load on first use, once per process and device (``face_networks``), on the CPU unless
+``device`` names another; pictures that go through together run as one batch.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from talker.errors import NoFaceError
+from talker.face.blazeface import FULL_RANGE, detect
+from talker.face.facemesh import face_mesh
+from talker.face.graph import OpGraph
 
 DETECT_SIDE = 512
 """Pictures are shrunk (INTER_AREA) so their longer side is at most this before detection (pixels)."""
@@ -36,8 +44,11 @@ MESH_EXPAND = 2.0
 MESH_SIDE = 320
 """The mesh crop is resized to this side (pixels) before the face mesh runs."""
 
+MODELS = Path(__file__).resolve().parent.parent / "data" / "face"
+"""The converted networks: face_detection_full_range, face_detection_short_range, face_landmark_with_attention."""
+
 _lock = threading.Lock()
-_solutions: dict[str, object] = {}
+_networks: dict[tuple[str, str], OpGraph] = {}
 
 
 @dataclass(frozen=True)
@@ -67,40 +78,14 @@ class FaceBox:
         return self.x0, self.y0, self.x1, self.y1
 
 
-def _solution(name: str):
-    """The cached mediapipe graph ``name`` ('detector' or 'mesh'); call with ``_lock`` held.
-
-    Building a graph and its first run make TensorFlow Lite print start-up notes straight to the
-    process's stderr (before absl logging is set up, so no log level hides them): both happen here
-    with file descriptor 2 pointed at /dev/null.
-    """
-    if name not in _solutions:
-        with _native_stderr_silenced():
-            import mediapipe as mp
-
-            if name == "detector":
-                graph = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
-            else:
-                graph = mp.solutions.face_mesh.FaceMesh(
-                    static_image_mode=True, refine_landmarks=True, max_num_faces=1, min_detection_confidence=0.5
-                )
-            graph.process(np.zeros((64, 64, 3), np.uint8))
-        _solutions[name] = graph
-    return _solutions[name]
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Point file descriptor 2 at /dev/null for the duration (Python's sys.stderr is flushed first)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+def face_networks(device: str | torch.device | None = None) -> dict[str, OpGraph]:
+    """The three face networks on ``device`` (default CPU), loaded once per process and device."""
+    dev = str(torch.device(device or "cpu"))
+    with _lock:
+        for name in ("face_detection_full_range", "face_detection_short_range", "face_landmark_with_attention"):
+            if (name, dev) not in _networks:
+                _networks[name, dev] = OpGraph.load(MODELS / f"{name}.safetensors").to(dev)
+        return {name: net for (name, d), net in _networks.items() if d == dev}
 
 
 def _shrunk(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
@@ -113,31 +98,23 @@ def _shrunk(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
 
 
-def _detect_view(rgb: np.ndarray, x_off: int, y_off: int) -> tuple[list[FaceBox], float]:
-    """Faces in ``rgb`` (a view of the picture at offset x_off, y_off), in picture pixels; and the
-    factor the view was shrunk by before the detector saw it."""
-    small, scale = _shrunk(rgb, DETECT_SIDE)
-    h, w = rgb.shape[:2]
-    with _lock:
-        result = _solution("detector").process(small)
+def _detect_views(views: list[tuple[np.ndarray, int, int]], device=None) -> tuple[list[FaceBox], float]:
+    """Faces in each (rgb, x_off, y_off) view of the picture (a view at offset x_off, y_off), in picture
+    pixels; and the smallest factor a view was shrunk by before the detector saw it."""
+    shrunk = [_shrunk(rgb, DETECT_SIDE) for rgb, _, _ in views]
+    found = detect(face_networks(device)["face_detection_full_range"], FULL_RANGE, [small for small, _ in shrunk])
     boxes = []
-    for det in result.detections or []:
-        rb = det.location_data.relative_bounding_box
-        x0 = max(0.0, rb.xmin) * w
-        y0 = max(0.0, rb.ymin) * h
-        x1 = min(1.0, rb.xmin + rb.width) * w
-        y1 = min(1.0, rb.ymin + rb.height) * h
-        if x1 - x0 >= 1 and y1 - y0 >= 1:
-            boxes.append(
-                FaceBox(
-                    int(round(x0)) + x_off,
-                    int(round(y0)) + y_off,
-                    int(round(x1)) + x_off,
-                    int(round(y1)) + y_off,
-                    float(det.score[0]),
-                )
-            )
-    return boxes, scale
+    for (rgb, x_off, y_off), dets in zip(views, found):
+        h, w = rgb.shape[:2]
+        for det in dets:
+            x0 = max(0.0, det.box[0]) * w
+            y0 = max(0.0, det.box[1]) * h
+            x1 = min(1.0, det.box[2]) * w
+            y1 = min(1.0, det.box[3]) * h
+            if x1 - x0 >= 1 and y1 - y0 >= 1:
+                boxes.append(FaceBox(int(round(x0)) + x_off, int(round(y0)) + y_off,
+                                     int(round(x1)) + x_off, int(round(y1)) + y_off, det.score))
+    return boxes, min((scale for _, scale in shrunk), default=1.0)
 
 
 def _tiles(length: int, tile: int) -> list[int]:
@@ -166,43 +143,41 @@ def _merge(boxes: list[FaceBox]) -> list[FaceBox]:
     return kept
 
 
-def detect_faces(rgb: np.ndarray) -> list[FaceBox]:
+def detect_faces(rgb: np.ndarray, device: str | torch.device | None = None) -> list[FaceBox]:
     """Every face in ``rgb`` ((H, W, 3) uint8 RGB), largest first.
 
     One pass over the whole picture (shrunk to ``DETECT_SIDE``). If it finds nothing and the
     picture is larger than that, tiles of half, a quarter, ... of the longer side (down to
     ``TILE_MIN_SIDE``, overlapping by half) are searched, stopping at the first size that finds a face.
+    ``device``: where the detector runs (default CPU).
     """
     h, w = rgb.shape[:2]
-    boxes, scale = _detect_view(rgb, 0, 0)
+    boxes, scale = _detect_views([(rgb, 0, 0)], device)
     tile = max(h, w) // 2
     while not boxes and max(h, w) > DETECT_SIDE and tile >= TILE_MIN_SIDE:
-        scale = 1.0
-        for y in _tiles(h, tile):
-            for x in _tiles(w, tile):
-                found, view_scale = _detect_view(rgb[y : y + tile, x : x + tile], x, y)
-                boxes += found
-                scale = min(scale, view_scale)
+        views = [(rgb[y : y + tile, x : x + tile], x, y) for y in _tiles(h, tile) for x in _tiles(w, tile)]
+        boxes, scale = _detect_views(views, device)
         tile //= 2
     boxes = _merge(boxes)
     if scale < 1.0:  # found on a shrunk view: the box is coarse, look again closer
-        boxes = [_refine(rgb, b) for b in boxes]
+        boxes = [_refine(rgb, b, device) for b in boxes]
     return sorted(boxes, key=lambda b: -b.area)
 
 
-def _refine(rgb: np.ndarray, box: FaceBox) -> FaceBox:
+def _refine(rgb: np.ndarray, box: FaceBox, device) -> FaceBox:
     """``box`` found on a shrunk picture, detected again in a window of 3x its side around it
     (seen at higher resolution, so the box is tighter); ``box`` itself if that finds nothing."""
     h, w = rgb.shape[:2]
     side = 3 * max(box.width, box.height)
     x = int(np.clip((box.x0 + box.x1 - side) // 2, 0, max(w - side, 0)))
     y = int(np.clip((box.y0 + box.y1 - side) // 2, 0, max(h - side, 0)))
-    found, _ = _detect_view(rgb[y : y + side, x : x + side], x, y)
+    found, _ = _detect_views([(rgb[y : y + side, x : x + side], x, y)], device)
     best = max(found, key=lambda b: _overlap(b, box), default=None)
     return best if best is not None and _overlap(best, box) >= 0.5 else box
 
 
-def face_landmarks(rgb: np.ndarray, box: FaceBox | tuple[int, int, int, int]) -> np.ndarray:
+def face_landmarks(rgb: np.ndarray, box: FaceBox | tuple[int, int, int, int],
+                   device: str | torch.device | None = None) -> np.ndarray:
     """(478, 3) float32 face-mesh points of the face in ``box``, in ``rgb`` pixels.
 
     box: a detector box (x0, y0, x1, y1), or any region around one face (for example a crop
@@ -213,17 +188,35 @@ def face_landmarks(rgb: np.ndarray, box: FaceBox | tuple[int, int, int, int]) ->
     (relative to the face centre, larger = farther from the camera).
     Raises NoFaceError when the mesh finds no face.
     """
+    points = face_landmarks_batch([rgb], box, device)[0]
+    if points is None:
+        x0, y0, x1, y1 = box.box if isinstance(box, FaceBox) else box
+        raise NoFaceError(
+            f"found a face at x={x0},y={y0} ({x1 - x0}x{y1 - y0} px) but could not place its landmarks; "
+            "use a sharper, well-lit photo with the face roughly frontal"
+        )
+    return points
+
+
+def face_landmarks_batch(frames: list[np.ndarray], box: FaceBox | tuple[int, int, int, int],
+                         device: str | torch.device | None = None) -> list[np.ndarray | None]:
+    """``face_landmarks`` of the face in ``box`` in each of ``frames`` (same size), run as one batch
+    on ``device``: a (478, 3) float32 array per frame, or None where no face was found."""
     x0, y0, x1, y1 = box.box if isinstance(box, FaceBox) else box
+    nets = face_networks(device)
+    out: list[np.ndarray | None] = [None] * len(frames)
     for expand in (MESH_EXPAND, 1.0):
+        todo = [i for i, p in enumerate(out) if p is None]
+        if not todo:
+            break
         side = int(round(max(x1 - x0, y1 - y0) * expand))
         corner = (int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2)))
-        points = _mesh(_square(rgb, corner, side))
-        if points is not None:
-            return (points * side + (*corner, 0.0)).astype(np.float32)
-    raise NoFaceError(
-        f"found a face at x={x0},y={y0} ({x1 - x0}x{y1 - y0} px) but could not place its landmarks; "
-        "use a sharper, well-lit photo with the face roughly frontal"
-    )
+        squares = [_square(frames[i], corner, side) for i in todo]
+        found = face_mesh(nets["face_landmark_with_attention"], nets["face_detection_short_range"], squares)
+        for i, points in zip(todo, found):
+            if points is not None:
+                out[i] = (points * side + (*corner, 0.0)).astype(np.float32)
+    return out
 
 
 def _square(rgb: np.ndarray, corner: tuple[int, int], side: int) -> np.ndarray:
@@ -242,12 +235,3 @@ def _square(rgb: np.ndarray, corner: tuple[int, int], side: int) -> np.ndarray:
     )
     interp = cv2.INTER_AREA if side > MESH_SIDE else cv2.INTER_LINEAR
     return cv2.resize(crop, (MESH_SIDE, MESH_SIDE), interpolation=interp)
-
-
-def _mesh(square: np.ndarray) -> np.ndarray | None:
-    """(478, 3) float64 mediapipe points of the face in ``square``, normalised to its side; None if none."""
-    with _lock, _native_stderr_silenced():  # the mesh graph notes its ROI convention on its first face
-        result = _solution("mesh").process(square)
-    if not result.multi_face_landmarks:
-        return None
-    return np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
