@@ -99,15 +99,38 @@ def check_program(name: str, purpose: str, fix: str, version_args: tuple[str, ..
     return Check(name, OK, f"{first[:80]} ({exe})")
 
 
-def check_mediapipe() -> Check:
-    """mediapipe imports and has the face mesh solution (the face stage needs it)."""
+def check_requirements() -> Check:
+    """Every requirement of the installed talker is met in this Python (hosts reinstall their own pins)."""
+    from talker.requirements import unmet_requirements
+
+    unmet = unmet_requirements()
+    if unmet:
+        return Check("requirements", FAIL, "; ".join(line.split("; fix:")[0].removeprefix("talker: ") for line in unmet),
+                     " && ".join(line.split("; fix: ")[1] for line in unmet))
+    return Check("requirements", OK, "every requirement of talker is met")
+
+
+def check_face() -> Check:
+    """The face stage finds the face and its landmarks in the portrait shipped with talker (a real run)."""
+    import time
+
+    fix = "reinstall talker (pip install --force-reinstall -e .); the face networks ship in talker/data/face"
     try:
-        import mediapipe
-        from mediapipe.python.solutions import face_detection, face_mesh  # noqa: F401  (ship the tflite models)
-    except Exception as err:  # ImportError, protobuf/numpy version clashes
-        return Check("mediapipe", FAIL, f"cannot import ({_gist(err)})",
-                     "pip install 'mediapipe==0.10.21' 'numpy<2' 'protobuf<5' (newer mediapipe wheels ship no face models)")
-    return Check("mediapipe", OK, mediapipe.__version__)
+        import numpy as np
+        from PIL import Image
+
+        from talker.face import detect_faces, face_landmarks
+
+        rgb = np.array(Image.open(Path(__file__).parent / "data" / "astronaut.jpg").convert("RGB"))
+        start = time.perf_counter()
+        faces = detect_faces(rgb)
+        points = face_landmarks(rgb, faces[0]) if faces else None
+        seconds = time.perf_counter() - start
+    except Exception as err:  # a broken install shows here, not at the first render
+        return Check("face", FAIL, f"the face stage does not run ({_gist(err)})", fix)
+    if points is None:
+        return Check("face", FAIL, "found no face in the shipped portrait", fix)
+    return Check("face", OK, f"found the shipped portrait's face and its {len(points)} landmarks in {seconds:.2f} s")
 
 
 def check_models(models_dir: Path | str | None = None, manifest_path: Path | str | None = None,
@@ -163,7 +186,8 @@ def run_checks(models_dir: Path | str | None = None, manifest_path: Path | str |
         check_python(),
         *check_torch(),
         check_ffmpeg(),
-        check_mediapipe(),
+        check_requirements(),
+        check_face(),
         check_program("espeak-ng", "needed for --text (speech from words)",
                       "sudo apt-get install espeak-ng (Debian/Ubuntu), brew install espeak-ng (macOS)"),
         check_program("festival", "optional: only the test suite uses it",
@@ -186,7 +210,7 @@ def run_doctor(args) -> int:
 
 def add_doctor_command(subparsers) -> argparse.ArgumentParser:
     """Add ``doctor`` to the CLI's sub-parsers (``run=run_doctor``)."""
-    p = subparsers.add_parser("doctor", help="check Python, torch and devices, ffmpeg, espeak-ng, mediapipe, models, disk",
+    p = subparsers.add_parser("doctor", help="check Python, requirements, torch and devices, ffmpeg, the face stage, espeak-ng, models, disk",
                               description="Check what this machine has for talker; each problem comes with its fix. "
                                           "Exits 1 when something required is missing.")
     p.add_argument("--models-dir", type=Path, help="the models folder (default: $TALKER_MODELS, else a per-user data folder)")

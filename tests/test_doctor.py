@@ -26,8 +26,9 @@ def test_doctor_reports_this_machine_and_passes(isolated):
     status, out = run_models("doctor", "--models-dir", isolated / "models", "--no-reuse")
     rows = _lines(out)
     assert status == 0, out
-    for name in ("python", "torch", "cpu", "ffmpeg", "mediapipe", "models", "disk"):
+    for name in ("python", "requirements", "torch", "cpu", "ffmpeg", "face", "models", "disk"):
         assert rows[name].startswith(OK), (name, out)
+    assert "478 landmarks" in rows["face"]
     assert f"{sys.version_info.major}.{sys.version_info.minor}" in rows["python"]
     assert rows["sadtalker"].startswith(WARN) and "fix: talker models download --for sadtalker" in rows["sadtalker"]
     assert "GB free" in rows["disk"] and "the missing files need" in rows["disk"]

@@ -353,5 +353,6 @@ def test_to_crop_pixels_inverts_by_the_box():
 
 
 def test_import_does_no_work():
-    code = "import sys, talker.face; assert 'mediapipe' not in sys.modules, 'mediapipe imported'"
+    code = ("import sys, talker.face.detect as d; assert not d._networks, 'a network loaded on import'; "
+            "assert 'mediapipe' not in sys.modules, 'mediapipe imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

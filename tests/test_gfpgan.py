@@ -1,5 +1,5 @@
 """GFPGAN v1.3/1.4-compatible restorer: parity with the reference vector, the file format, and
-FaceRestorer end to end (alignment from mediapipe landmarks, batched restore, soft paste-back).
+FaceRestorer end to end (alignment from face-mesh landmarks, batched restore, soft paste-back).
 
 Device: TALKER_TEST_DEVICE (default cpu); CUDA runs with TF32 off and skips when CUDA is absent.
 """
@@ -63,19 +63,17 @@ def gfpgan_pth(filled, tmp_path_factory) -> Path:
 
 
 def _mesh(rgb: np.ndarray) -> np.ndarray:
-    """(478, 2) mediapipe face-mesh points of the one face in ``rgb``, pixels."""
-    import mediapipe as mp
+    """(478, 2) face-mesh points of the one face in ``rgb``, pixels."""
+    from talker.face import face_landmarks
 
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1) as fm:
-        result = fm.process(rgb)
     h, w = rgb.shape[:2]
-    return np.array([[p.x * w, p.y * h] for p in result.multi_face_landmarks[0].landmark], dtype=np.float32)
+    return face_landmarks(rgb, (0, 0, w, h))[:, :2]
 
 
 @pytest.fixture(scope="module")
 def two_frames() -> tuple[np.ndarray, np.ndarray]:
     """(2, 512, 512, 3) uint8: the astronaut, and the astronaut turned 12 degrees and shifted;
-    (2, 5, 2) landmarks5 from mediapipe on each frame."""
+    (2, 5, 2) landmarks5 from the face mesh on each frame."""
     import cv2
     import media_factory as mf
 

@@ -1,4 +1,4 @@
-"""Mouth shapes of the embedded backend, measured by mediapipe on rendered frames: lips meet on a
+"""Mouth shapes of the embedded backend, measured by the face mesh on rendered frames: lips meet on a
 closure even where the portrait smiles with its teeth, rounding narrows the mouth by a plausible
 share and never collapses it, rounding is not held across consonants, recognised phones make weaker
 shapes than aligned ones, and every clip gets its first blink within 2-4 s."""
@@ -33,7 +33,7 @@ def viseme_row(name: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def measured():
-    """Per portrait: mediapipe's mouth opening (IOD) and width (corner to corner over the rest width) at rest and at
+    """Per portrait: the face mesh's mouth opening (IOD) and width (corner to corner over the rest width) at rest and at
     the closed, open, wide and pucker visemes, rendered at 256."""
     portraits = {"astronaut (smiles with teeth)": mf.astronaut(), "hopper": mf.grace_hopper(),
                  "cel-shaded astronaut": cel_shaded(mf.astronaut())}

@@ -1,5 +1,5 @@
 """The embedded renderer on real portraits: identity at rest, untouched surroundings, mouth and lid
-motion measured by mediapipe on the rendered frames, pose directions, no holes, streaming memory."""
+motion measured by the face mesh on the rendered frames, pose directions, no holes, streaming memory."""
 
 from __future__ import annotations
 
@@ -56,21 +56,13 @@ def renderers(faces):
     return {name: EmbeddedRenderer(face) for name, face in faces.items()}
 
 
-@pytest.fixture(scope="module")
-def face_mesh():
-    import mediapipe as mp
-
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1) as mesh:
-        yield mesh
-
-
-def measure(face_mesh, rgb: np.ndarray) -> dict[str, float | np.ndarray]:
-    """Mediapipe on a rendered frame: mouth (13-14) and eye (159-145, 386-374) openings in IODs
+def measure(rgb: np.ndarray) -> dict[str, float | np.ndarray]:
+    """The face mesh on a rendered frame: mouth (13-14) and eye (159-145, 386-374) openings in IODs
     (iris centre to iris centre), and the nose tip (x, y) in pixels."""
-    found = face_mesh.process(np.ascontiguousarray(rgb)).multi_face_landmarks
-    assert found, "mediapipe found no face in the rendered frame"
+    from talker.face import face_landmarks
+
     h, w = rgb.shape[:2]
-    p = np.array([[q.x * w, q.y * h] for q in found[0].landmark])
+    p = face_landmarks(rgb, (0, 0, w, h))[:, :2].astype(np.float64)
     iod = np.linalg.norm(p[468] - p[473])
     return {
         "mouth": np.linalg.norm(p[13] - p[14]) / iod,
@@ -156,27 +148,27 @@ def test_outside_outer_ring_exactly_source(faces, renderers, name):
 # --- mouth and lids, measured on the rendered frames ------------------------------------------
 
 
-def test_jaw_opens_monotonically_and_closure_wins(renderers, face_mesh):
+def test_jaw_opens_monotonically_and_closure_wins(renderers):
     frames = render(
         renderers["hopper"], row(), row(jaw_open=0.5), row(jaw_open=1.0), row(jaw_open=0.6, lip_close=1.0)
     )
-    opening = [measure(face_mesh, f)["mouth"] for f in frames]
+    opening = [measure(f)["mouth"] for f in frames]
     assert opening[0] < opening[1] < opening[2]
     assert opening[2] > 0.25  # ~0.35 IOD by design
     assert opening[3] <= 0.3 * opening[2]
 
 
-def test_open_mouthed_photo_closes(renderers, face_mesh):
+def test_open_mouthed_photo_closes(renderers):
     """The astronaut smiles with her teeth showing: jaw_open below that opening leaves it as it is,
     more opens it further, and lip_close=1 shuts it."""
     rest, wide, closed, closed_open = render(
         renderers["astronaut"], row(), row(jaw_open=1.0), row(lip_close=1.0), row(jaw_open=0.6, lip_close=1.0)
     )
-    source = measure(face_mesh, rest)["mouth"]
+    source = measure(rest)["mouth"]
     assert source > 0.1
-    assert measure(face_mesh, wide)["mouth"] > source + 0.05
-    assert measure(face_mesh, closed)["mouth"] < 0.2 * source
-    assert measure(face_mesh, closed_open)["mouth"] < 0.3 * measure(face_mesh, wide)["mouth"]
+    assert measure(wide)["mouth"] > source + 0.05
+    assert measure(closed)["mouth"] < 0.2 * source
+    assert measure(closed_open)["mouth"] < 0.3 * measure(wide)["mouth"]
 
 
 def test_lip_close_meets_in_the_driven_mesh(renderers):
@@ -197,9 +189,9 @@ def test_tuck_brings_lower_lip_under_upper_teeth(renderers):
     assert between.mean() > frame[int(pts[14, 1]) + 2, int(pts[14, 0])].mean()  # teeth are brighter than the lip
 
 
-def test_blink_closes_the_eyes(renderers, face_mesh):
+def test_blink_closes_the_eyes(renderers):
     open_, shut = render(renderers["astronaut"], row(), row(blink=1.0))
-    assert measure(face_mesh, shut)["eyes"] < 0.4 * measure(face_mesh, open_)["eyes"]
+    assert measure(shut)["eyes"] < 0.4 * measure(open_)["eyes"]
     for r in renderers.values():
         pts = r.landmarks(row(blink=1.0))
         for upper, lower in ((159, 145), (386, 374)):
@@ -219,10 +211,10 @@ def test_blink_is_not_a_frozen_eye(renderers):
 # --- pose -----------------------------------------------------------------------------------------
 
 
-def test_pose_moves_the_nose_the_right_way(renderers, face_mesh):
+def test_pose_moves_the_nose_the_right_way(renderers):
     r = renderers["astronaut"]
     rest, yaw, pitch, roll = render(r, row(), row(yaw=0.15), row(pitch=0.15), row(roll=0.15))
-    nose = [measure(face_mesh, f)["nose"] for f in (rest, yaw, pitch)]
+    nose = [measure(f)["nose"] for f in (rest, yaw, pitch)]
     iod = r._model.frame.iod
     assert nose[1][0] < nose[0][0] - 0.1 * iod  # yaw + turns the face to the viewer's left
     assert nose[2][1] > nose[0][1] + 0.1 * iod  # pitch + nods down

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
+
+from talker.face.resample import warp_rect
 
 
 @dataclass(frozen=True)
@@ -67,36 +68,28 @@ def anchors(spec: DetectorSpec) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def warp_to_tensor(rgb: np.ndarray, centre: tuple[float, float], size: tuple[float, float], angle: float,
-                   side: int, border: int, value_range: tuple[float, float]) -> np.ndarray:
-    """(side, side, 3) float32: the rectangle of ``rgb`` at ``centre`` (pixels) of ``size`` (w, h pixels),
-    turned by ``angle`` (radians, clockwise on screen), resampled bilinearly and mapped to ``value_range``.
-
-    This is mediapipe's ImageToTensorCalculator on the CPU: OpenCV's perspective warp of the uint8
-    picture (``border``: cv2.BORDER_CONSTANT for zeros, or cv2.BORDER_REPLICATE), then the range.
-    """
-    corners = cv2.boxPoints(((float(centre[0]), float(centre[1])), (float(size[0]), float(size[1])),
-                             float(np.degrees(angle))))
-    dst = np.float32([[0, side], [0, 0], [side, 0], [side, side]])
-    matrix = cv2.getPerspectiveTransform(corners.astype(np.float32), dst)
-    pixels = cv2.warpPerspective(rgb, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+def warp_to_tensor(rgb: torch.Tensor, centre: tuple[float, float], size: tuple[float, float], angle: float,
+                   side: int, replicate: bool, value_range: tuple[float, float]) -> torch.Tensor:
+    """(side, side, 3) float32: the rectangle of ``rgb`` ((H, W, 3) uint8) at ``centre`` (pixels) of
+    ``size`` (w, h pixels), turned by ``angle`` (radians, clockwise on screen), resampled and mapped
+    from 0..255 to ``value_range``: mediapipe's ImageToTensorCalculator (see ``resample.warp_rect``)."""
     lo, hi = value_range
-    return pixels.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
+    return warp_rect(rgb, centre, size, angle, side, replicate).float() * ((hi - lo) / 255.0) + lo
 
 
-def detect(net: torch.nn.Module, spec: DetectorSpec, pictures: list[np.ndarray]) -> list[list[Detection]]:
-    """The faces in each of ``pictures`` ((H, W, 3) uint8 RGB), best score first, normalised to each picture.
+def detect(net: torch.nn.Module, spec: DetectorSpec, pictures: list[torch.Tensor]) -> list[list[Detection]]:
+    """The faces in each of ``pictures`` ((H, W, 3) uint8 RGB tensors on the network's device), best
+    score first, normalised to each picture.
 
     Every picture is letterboxed (zeros) to a square and resized to the detector's input; they run
-    through the network as one batch on the network's device.
+    through the network as one batch.
     """
     squares = []
     for rgb in pictures:
         h, w = rgb.shape[:2]
         s = max(h, w)
-        squares.append(warp_to_tensor(rgb, (w / 2, h / 2), (s, s), 0.0, spec.side, cv2.BORDER_CONSTANT, (-1.0, 1.0)))
-    device = next(net.parameters()).device
-    batch = torch.from_numpy(np.stack(squares)).permute(0, 3, 1, 2).to(device)
+        squares.append(warp_to_tensor(rgb, (w / 2, h / 2), (s, s), 0.0, spec.side, False, (-1.0, 1.0)))
+    batch = torch.stack(squares).permute(0, 3, 1, 2)
     with torch.inference_mode():
         out = list(net(batch).values())
     regressors, scores = (out[0], out[1]) if out[0].shape[-1] == 16 else (out[1], out[0])

@@ -9,7 +9,6 @@ mediapipe's to a small fraction of a pixel.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
@@ -43,9 +42,10 @@ RIGHT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 38
 # An iris's depth is the mean depth of its eye's contour (the first 16 points of the eye's list).
 
 
-def face_mesh(mesh_net: torch.nn.Module, detector: torch.nn.Module, pictures: list[np.ndarray]) -> list[np.ndarray | None]:
-    """(478, 3) float64 points of the best-scored face in each picture, normalised to it (x, y in 0..1 of
-    the width and height, z in units of the width like mediapipe's); None where no face is found.
+def face_mesh(mesh_net: torch.nn.Module, detector: torch.nn.Module, pictures: list[torch.Tensor]) -> list[np.ndarray | None]:
+    """(478, 3) float64 points of the best-scored face in each picture ((H, W, 3) uint8 RGB tensors on
+    the networks' device), normalised to it (x, y in 0..1 of the width and height, z in units of the
+    width like mediapipe's); None where no face is found.
 
     The landmark network runs once over all the pictures with a face, as one batch.
     """
@@ -57,8 +57,7 @@ def face_mesh(mesh_net: torch.nn.Module, detector: torch.nn.Module, pictures: li
             roi = _roi(dets[0], w, h)
             rois.append(roi)
             cx, cy, rw, rh, angle = roi
-            crops.append(warp_to_tensor(rgb, (cx * w, cy * h), (rw * w, rh * h), angle, SIDE,
-                                        cv2.BORDER_REPLICATE, (0.0, 1.0)))
+            crops.append(warp_to_tensor(rgb, (cx * w, cy * h), (rw * w, rh * h), angle, SIDE, True, (0.0, 1.0)))
     points = _landmarks(mesh_net, crops) if crops else []
     out: list[np.ndarray | None] = []
     it = iter(zip(rois, points))
@@ -82,11 +81,10 @@ def _roi(det: Detection, w: int, h: int) -> tuple[float, float, float, float, fl
     return (x0 + x1) / 2, (y0 + y1) / 2, long_side / w * ROI_SCALE, long_side / h * ROI_SCALE, float(angle)
 
 
-def _landmarks(net: torch.nn.Module, crops: list[np.ndarray]) -> list[np.ndarray | None]:
+def _landmarks(net: torch.nn.Module, crops: list[torch.Tensor]) -> list[np.ndarray | None]:
     """(478, 3) points normalised to each 192-pixel crop (z in units of its width); None where the
     network says no face is there."""
-    device = next(net.parameters()).device
-    batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).to(device)
+    batch = torch.stack(crops).permute(0, 3, 1, 2)
     with torch.inference_mode():
         out = {k: v.float().cpu().numpy() for k, v in net(batch).items()}
     n = len(crops)

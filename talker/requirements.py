@@ -1,0 +1,64 @@
+"""Are the installed talker's requirements met in this Python? One line per unmet one, with its fix.
+
+Hosts such as the Stable Diffusion WebUI reinstall their own pins at every start, so a requirement
+that ``pip install`` once satisfied can be broken later. ``install.py`` (run by the WebUI at start-up),
+the WebUI tab and ``talker doctor`` all print these lines. Only the standard library and
+``packaging`` (pip's own copy when the package is missing) are used.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+
+try:
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion
+except ImportError:  # pragma: no cover - every pip carries packaging
+    from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
+    from pip._vendor.packaging.version import InvalidVersion
+
+
+OPENCV = ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless")
+"""The builds of OpenCV: each installs the same ``cv2``, so any of them meets talker's opencv requirement."""
+
+
+def unmet_requirements(dist: str = "talker", path: list[str] | None = None) -> list[str]:
+    """Lines for the requirements of the installed distribution ``dist`` (its base ones, no extras)
+    that this Python lacks or has in a version outside the range; [] when all are met or ``dist``
+    is not installed. ``path``: where to look for ``dist``'s metadata (default sys.path)."""
+    found = next(iter(importlib.metadata.distributions(name=dist, path=path or sys.path)), None)
+    requires = (found.requires or []) if found is not None else []
+    lines = []
+    for text in requires:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue  # an extra's requirement, or one for another Python or platform
+        spec = f"{req.name}{req.specifier}"
+        fix = f'"{sys.executable}" -m pip install "{spec}"'
+        names = OPENCV if req.name in OPENCV else (req.name,)
+        versions = {name: _version(name) for name in names}
+        installed = {name: v for name, v in versions.items() if v is not None}
+        if not installed:
+            lines.append(f"talker: needs {spec}, which is not installed; fix: {fix}")
+        elif not any(_fits(req, v) for v in installed.values()):
+            found = ", ".join(f"{name} {v}" for name, v in installed.items())
+            lines.append(f"talker: needs {spec}, found {found}; fix: {fix}")
+    return lines
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _fits(req: Requirement, version: str) -> bool:
+    try:
+        return req.specifier.contains(version, prereleases=True)
+    except InvalidVersion:
+        return True  # a local build with a version packaging cannot read: assume it fits
