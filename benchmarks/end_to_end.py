@@ -7,7 +7,7 @@ Checkpoints are synthetic files in the official layouts with filled weights
 (tests/sadtalker_checkpoints.py, GFPGAN v1.4 from its schema): every network runs at its real size,
 the frames are not a face. The portrait is skimage's astronaut in ``full`` mode (the crop pasted back
 into the 512 x 512 picture); ``--faces DIR`` loads pickled FaceCrops (face_256.pkl, face_512.pkl) made
-elsewhere, for machines without mediapipe. The speech is ``--audio`` (30 s).
+elsewhere (the same faces on every machine). The speech is ``--audio`` (30 s).
 
 Runs (each a fresh ``talker.pipeline.make``, as the command runs it; the first of each kind also
 compiles, so a second, warm run is timed too):
@@ -70,7 +70,7 @@ def make_gfpgan(models: Path) -> Path:
 
 
 def load_faces(faces_dir: Path | None, image: Path, sizes) -> dict:
-    """{size: FaceCrop} from pickles, or computed (needs mediapipe)."""
+    """{size: FaceCrop} from pickles, or computed with talker's face stage."""
     out = {}
     for size in sizes:
         pkl = faces_dir / f"face_{size}.pkl" if faces_dir else None

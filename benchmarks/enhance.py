@@ -7,7 +7,7 @@
 Generator rows: faces per second at 512 x 512 for each batch size and precision (inputs already on
 the device, warm-up excluded, median of timed runs), peak GPU memory, and the PSNR (dB, on the
 uint8 output) of each output against the float32 batch-1 output of the same input. Inputs: the
-astronaut's face aligned to the FFHQ template by its mediapipe landmarks, in 4 variants (as is,
+astronaut's face aligned to the FFHQ template by its face-mesh landmarks, in 4 variants (as is,
 mirrored, shifted, darker) tiled over the batch. Weights: fill_weights' deterministic fill unless
 --weights names a GFPGAN .pth. ``--compile`` runs the generator through torch.compile.
 ``--baseline`` also times the reference formulation (a grouped convolution with one modulated
@@ -41,21 +41,18 @@ from enhance.restore import PRECISIONS, FaceRestorer, landmarks5_from_mesh  # no
 
 
 def face_and_landmarks(saved: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The astronaut portrait (512, 512, 3) uint8 and its (5, 2) landmarks from mediapipe.
+    """The astronaut portrait (512, 512, 3) uint8 and its (5, 2) landmarks from talker's face mesh.
 
-    saved: a folder holding astronaut.npy and astronaut_lm5.npy, written where mediapipe runs, for a
-    GPU machine without mediapipe.
+    saved: a folder holding astronaut.npy and astronaut_lm5.npy (a machine without scikit-image).
     """
     if saved is not None:
         return np.load(saved / "astronaut.npy"), np.load(saved / "astronaut_lm5.npy")
-    import mediapipe as mp
     import media_factory as mf
 
+    from talker.face import face_landmarks
+
     img = mf.astronaut()
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1) as fm:
-        result = fm.process(img)
-    mesh = np.array([[p.x * 512, p.y * 512] for p in result.multi_face_landmarks[0].landmark])
-    return img, landmarks5_from_mesh(mesh)
+    return img, landmarks5_from_mesh(face_landmarks(img, (0, 0, 512, 512))[:, :2])
 
 
 def input_variants(restorer: FaceRestorer, img: np.ndarray, lm5: np.ndarray) -> torch.Tensor:
@@ -105,7 +102,7 @@ def main() -> None:
     p.add_argument("--min-time", type=float, default=3.0, help="seconds of timed runs per row")
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke run: batches 1 2, fp32 bf16, 2 input variants, no warm-up, 1 run")
-    p.add_argument("--inputs", type=Path, help="folder with astronaut.npy + astronaut_lm5.npy (where mediapipe is missing)")
+    p.add_argument("--inputs", type=Path, help="folder with astronaut.npy + astronaut_lm5.npy (where scikit-image is missing)")
     p.add_argument("--out", type=Path, help="write the results as JSON")
     args = p.parse_args()
     if args.quick:

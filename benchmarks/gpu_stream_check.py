@@ -25,7 +25,7 @@ from end_to_end import load_faces, make_gfpgan  # importing it puts the reposito
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--audio", type=Path, required=True)
-    ap.add_argument("--faces", type=Path, help="folder with face_512.pkl (else the astronaut, needs mediapipe)")
+    ap.add_argument("--faces", type=Path, help="folder with face_512.pkl (else the astronaut)")
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--work", type=Path, default=Path("/tmp/talker-stream-check"))
     args = ap.parse_args(argv)

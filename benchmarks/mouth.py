@@ -20,7 +20,7 @@ the decoded MP4, with the pipeline's own landmark model (talker.measure):
 - score: the verdict of ``talker score`` with the portrait and the transcript, and the checks that
   did not pass;
 - reads_open: whether the landmark model can read this face's mouth at all: the crop rendered with
-  the jaw at 0.6 and 1 (no video, no head motion), mediapipe's inner-lip opening over the opening
+  the jaw at 0.6 and 1 (no video, no head motion), the face mesh's inner-lip opening over the opening
   the renderer drew (1: read as drawn; near 0: a visibly open mouth read as shut).
 """
 
@@ -179,7 +179,7 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
 
 
 def _reads_open(portrait) -> float:
-    """Median over jaw_open 0.6 and 1 of mediapipe's inner-lip opening over the renderer's own (IOD both)."""
+    """Median over jaw_open 0.6 and 1 of the face mesh's inner-lip opening over the renderer's own (IOD both)."""
     import numpy as np
 
     from renderer.embedded import EmbeddedRenderer

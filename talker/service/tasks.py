@@ -179,7 +179,7 @@ def share_cores(processes: int) -> None:
 
 
 def warm_up() -> None:
-    """Load what every render needs (mediapipe graphs, the phone recogniser, torch) into this process."""
+    """Load what every render needs (the face networks, the phone recogniser, torch) into this process."""
     import numpy as np
 
     from audio2coeff.embedded import embedded_track
@@ -190,7 +190,7 @@ def warm_up() -> None:
     t = time.perf_counter()
     rgb = np.zeros((256, 256, 3), np.uint8)
     detect_faces(rgb)
-    with contextlib.suppress(NoFaceError):  # a blank picture has none; the graph is built all the same
+    with contextlib.suppress(NoFaceError):  # a blank picture has none; the networks load all the same
         face_landmarks(rgb, (64, 64, 192, 192))
     noise = np.random.default_rng(0).normal(0, 0.05, 16000).astype(np.float32)
     embedded_track(Audio(samples=noise))
