@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from talker.face.resample import warp_rect
+from talker.face.resample import Rect, warp_rect
 
 
 @dataclass(frozen=True)
@@ -68,28 +68,26 @@ def anchors(spec: DetectorSpec) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def warp_to_tensor(rgb: torch.Tensor, centre: tuple[float, float], size: tuple[float, float], angle: float,
-                   side: int, replicate: bool, value_range: tuple[float, float]) -> torch.Tensor:
-    """(side, side, 3) float32: the rectangle of ``rgb`` ((H, W, 3) uint8) at ``centre`` (pixels) of
-    ``size`` (w, h pixels), turned by ``angle`` (radians, clockwise on screen), resampled and mapped
-    from 0..255 to ``value_range``: mediapipe's ImageToTensorCalculator (see ``resample.warp_rect``)."""
+def warp_to_tensor(pictures: torch.Tensor, rects: list[Rect], side: int, replicate: bool,
+                   value_range: tuple[float, float]) -> torch.Tensor:
+    """(N, 3, side, side) float32: rectangle ``rects[i]`` of ``pictures[i]`` ((N, H, W, 3) uint8; centre and
+    size in pixels, angle in radians clockwise on screen), resampled and mapped from 0..255 to
+    ``value_range``: mediapipe's ImageToTensorCalculator (see ``resample.warp_rect``)."""
     lo, hi = value_range
-    return warp_rect(rgb, centre, size, angle, side, replicate).float() * ((hi - lo) / 255.0) + lo
+    squares = warp_rect(pictures, rects, side, replicate).permute(0, 3, 1, 2).float()
+    return squares * ((hi - lo) / 255.0) + lo
 
 
-def detect(net: torch.nn.Module, spec: DetectorSpec, pictures: list[torch.Tensor]) -> list[list[Detection]]:
-    """The faces in each of ``pictures`` ((H, W, 3) uint8 RGB tensors on the network's device), best
-    score first, normalised to each picture.
+def detect(net: torch.nn.Module, spec: DetectorSpec, pictures: torch.Tensor) -> list[list[Detection]]:
+    """The faces in each of ``pictures`` ((N, H, W, 3) uint8 RGB on the network's device), best score
+    first, normalised to the picture.
 
-    Every picture is letterboxed (zeros) to a square and resized to the detector's input; they run
+    The pictures are letterboxed (zeros) to a square, resized to the detector's input and run
     through the network as one batch.
     """
-    squares = []
-    for rgb in pictures:
-        h, w = rgb.shape[:2]
-        s = max(h, w)
-        squares.append(warp_to_tensor(rgb, (w / 2, h / 2), (s, s), 0.0, spec.side, False, (-1.0, 1.0)))
-    batch = torch.stack(squares).permute(0, 3, 1, 2)
+    n, h, w = pictures.shape[:3]
+    s = max(h, w)
+    batch = warp_to_tensor(pictures, [((w / 2, h / 2), (s, s), 0.0)] * n, spec.side, False, (-1.0, 1.0))
     with torch.inference_mode():
         out = list(net(batch).values())
     regressors, scores = (out[0], out[1]) if out[0].shape[-1] == 16 else (out[1], out[0])
@@ -97,10 +95,9 @@ def detect(net: torch.nn.Module, spec: DetectorSpec, pictures: list[torch.Tensor
     regressors = regressors.float().cpu().numpy()
     centres = anchors(spec)
     found = []
-    for rgb, raw, score in zip(pictures, regressors, scores):
+    for raw, score in zip(regressors, scores):
         keep = np.flatnonzero(score >= spec.min_score)
         dets = [_decode(raw[i], centres[i], spec.side, float(score[i])) for i in keep]
-        h, w = rgb.shape[:2]
         found.append([_unletterbox(d, w, h) for d in _weighted_nms(dets, spec.nms_iou)])
     return found
 

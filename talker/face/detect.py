@@ -88,32 +88,36 @@ def face_networks(device: str | torch.device | None = None) -> dict[str, OpGraph
         return {name: net for (name, d), net in _networks.items() if d == dev}
 
 
-def _shrunk(rgb: torch.Tensor, side: int) -> tuple[torch.Tensor, float]:
-    """``rgb`` ((H, W, 3) uint8) scaled down so its longer side is at most ``side``; and the factor applied."""
-    h, w = rgb.shape[:2]
+def _shrunk(views: torch.Tensor, side: int) -> tuple[torch.Tensor, float]:
+    """``views`` ((N, H, W, 3) uint8) scaled down so their longer side is at most ``side``; and the factor."""
+    h, w = views.shape[1:3]
     scale = min(1.0, side / max(h, w))
     if scale == 1.0:
-        return rgb, 1.0
-    return resize(rgb, max(1, round(w * scale)), max(1, round(h * scale))), scale
+        return views, 1.0
+    return resize(views, max(1, round(w * scale)), max(1, round(h * scale))), scale
 
 
 def _detect_views(views: list[tuple[torch.Tensor, int, int]], device=None) -> tuple[list[FaceBox], float]:
     """Faces in each (rgb, x_off, y_off) view of the picture (a view at offset x_off, y_off), in picture
-    pixels; and the smallest factor a view was shrunk by before the detector saw it."""
-    shrunk = [_shrunk(rgb, DETECT_SIDE) for rgb, _, _ in views]
-    found = detect(face_networks(device)["face_detection_full_range"], FULL_RANGE, [small for small, _ in shrunk])
-    boxes = []
-    for (rgb, x_off, y_off), dets in zip(views, found):
-        h, w = rgb.shape[:2]
-        for det in dets:
-            x0 = max(0.0, det.box[0]) * w
-            y0 = max(0.0, det.box[1]) * h
-            x1 = min(1.0, det.box[2]) * w
-            y1 = min(1.0, det.box[3]) * h
-            if x1 - x0 >= 1 and y1 - y0 >= 1:
-                boxes.append(FaceBox(int(round(x0)) + x_off, int(round(y0)) + y_off,
-                                     int(round(x1)) + x_off, int(round(y1)) + y_off, det.score))
-    return boxes, min((scale for _, scale in shrunk), default=1.0)
+    pixels; and the smallest factor a view was shrunk by before the detector saw it. Views of one
+    size go through the detector as one batch."""
+    net = face_networks(device)["face_detection_full_range"]
+    boxes, smallest = [], 1.0
+    for shape in dict.fromkeys(rgb.shape for rgb, _, _ in views):
+        group = [(x_off, y_off) for rgb, x_off, y_off in views if rgb.shape == shape]
+        small, scale = _shrunk(torch.stack([rgb for rgb, _, _ in views if rgb.shape == shape]), DETECT_SIDE)
+        smallest = min(smallest, scale)
+        h, w = shape[:2]
+        for (x_off, y_off), dets in zip(group, detect(net, FULL_RANGE, small)):
+            for det in dets:
+                x0 = max(0.0, det.box[0]) * w
+                y0 = max(0.0, det.box[1]) * h
+                x1 = min(1.0, det.box[2]) * w
+                y1 = min(1.0, det.box[3]) * h
+                if x1 - x0 >= 1 and y1 - y0 >= 1:
+                    boxes.append(FaceBox(int(round(x0)) + x_off, int(round(y0)) + y_off,
+                                         int(round(x1)) + x_off, int(round(y1)) + y_off, det.score))
+    return boxes, smallest
 
 
 def _tiles(length: int, tile: int) -> list[int]:
@@ -211,7 +215,7 @@ def face_landmarks_batch(frames: list[np.ndarray], box: FaceBox | tuple[int, int
             break
         side = int(round(max(x1 - x0, y1 - y0) * expand))
         corner = (int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2)))
-        squares = [_square(_on(frames[i], device), corner, side) for i in todo]
+        squares = torch.cat([_square(_on(frames[i], device), corner, side) for i in todo])
         found = face_mesh(nets["face_landmark_with_attention"], nets["face_detection_short_range"], squares)
         for i, points in zip(todo, found):
             if points is not None:
@@ -226,10 +230,11 @@ def _on(rgb: np.ndarray, device) -> torch.Tensor:
 
 
 def _square(rgb: torch.Tensor, corner: tuple[int, int], side: int) -> torch.Tensor:
-    """The ``side``-pixel square of ``rgb`` at ``corner`` (black outside the picture), resized to MESH_SIDE."""
+    """(1, MESH_SIDE, MESH_SIDE, 3): the ``side``-pixel square of ``rgb`` at ``corner`` (black outside
+    the picture), resized."""
     cx0, cy0 = corner
     h, w = rgb.shape[:2]
     square = torch.zeros(side, side, 3, dtype=torch.uint8, device=rgb.device)
     ys, xs = slice(max(cy0, 0), min(cy0 + side, h)), slice(max(cx0, 0), min(cx0 + side, w))
     square[ys.start - cy0 : ys.stop - cy0, xs.start - cx0 : xs.stop - cx0] = rgb[ys, xs]
-    return resize(square, MESH_SIDE, MESH_SIDE)
+    return resize(square[None], MESH_SIDE, MESH_SIDE)

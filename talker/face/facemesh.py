@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from talker.face.blazeface import SHORT_RANGE, Detection, detect, warp_to_tensor
+from talker.face.blazeface import SHORT_RANGE, Detection, detect
+from talker.face.resample import crop_rect
 
 SIDE = 192
 """The landmark network's input side (pixels)."""
@@ -42,23 +43,22 @@ RIGHT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 38
 # An iris's depth is the mean depth of its eye's contour (the first 16 points of the eye's list).
 
 
-def face_mesh(mesh_net: torch.nn.Module, detector: torch.nn.Module, pictures: list[torch.Tensor]) -> list[np.ndarray | None]:
-    """(478, 3) float64 points of the best-scored face in each picture ((H, W, 3) uint8 RGB tensors on
-    the networks' device), normalised to it (x, y in 0..1 of the width and height, z in units of the
+def face_mesh(mesh_net: torch.nn.Module, detector: torch.nn.Module, pictures: torch.Tensor) -> list[np.ndarray | None]:
+    """(478, 3) float64 points of the best-scored face in each picture ((N, H, W, 3) uint8 RGB on the
+    networks' device), normalised to it (x, y in 0..1 of the width and height, z in units of the
     width like mediapipe's); None where no face is found.
 
-    The landmark network runs once over all the pictures with a face, as one batch.
+    The detector and the landmark network each run once over all the pictures, as one batch.
     """
     found = detect(detector, SHORT_RANGE, pictures)
-    rois, crops = [], []
-    for rgb, dets in zip(pictures, found):
-        if dets:
-            h, w = rgb.shape[:2]
-            roi = _roi(dets[0], w, h)
-            rois.append(roi)
-            cx, cy, rw, rh, angle = roi
-            crops.append(warp_to_tensor(rgb, (cx * w, cy * h), (rw * w, rh * h), angle, SIDE, True, (0.0, 1.0)))
-    points = _landmarks(mesh_net, crops) if crops else []
+    h, w = pictures.shape[1:3]
+    with_face = [i for i, dets in enumerate(found) if dets]
+    rois = [_roi(found[i][0], w, h) for i in with_face]
+    points = []
+    if with_face:
+        rects = [((cx * w, cy * h), (rw * w, rh * h), angle) for cx, cy, rw, rh, angle in rois]
+        crops = crop_rect(pictures[with_face], rects, SIDE).permute(0, 3, 1, 2).float() / 255.0
+        points = _landmarks(mesh_net, crops)
     out: list[np.ndarray | None] = []
     it = iter(zip(rois, points))
     for dets in found:
@@ -81,12 +81,11 @@ def _roi(det: Detection, w: int, h: int) -> tuple[float, float, float, float, fl
     return (x0 + x1) / 2, (y0 + y1) / 2, long_side / w * ROI_SCALE, long_side / h * ROI_SCALE, float(angle)
 
 
-def _landmarks(net: torch.nn.Module, crops: list[torch.Tensor]) -> list[np.ndarray | None]:
-    """(478, 3) points normalised to each 192-pixel crop (z in units of its width); None where the
-    network says no face is there."""
-    batch = torch.stack(crops).permute(0, 3, 1, 2)
+def _landmarks(net: torch.nn.Module, crops: torch.Tensor) -> list[np.ndarray | None]:
+    """(478, 3) points normalised to each of the (N, 3, 192, 192) crops (z in units of its width);
+    None where the network says no face is there."""
     with torch.inference_mode():
-        out = {k: v.float().cpu().numpy() for k, v in net(batch).items()}
+        out = {k: v.float().cpu().numpy() for k, v in net(crops).items()}
     n = len(crops)
     mesh = out["output_mesh_identity"].reshape(n, 468, 3) / SIDE
     parts = {name: out[f"output_{name}"].reshape(n, -1, 2) / SIDE
