@@ -1,18 +1,21 @@
-"""Write the face-stage parity set: pictures and mediapipe 0.10.21's boxes and landmarks on them.
+"""Write a face-stage parity set: pictures and mediapipe 0.10.21's boxes and landmarks on them.
 
-    python tools/mediapipe_face_reference.py tests/data/face_parity
+    python tools/mediapipe_face_reference.py public tests/data/face_parity      # the stored set
+    python tools/mediapipe_face_reference.py held-out DIR                       # the held-out portraits
 
-Run once, by hand, where mediapipe 0.10.21 (numpy < 2), torch, scikit-image and matplotlib are
-installed, after ``python benchmarks/held_out_faces.py`` has built the held-out portraits. talker's
-own face stage runs with its two network steps swapped for mediapipe's ``solutions`` (the full-range
-``FaceDetection`` and ``FaceMesh(refine_landmarks=True)``), so the picture shrinking, tiling and mesh
-crops are the same code and only the networks differ. ``tests/test_face_parity.py`` compares
-talker's torch networks against what this writes:
+Run by hand where mediapipe 0.10.21 (numpy < 2), torch, scikit-image and matplotlib are installed.
+``public``: 22 pictures made from two public-domain portraits, stored in the repository for
+tests/test_face_parity.py. ``held-out``: the portraits of benchmarks/held_out_faces.py (files of
+public packages, fetched by that script, not stored here), for ``benchmarks/face.py --data DIR``.
+
+talker's own face stage runs with its two network steps swapped for mediapipe's ``solutions`` (the
+full-range ``FaceDetection`` and ``FaceMesh(refine_landmarks=True)``), so the picture shrinking,
+tiling and mesh crops are the same code and only the networks differ. It writes:
 
 * ``<name>.jpg``: the picture (JPEG, quality 92; the reference is taken on the decoded pixels);
 * ``reference.npz``: per picture ``<name>.boxes`` (F, 5: x0, y0, x1, y1, score; largest first) and
-  ``<name>.landmarks`` (F, 478, 3: ``face_landmarks`` on each of those boxes, picture pixels; NaN where the mesh
-  found no face).
+  ``<name>.landmarks`` (F, 478, 3: ``face_landmarks`` on each of those boxes, picture pixels; NaN
+  where the mesh found no face).
 """
 
 from __future__ import annotations
@@ -30,40 +33,74 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def pictures() -> dict[str, np.ndarray]:
-    """The parity set: 22 pictures (photos, paintings made by filters, CG, small and turned faces)."""
+def _turned(rgb: np.ndarray, degrees: float) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    return cv2.warpAffine(rgb, cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0), (w, h),
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def _foreshortened(rgb: np.ndarray, side: str) -> np.ndarray:
+    """The picture's far side squeezed, as a face seen at an angle is foreshortened."""
+    h, w = rgb.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    if side == "right":
+        dst = np.float32([[0, 0], [w * 0.8, h * 0.08], [w * 0.8, h * 0.92], [0, h]])
+    else:
+        dst = np.float32([[0, h * 0.08], [w * 0.8, 0], [w * 0.8, h], [0, h * 0.92]])
+    return cv2.warpPerspective(rgb, cv2.getPerspectiveTransform(src, dst), (int(w * 0.8), h),
+                               borderMode=cv2.BORDER_REPLICATE)
+
+
+def public_pictures() -> dict[str, np.ndarray]:
+    """The stored parity set: 22 pictures made from two public-domain portraits (skimage's astronaut,
+    NASA; matplotlib's Grace Hopper, US Navy): photos, turned, foreshortened, small in a large
+    picture, grey, dark, painted and cel-shaded by filters, blurred, noisy, two faces in one picture."""
     import matplotlib.cbook
-    from held_out_faces import build
+    from held_out_faces import cel_shaded, stylised
     from skimage import data
 
     astronaut = data.astronaut()
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
         hopper = np.array(Image.open(f).convert("RGB"))
-    h, w = astronaut.shape[:2]
-    turned = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((w / 2, h / 2), 30, 1.0), (w, h),
-                            borderMode=cv2.BORDER_REFLECT)
-    canvas = np.full((1200, 1600, 3), (90, 110, 100), np.uint8)
-    canvas[700:764, 1100:1164] = cv2.resize(astronaut[20:276, 110:366], (64, 64), interpolation=cv2.INTER_AREA)
-    hh, hw = hopper.shape[:2]
-    # a face turned away: the picture's right half squeezed, as a face seen at an angle is foreshortened
-    src = np.float32([[0, 0], [hw, 0], [hw, hh], [0, hh]])
-    dst = np.float32([[0, 0], [hw * 0.8, hh * 0.08], [hw * 0.8, hh * 0.92], [0, hh]])
-    squeezed = cv2.warpPerspective(hopper, cv2.getPerspectiveTransform(src, dst), (int(hw * 0.8), hh),
-                                   borderMode=cv2.BORDER_REPLICATE)
-    out = {
+    face = astronaut[20:276, 110:366]
+    small = np.full((1200, 1600, 3), (90, 110, 100), np.uint8)
+    small[700:764, 1100:1164] = cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA)
+    pair = np.zeros((600, 1024, 3), np.uint8)
+    pair[44:556, :512] = astronaut
+    pair[:, 512:] = hopper
+    noise = np.random.default_rng(0).normal(0, 18, astronaut.shape)
+    return {
         "astronaut": astronaut,
         "grace_hopper": hopper,
-        "astronaut_turned_30": turned,
+        "astronaut_turned_30": _turned(astronaut, 30),
+        "astronaut_turned_minus_15": _turned(astronaut, -15),
+        "grace_hopper_turned_20": _turned(hopper, 20),
         "astronaut_grey": np.repeat(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2),
-        "astronaut_small_in_large": canvas,
-        "grace_hopper_foreshortened": squeezed,
+        "astronaut_small_in_large": small,
+        "astronaut_face_96px": cv2.resize(face, (96, 96), interpolation=cv2.INTER_AREA),
+        "astronaut_face_cropped_tight": astronaut[60:250, 150:330],
+        "grace_hopper_foreshortened": _foreshortened(hopper, "right"),
+        "astronaut_foreshortened": _foreshortened(astronaut, "left"),
         "grace_hopper_dark_mirrored": (hopper[:, ::-1] * 0.45).astype(np.uint8),
+        "astronaut_bright": np.clip(astronaut * 1.5 + 30, 0, 255).astype(np.uint8),
+        "astronaut_painted": stylised(astronaut),
+        "grace_hopper_painted": stylised(hopper),
+        "astronaut_cel_shaded": cel_shaded(astronaut),
+        "grace_hopper_cel_shaded": cel_shaded(hopper),
+        "astronaut_blurred": cv2.GaussianBlur(astronaut, (0, 0), 3),
+        "astronaut_noisy": np.clip(astronaut + noise, 0, 255).astype(np.uint8),
+        "grace_hopper_low_contrast": (hopper * 0.35 + 120).astype(np.uint8),
+        "two_faces": pair,
+        "grace_hopper_face_at_edge": hopper[:, 150:],
     }
-    for p in build():
-        if p.name.endswith("_512"):
-            continue
-        out[p.name] = cv2.cvtColor(cv2.imread(str(p.path)), cv2.COLOR_BGR2RGB)
-    return out
+
+
+def held_out_pictures() -> dict[str, np.ndarray]:
+    """The held-out portraits of benchmarks/held_out_faces.py (files from public packages, not stored)."""
+    from held_out_faces import build
+
+    return {p.name: cv2.cvtColor(cv2.imread(str(p.path)), cv2.COLOR_BGR2RGB)
+            for p in build() if not p.name.endswith("_512")}
 
 
 def _mediapipe_detect(net, spec, rgbs):
@@ -105,7 +142,7 @@ def _landmarks(detect, rgb, box):
         return np.full((478, 3), np.nan, np.float32)
 
 
-def main(out_dir: str) -> None:
+def main(which: str, out_dir: str) -> None:
     import talker.face.detect as detect
 
     detect.detect = _mediapipe_detect
@@ -113,7 +150,7 @@ def main(out_dir: str) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {}
-    for name, rgb in pictures().items():
+    for name, rgb in (public_pictures() if which == "public" else held_out_pictures()).items():
         buf = io.BytesIO()
         Image.fromarray(rgb).save(buf, "JPEG", quality=92)
         (out / f"{name}.jpg").write_bytes(buf.getvalue())
@@ -127,4 +164,4 @@ def main(out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
