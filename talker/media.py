@@ -170,11 +170,26 @@ def read_audio(path: str | Path, transcript: str | None = None, timeout_s: float
 def synthesize_speech(text: str, voice: str = "en-us", timeout_s: float = DECODE_TIMEOUT_S) -> Audio:
     """Speak ``text`` with espeak-ng (voice name as ``espeak-ng --voices`` lists) -> Audio at 16 kHz.
 
-    ``transcript`` is ``text``; ``source`` is None. Raises OptionError for empty text or an unknown
-    voice, MissingDependencyError when espeak-ng is not installed.
+    ``transcript`` is ``text``; ``source`` is None; ``phones`` are the synthesiser's own phones and
+    their times when its library (libespeak-ng) loads, else None (the program speaks, and the
+    phones are then found in the audio). Raises OptionError for empty text or an unknown voice,
+    MissingDependencyError when espeak-ng is not installed.
     """
     if text is None or not text.strip():
         raise OptionError('--text is empty; give the words to say, e.g. --text "Hello there", or pass --audio')
+    from talker import espeak
+
+    if espeak.available():
+        try:
+            samples, rate, phones = espeak.speak(text, voice)
+        except ValueError as err:
+            raise OptionError(str(err)) from err
+        with tempfile.TemporaryDirectory(prefix="talker-tts-") as tmp:
+            wav = Path(tmp) / "speech.wav"
+            sf.write(wav, samples, rate, subtype="PCM_16")
+            audio = _speech_audio(wav, text)
+        audio.phones = phones
+        return audio
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise MissingDependencyError(
@@ -191,10 +206,15 @@ def synthesize_speech(text: str, voice: str = "en-us", timeout_s: float = DECODE
                 f"espeak-ng cannot speak with voice {voice!r} ({_gist(done.stderr.decode('utf-8', 'replace'))}); "
                 "see `espeak-ng --voices` for the names"
             )
-        try:
-            audio = read_audio(wav, transcript=text)
-        except InputAudioError as err:
-            raise OptionError(f"--text {text[:40]!r} gives no usable speech; give a sentence of words") from err
+        return _speech_audio(wav, text)
+
+
+def _speech_audio(wav: Path, text: str) -> Audio:
+    """The synthesised ``wav`` of ``text`` as Audio (no source)."""
+    try:
+        audio = read_audio(wav, transcript=text)
+    except InputAudioError as err:
+        raise OptionError(f"--text {text[:40]!r} gives no usable speech; give a sentence of words") from err
     audio.source = None
     return audio
 

@@ -33,11 +33,14 @@ class Audio:
     samples: (N,) float32 mono waveform at ``SAMPLE_RATE`` Hz, values in [-1, 1].
     transcript: the words spoken, when known (from ``--text``); used for forced alignment.
     source: where it came from (file path, or None for synthesised speech).
+    phones: for speech talker synthesised itself, the synthesiser's phones [(start_s, end_s, CMU
+        phone or 'sil')] covering the samples; None for recordings (phones are then found).
     """
 
     samples: np.ndarray
     transcript: str | None = None
     source: Path | None = None
+    phones: list[tuple[float, float, str]] | None = None
 
     @property
     def duration(self) -> float:

@@ -1,7 +1,7 @@
 """Mouth shapes of the embedded backend, measured by the face mesh on rendered frames: lips meet on a
 closure even where the portrait smiles with its teeth, rounding narrows the mouth by a plausible
 share and never collapses it, rounding is not held across consonants, recognised phones make weaker
-shapes than aligned ones, and every clip gets its first blink within 2-4 s."""
+shapes than aligned ones, and every clip gets its first blink within 1-4 s."""
 
 from __future__ import annotations
 
@@ -89,10 +89,10 @@ def test_recognised_phones_make_weaker_shapes():
 
 
 @pytest.mark.parametrize("duration", [3.0, 5.0, 12.0, 60.0])
-def test_first_blink_within_two_to_four_seconds(duration):
-    for seed in range(30):
-        first = blink_times(duration, 17.0, np.random.default_rng(seed))[0]
-        assert FIRST_BLINK_S[0] <= first <= min(FIRST_BLINK_S[1], duration - 0.3)
+def test_first_blink_within_one_to_four_seconds_and_varies_with_the_seed(duration):
+    firsts = [blink_times(duration, 17.0, np.random.default_rng(seed))[0] for seed in range(30)]
+    assert all(FIRST_BLINK_S[0] <= first <= min(FIRST_BLINK_S[1], duration - 0.3) for first in firsts)
+    assert max(firsts) - min(firsts) > 0.6 * (min(FIRST_BLINK_S[1], duration - 0.3) - FIRST_BLINK_S[0])
 
 
 def _closed_row() -> np.ndarray:

@@ -13,7 +13,7 @@ from audio2coeff.embedded.activity import HOP_S
 from talker.types import FPS
 
 BLINK_MIN_GAP_S = 1.5
-FIRST_BLINK_S = (2.0, 4.0)
+FIRST_BLINK_S = (1.0, 4.0)
 """The first blink's onset falls in this window (s) of every clip long enough to show it (humans blink
 every 2-10 s; a clip that opens with several seconds of staring eyes looks frozen)."""
 HEAD_CHANNELS = ("yaw", "pitch", "roll", "tx", "ty")

@@ -45,7 +45,10 @@ class UnknownWordsError(ValueError):
 def _aligner():
     import pocketsphinx
 
-    return pocketsphinx.Decoder(lm=None, cmn="batch", bestpath=False, loglevel="FATAL")
+    # Wide beams: with the defaults, synthetic speech (espeak-ng) found no path through sentences
+    # as plain as "Hello! I can talk now, and my lips move with the words." (measured).
+    return pocketsphinx.Decoder(lm=None, cmn="batch", bestpath=False, beam=1e-80, wbeam=1e-60, pbeam=1e-80,
+                                loglevel="FATAL")
 
 
 @functools.lru_cache(maxsize=None)
@@ -99,11 +102,24 @@ def transcript_words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
 
 
+def _pronounce(word: str) -> list[str]:
+    """CMU phones for a word CMUdict lacks, from espeak-ng's rules ([] without its library)."""
+    from talker import espeak
+
+    try:
+        phones = espeak.pronounce(word)
+    except OSError:
+        return []
+    return [p for k, p in enumerate(phones) if k == 0 or p != phones[k - 1]]
+
+
 def align_phones(samples: np.ndarray, transcript: str) -> list[Phone]:
     """Force-align ``transcript`` to ``samples`` ((N,) float32 at 16 kHz); returns phones covering the audio.
 
-    Raises UnknownWordsError when a word is not in CMUdict, ValueError when the transcript has no
-    words, the audio is shorter than MIN_AUDIO_S or cannot be aligned to the transcript.
+    Words CMUdict lacks (names, numbers, abbreviations) are pronounced by espeak-ng's rules and
+    added to the decoder's dictionary. Raises UnknownWordsError when a word has no pronunciation
+    even so (espeak-ng's library missing), ValueError when the transcript has no words, the audio is
+    shorter than MIN_AUDIO_S or cannot be aligned to the transcript.
     """
     words = transcript_words(transcript)
     if not words:
@@ -111,6 +127,11 @@ def align_phones(samples: np.ndarray, transcript: str) -> list[Phone]:
     pcm = _pcm16(_long_enough(samples))
     with _using(_aligner) as dec:
         unknown = sorted({w for w in words if dec.lookup_word(w) is None})
+        for word in unknown:  # names, brands, numbers: pronounced by espeak-ng's rules
+            spoken = _pronounce(word)
+            if spoken:
+                dec.add_word(word, " ".join(p.upper() for p in spoken), True)
+        unknown = [w for w in unknown if dec.lookup_word(w) is None]
         if unknown:
             raise UnknownWordsError(f"words not in the pronunciation dictionary: {', '.join(unknown)}")
         dec.set_align_text(" ".join(words))
@@ -121,6 +142,52 @@ def align_phones(samples: np.ndarray, transcript: str) -> list[Phone]:
         _decode(dec, pcm)
         phones = [(p.start * FRAME_S, (p.start + p.duration) * FRAME_S, _name(p.name)) for p in dec.get_alignment().phones()]
     return _cover(phones, len(samples) / SAMPLE_RATE)
+
+
+def align_phrases(samples: np.ndarray, transcript: str, active: np.ndarray) -> tuple[list[Phone], int]:
+    """``align_phones`` on the whole clip; where that finds no path, phrase by phrase: the transcript
+    cut at its punctuation, the audio at as many of its longest pauses (``active``: voice activity
+    on the 100 Hz grid), and a phrase that still fails is recognised instead (that stretch alone).
+
+    Returns (phones covering the audio, number of phrases recognised). Raises what ``align_phones``
+    raises for the transcript as a whole (no words, unknown words, too short).
+    """
+    try:
+        return align_phones(samples, transcript), 0
+    except UnknownWordsError:
+        raise
+    except ValueError as err:
+        if "no path" not in str(err):
+            raise
+    duration = len(samples) / SAMPLE_RATE
+    phrases = [p for p in re.split(r"[,.;:!?]+", transcript) if transcript_words(p)]
+    pauses = _pauses(active)
+    while len(phrases) > len(pauses) + 1:  # fewer pauses than phrase breaks: join the shortest pair
+        k = min(range(len(phrases) - 1), key=lambda i: len(transcript_words(phrases[i] + " " + phrases[i + 1])))
+        phrases[k : k + 2] = [phrases[k] + " " + phrases[k + 1]]
+    longest = sorted(sorted(pauses, key=lambda p: p[1] - p[0], reverse=True)[: len(phrases) - 1])
+    bounds = [0.0, *[(a + b) / 2 * FRAME_S for a, b in longest], duration]
+    out: list[Phone] = []
+    recognised = 0
+    for phrase, start, end in zip(phrases, bounds[:-1], bounds[1:]):
+        stretch = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+        try:
+            found = align_phones(stretch, phrase)
+        except ValueError:
+            recognised += 1
+            try:
+                found = recognise_phones(stretch)
+            except ValueError:
+                found = [(0.0, end - start, SILENCE)]
+        out += [(s + start, e + start, p) for s, e, p in found]
+    return _cover(out, duration), recognised
+
+
+def _pauses(active: np.ndarray) -> list[tuple[int, int]]:
+    """(first, end) 100 Hz frame ranges where voice activity stops between two stretches of speech."""
+    edges = np.flatnonzero(np.diff(active.astype(np.int8)))
+    runs = np.split(np.arange(len(active)), edges + 1)
+    return [(int(r[0]), int(r[-1]) + 1) for k, r in enumerate(runs) if 0 < k < len(runs) - 1 and not active[r[0]]]
 
 
 def recognise_phones(samples: np.ndarray) -> list[Phone]:

@@ -44,13 +44,20 @@ def _gate_phones(phones: list, active: np.ndarray) -> list:
 
 
 def _english_phones(audio: Audio, active: np.ndarray) -> tuple[str, list] | None:
-    """('aligned' | 'recognised', phones) for English speech, or None when recognition fails or finds too
-    little (few phones a second of voice activity, or most of the voice called noise: low confidence)."""
+    """('synthesised' | 'aligned' | 'recognised', phones) for English speech, or None when recognition
+    fails or finds too little (few phones a second of voice activity, or most of the voice called
+    noise: low confidence). Speech talker synthesised brings its own phones."""
+    if audio.phones:
+        return "synthesised", audio.phones
     if audio.transcript and audio.transcript.strip():
         try:
-            return "aligned", phones_mod.align_phones(audio.samples, audio.transcript)
+            aligned, recognised = phones_mod.align_phrases(audio.samples, audio.transcript, active)
         except ValueError as err:  # UnknownWordsError included
             log.warning("forced alignment failed (%s); recognising phones instead", err)
+        else:
+            if recognised:
+                log.warning("forced alignment failed on %d phrase(s) of the transcript; recognised phones there", recognised)
+            return "aligned", aligned
     try:
         found = phones_mod.recognise_phones(audio.samples)
     except ValueError as err:
@@ -85,14 +92,14 @@ def embedded_track(
 
     seed: seeds every random choice (blinks, head drift, brow heights); same inputs and seed give
         bit-identical values.
-    language: 'auto' or 'en' use English phones (aligned to ``audio.transcript`` when set, else
-        recognised) and fall back to loudness/formants when recognition finds too little; any other
+    language: 'auto' or 'en' use English phones (the synthesiser's for speech talker made, else
+        aligned to ``audio.transcript`` when set, else recognised) and fall back to loudness/formants when recognition finds too little; any other
         value uses the loudness/formant fallback.
     blink_rate: mean blinks per minute (0 or ``blink=False``: none).
     pose_style: 0..45, picks the head-motion style. head_motion: scales the head channels (0 = still).
     expression_scale: scales the mouth and brow channels (then clipped to their ranges).
     Raises OptionError for a pose_style outside 0..45 or a negative rate or scale.
-    meta: seed, method ('aligned' | 'recognised' | 'energy'), phones [(start_s, end_s, phone), ...]
+    meta: seed, method ('synthesised' | 'aligned' | 'recognised' | 'energy'), phones [(start_s, end_s, phone), ...]
     after the pause gate ([] for 'energy'), blink_times (s), and the other arguments.
     """
     if not 0 <= pose_style <= 45:
