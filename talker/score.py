@@ -443,14 +443,20 @@ SYNC_SMOOTH = 3
 
 
 def _aligned_phones(audio: Audio, transcript: str) -> list:
-    """Phones of ``transcript`` aligned to the audio; [] (the phonetic checks skip) when it cannot be aligned."""
-    from audio2coeff.embedded.phones import align_phones
+    """Phones of ``transcript`` aligned to the audio, phrase by phrase where the whole clip finds no
+    path, without the phrases that could not be aligned; [] (the phonetic checks skip) when none can."""
+    from audio2coeff.embedded.activity import voice_activity
+    from audio2coeff.embedded.phones import align_phrases
 
     try:
-        return list(align_phones(audio.samples, transcript))
-    except ValueError as err:  # unknown words, or no path through the transcript
+        phones, recognised = align_phrases(audio.samples, transcript, voice_activity(audio.samples))
+    except ValueError as err:  # no words, or words without a pronunciation
         log.warning("cannot align the transcript (%s); closure and vowel checks skipped", err)
         return []
+    if recognised:
+        log.warning("%d phrase(s) of the transcript could not be aligned; the closure and vowel checks "
+                    "leave them out", len(recognised))
+    return [p for p in phones if not any(s <= p[0] < e for s, e in recognised)]
 
 
 MIN_VOWEL_S = 0.06

@@ -144,16 +144,17 @@ def align_phones(samples: np.ndarray, transcript: str) -> list[Phone]:
     return _cover(phones, len(samples) / SAMPLE_RATE)
 
 
-def align_phrases(samples: np.ndarray, transcript: str, active: np.ndarray) -> tuple[list[Phone], int]:
+def align_phrases(samples: np.ndarray, transcript: str, active: np.ndarray) -> tuple[list[Phone], list[tuple[float, float]]]:
     """``align_phones`` on the whole clip; where that finds no path, phrase by phrase: the transcript
     cut at its punctuation, the audio at as many of its longest pauses (``active``: voice activity
     on the 100 Hz grid), and a phrase that still fails is recognised instead (that stretch alone).
 
-    Returns (phones covering the audio, number of phrases recognised). Raises what ``align_phones``
-    raises for the transcript as a whole (no words, unknown words, too short).
+    Returns (phones covering the audio, the (start_s, end_s) stretches recognised rather than
+    aligned). Raises what ``align_phones`` raises for the transcript as a whole (no words, unknown
+    words, too short).
     """
     try:
-        return align_phones(samples, transcript), 0
+        return align_phones(samples, transcript), []
     except UnknownWordsError:
         raise
     except ValueError as err:
@@ -168,13 +169,13 @@ def align_phrases(samples: np.ndarray, transcript: str, active: np.ndarray) -> t
     longest = sorted(sorted(pauses, key=lambda p: p[1] - p[0], reverse=True)[: len(phrases) - 1])
     bounds = [0.0, *[(a + b) / 2 * FRAME_S for a, b in longest], duration]
     out: list[Phone] = []
-    recognised = 0
+    recognised = []
     for phrase, start, end in zip(phrases, bounds[:-1], bounds[1:]):
         stretch = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
         try:
             found = align_phones(stretch, phrase)
         except ValueError:
-            recognised += 1
+            recognised.append((start, end))
             try:
                 found = recognise_phones(stretch)
             except ValueError:

@@ -56,7 +56,8 @@ def _english_phones(audio: Audio, active: np.ndarray) -> tuple[str, list] | None
             log.warning("forced alignment failed (%s); recognising phones instead", err)
         else:
             if recognised:
-                log.warning("forced alignment failed on %d phrase(s) of the transcript; recognised phones there", recognised)
+                log.warning("forced alignment failed on %d phrase(s) of the transcript; recognised phones there",
+                            len(recognised))
             return "aligned", aligned
     try:
         found = phones_mod.recognise_phones(audio.samples)
