@@ -49,10 +49,10 @@ def face_and_landmarks(saved: Path | None = None) -> tuple[np.ndarray, np.ndarra
         return np.load(saved / "astronaut.npy"), np.load(saved / "astronaut_lm5.npy")
     import media_factory as mf
 
-    from talker.face import face_landmarks
+    from talker.face import detect_faces, face_landmarks
 
     img = mf.astronaut()
-    return img, landmarks5_from_mesh(face_landmarks(img, (0, 0, 512, 512))[:, :2])
+    return img, landmarks5_from_mesh(face_landmarks(img, detect_faces(img)[0])[:, :2])
 
 
 def input_variants(restorer: FaceRestorer, img: np.ndarray, lm5: np.ndarray) -> torch.Tensor:

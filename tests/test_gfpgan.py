@@ -64,10 +64,10 @@ def gfpgan_pth(filled, tmp_path_factory) -> Path:
 
 def _mesh(rgb: np.ndarray) -> np.ndarray:
     """(478, 2) face-mesh points of the one face in ``rgb``, pixels."""
-    from talker.face import face_landmarks
+    from talker.face import detect_faces, face_landmarks
 
-    h, w = rgb.shape[:2]
-    return face_landmarks(rgb, (0, 0, w, h))[:, :2]
+    (face,) = detect_faces(rgb)
+    return face_landmarks(rgb, face)[:, :2]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ The networks and their pre- and post-processing reproduce mediapipe's ``solution
 ``tools/convert_face_models.py``). What this module adds:
 
 * ``detect_faces``: the full-range BlazeFace detector on a copy of the picture shrunk to 512 px
-  (area-weighted; it then finds faces down to about 1/25 of the picture's side); when that finds
+  (INTER_AREA; it then finds faces down to about 1/25 of the picture's side); when that finds
   nothing on a large picture, it looks again in overlapping tiles, so small faces in big pictures
   are found too (measured: a 30 px face in a 2000 px picture).
 * ``face_landmarks``: the face mesh (refined eyes, lips and irises) on a square crop around a
@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -30,10 +31,9 @@ from talker.errors import NoFaceError
 from talker.face.blazeface import FULL_RANGE, detect
 from talker.face.facemesh import face_mesh
 from talker.face.graph import OpGraph
-from talker.face.resample import resize
 
 DETECT_SIDE = 512
-"""Pictures are shrunk (area-weighted) so their longer side is at most this before detection (pixels)."""
+"""Pictures are shrunk (INTER_AREA) so their longer side is at most this before detection (pixels)."""
 
 TILE_MIN_SIDE = 384
 """Smallest tile side of the fallback search (pixels); finds faces down to about 30 px."""
@@ -88,27 +88,28 @@ def face_networks(device: str | torch.device | None = None) -> dict[str, OpGraph
         return {name: net for (name, d), net in _networks.items() if d == dev}
 
 
-def _shrunk(views: torch.Tensor, side: int) -> tuple[torch.Tensor, float]:
-    """``views`` ((N, H, W, 3) uint8) scaled down so their longer side is at most ``side``; and the factor."""
-    h, w = views.shape[1:3]
+def _shrunk(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """``rgb`` resized (INTER_AREA) so its longer side is at most ``side``; and the factor applied."""
+    h, w = rgb.shape[:2]
     scale = min(1.0, side / max(h, w))
     if scale == 1.0:
-        return views, 1.0
-    return resize(views, max(1, round(w * scale)), max(1, round(h * scale))), scale
+        return np.ascontiguousarray(rgb), 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
 
 
-def _detect_views(views: list[tuple[torch.Tensor, int, int]], device=None) -> tuple[list[FaceBox], float]:
+def _detect_views(views: list[tuple[np.ndarray, int, int]], device=None) -> tuple[list[FaceBox], float]:
     """Faces in each (rgb, x_off, y_off) view of the picture (a view at offset x_off, y_off), in picture
     pixels; and the smallest factor a view was shrunk by before the detector saw it. Views of one
     size go through the detector as one batch."""
     net = face_networks(device)["face_detection_full_range"]
     boxes, smallest = [], 1.0
     for shape in dict.fromkeys(rgb.shape for rgb, _, _ in views):
-        group = [(x_off, y_off) for rgb, x_off, y_off in views if rgb.shape == shape]
-        small, scale = _shrunk(torch.stack([rgb for rgb, _, _ in views if rgb.shape == shape]), DETECT_SIDE)
-        smallest = min(smallest, scale)
+        group = [(rgb, x_off, y_off) for rgb, x_off, y_off in views if rgb.shape == shape]
+        shrunk = [_shrunk(rgb, DETECT_SIDE) for rgb, _, _ in group]
+        smallest = min(smallest, shrunk[0][1])
         h, w = shape[:2]
-        for (x_off, y_off), dets in zip(group, detect(net, FULL_RANGE, small)):
+        for (_, x_off, y_off), dets in zip(group, detect(net, FULL_RANGE, _on([small for small, _ in shrunk], device))):
             for det in dets:
                 x0 = max(0.0, det.box[0]) * w
                 y0 = max(0.0, det.box[1]) * h
@@ -154,7 +155,6 @@ def detect_faces(rgb: np.ndarray, device: str | torch.device | None = None) -> l
     ``TILE_MIN_SIDE``, overlapping by half) are searched, stopping at the first size that finds a face.
     ``device``: where the detector runs (default CPU).
     """
-    rgb = _on(rgb, device)
     h, w = rgb.shape[:2]
     boxes, scale = _detect_views([(rgb, 0, 0)], device)
     tile = max(h, w) // 2
@@ -168,7 +168,7 @@ def detect_faces(rgb: np.ndarray, device: str | torch.device | None = None) -> l
     return sorted(boxes, key=lambda b: -b.area)
 
 
-def _refine(rgb: torch.Tensor, box: FaceBox, device) -> FaceBox:
+def _refine(rgb: np.ndarray, box: FaceBox, device) -> FaceBox:
     """``box`` found on a shrunk picture, detected again in a window of 3x its side around it
     (seen at higher resolution, so the box is tighter); ``box`` itself if that finds nothing."""
     h, w = rgb.shape[:2]
@@ -215,7 +215,7 @@ def face_landmarks_batch(frames: list[np.ndarray], box: FaceBox | tuple[int, int
             break
         side = int(round(max(x1 - x0, y1 - y0) * expand))
         corner = (int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2)))
-        squares = torch.cat([_square(_on(frames[i], device), corner, side) for i in todo])
+        squares = _on([_square(frames[i], corner, side) for i in todo], device)
         found = face_mesh(nets["face_landmark_with_attention"], nets["face_detection_short_range"], squares)
         for i, points in zip(todo, found):
             if points is not None:
@@ -223,18 +223,25 @@ def face_landmarks_batch(frames: list[np.ndarray], box: FaceBox | tuple[int, int
     return out
 
 
-def _on(rgb: np.ndarray, device) -> torch.Tensor:
-    """The (H, W, 3) uint8 picture as a tensor on ``device`` (default CPU)."""
-    rgb = np.ascontiguousarray(rgb)
-    return torch.from_numpy(rgb if rgb.flags.writeable else rgb.copy()).to(device or "cpu")
+def _on(pictures: list[np.ndarray], device) -> torch.Tensor:
+    """(N, H, W, 3) uint8 tensor on ``device`` (default CPU) of pictures of one size."""
+    return torch.from_numpy(np.stack(pictures)).to(device or "cpu")
 
 
-def _square(rgb: torch.Tensor, corner: tuple[int, int], side: int) -> torch.Tensor:
-    """(1, MESH_SIDE, MESH_SIDE, 3): the ``side``-pixel square of ``rgb`` at ``corner`` (black outside
-    the picture), resized."""
+def _square(rgb: np.ndarray, corner: tuple[int, int], side: int) -> np.ndarray:
+    """The ``side``-pixel square of ``rgb`` at ``corner`` (black outside the picture), resized to
+    MESH_SIDE (INTER_AREA down, INTER_LINEAR up: OpenCV 4 and 5 resize alike)."""
     cx0, cy0 = corner
     h, w = rgb.shape[:2]
-    square = torch.zeros(side, side, 3, dtype=torch.uint8, device=rgb.device)
-    ys, xs = slice(max(cy0, 0), min(cy0 + side, h)), slice(max(cx0, 0), min(cx0 + side, w))
-    square[ys.start - cy0 : ys.stop - cy0, xs.start - cx0 : xs.stop - cx0] = rgb[ys, xs]
-    return resize(square[None], MESH_SIDE, MESH_SIDE)
+    crop = rgb[max(cy0, 0) : min(cy0 + side, h), max(cx0, 0) : min(cx0 + side, w)]
+    crop = cv2.copyMakeBorder(
+        crop,
+        max(-cy0, 0),
+        max(cy0 + side - h, 0),
+        max(-cx0, 0),
+        max(cx0 + side - w, 0),
+        cv2.BORDER_CONSTANT,
+        value=(0, 0, 0),
+    )
+    interp = cv2.INTER_AREA if side > MESH_SIDE else cv2.INTER_LINEAR
+    return cv2.resize(crop, (MESH_SIDE, MESH_SIDE), interpolation=interp)

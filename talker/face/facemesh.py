@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from talker.face.blazeface import SHORT_RANGE, Detection, detect
-from talker.face.resample import crop_rect
+from talker.face.blazeface import SHORT_RANGE, Detection, detect, warp_to_tensor
 
 SIDE = 192
 """The landmark network's input side (pixels)."""
@@ -57,7 +56,7 @@ def face_mesh(mesh_net: torch.nn.Module, detector: torch.nn.Module, pictures: to
     points = []
     if with_face:
         rects = [((cx * w, cy * h), (rw * w, rh * h), angle) for cx, cy, rw, rh, angle in rois]
-        crops = crop_rect(pictures[with_face], rects, SIDE).permute(0, 3, 1, 2).float() / 255.0
+        crops = warp_to_tensor(pictures[with_face], rects, SIDE, True, (0.0, 1.0))
         points = _landmarks(mesh_net, crops)
     out: list[np.ndarray | None] = []
     it = iter(zip(rois, points))

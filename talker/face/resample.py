@@ -1,16 +1,11 @@
-"""Resampling for the face networks, in torch, so a picture gives the same input on every host.
+"""The networks' input, cut from the picture in torch exactly as mediapipe cuts it.
 
-OpenCV's resampling changed between releases (4.x and 5.x give different pixels for the same warp),
-and the face detector's decision at its score threshold can follow such differences. The face
-stage therefore does its own resampling:
-
-* ``warp_rect``: a rotated rectangle of the picture to a square, exactly as mediapipe's
-  ImageToTensorCalculator does it with OpenCV 4 (``cv::warpPerspective``, bilinear, coordinates in
-  1/32 pixel, 15-bit integer weights, uint8 result), so the networks see what they saw in mediapipe;
-* ``resize``: the picture scaled to a new size (area-weighted when shrinking), for the views and
-  crops talker itself prepares;
-* ``crop_rect``: ``warp_rect`` in floating point, for the landmark network's input, where no
-  threshold turns a one-level difference into another decision.
+mediapipe's ImageToTensorCalculator turns a rectangle of the picture into the network's square
+input with OpenCV 4's ``cv::warpPerspective`` (bilinear, coordinates in 1/32 pixel, 15-bit integer
+weights, uint8 result). OpenCV 5 warps differently, and the face detector's decision at its score
+threshold can follow such a difference, so ``warp_rect`` does OpenCV 4's arithmetic itself: the
+networks see what they saw in mediapipe whichever OpenCV the host has (``cv2.resize``, which talker
+uses to prepare the pictures, gives the same pixels in OpenCV 4 and 5).
 
 Pictures are batches (N, H, W, 3) of uint8 torch tensors on any device; results stay on that device.
 """
@@ -19,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 TAB_BITS = 5
 """OpenCV's INTER_BITS: source coordinates are rounded to 1/32 pixel."""
@@ -63,22 +57,6 @@ def _matrices(rects: list[Rect], side: int, device) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.float64, device=device)
 
 
-def crop_rect(pictures: torch.Tensor, rects: list[Rect], side: int) -> torch.Tensor:
-    """(N, side, side, 3) uint8: like ``warp_rect`` with edge pixels repeated outside, but sampled in
-    floating point (grid_sample): ten times faster, and within one level of it. For crops whose
-    result no threshold decides (the landmark network's input)."""
-    n, h, w = pictures.shape[:3]
-    m = _matrices(rects, side, pictures.device)
-    u = torch.arange(side, dtype=torch.float64, device=pictures.device)
-    uv1 = torch.stack(torch.meshgrid(u, u, indexing="xy") + (torch.ones(side, side, dtype=torch.float64,
-                                                                         device=pictures.device),), -1)
-    xy = uv1 @ m.transpose(1, 2)[:, None]  # (N, side, side, 2) source pixels
-    grid = (xy * 2 / torch.tensor([w - 1, h - 1], dtype=torch.float64, device=pictures.device) - 1).float()
-    src = pictures.permute(0, 3, 1, 2).float()
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return out.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8)
-
-
 def warp_rect(pictures: torch.Tensor, rects: list[Rect], side: int, replicate: bool) -> torch.Tensor:
     """(N, side, side, 3) uint8: rectangle ``rects[i]`` of ``pictures[i]`` ((N, H, W, 3) uint8)
     resampled to a square. Outside the picture: zeros, or the nearest edge pixel when ``replicate``."""
@@ -110,20 +88,3 @@ def warp_rect(pictures: torch.Tensor, rects: list[Rect], side: int, replicate: b
             tap = flat[(first + yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)).reshape(-1)].reshape(n, side, side, 3)
             total += weight[..., None] * tap
     return torch.floor((total + (1 << (COEF_BITS - 1))) / (1 << COEF_BITS)).clamp(0, 255).to(torch.uint8)
-
-
-def resize(pictures: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """(N, height, width, 3) uint8: ``pictures`` ((N, H, W, 3) uint8) scaled; shrinking averages over
-    each output pixel's area (anti-aliased bilinear), enlarging interpolates bilinearly (pixel centres
-    aligned)."""
-    h, w = pictures.shape[1:3]
-    if (h, w) == (height, width):
-        return pictures
-    x = pictures.permute(0, 3, 1, 2)
-    shrink = height < h or width < w
-    if x.device.type != "cpu":  # torch resamples uint8 on the CPU only (there in fixed point, fast)
-        x = x.float()
-    out = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=shrink)
-    if out.dtype != torch.uint8:
-        out = out.round().clamp(0, 255).to(torch.uint8)
-    return out.permute(0, 2, 3, 1)
