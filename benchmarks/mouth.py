@@ -19,6 +19,10 @@ the decoded MP4, with the pipeline's own landmark model (talker.measure):
   (IOD); contrast = open - closed;
 - score: the verdict of ``talker score`` with the portrait and the transcript, and the checks that
   did not pass;
+- yaw, pitch, roll: the spread (std) of the head's turn as the picture shows it: the nose tip's
+  offset from the eyes' midpoint along and across the eye line (IOD) and the eye line's angle
+  (degrees), as ``talker.measure.FaceMeasures.head_pose`` computes it (restated here so that older
+  code can be measured); jitter: ``talker score``'s;
 - reads_open: whether the landmark model can read this face's mouth at all: the crop rendered with
   the jaw at 0.6 and 1 (no video, no head motion), the face mesh's inner-lip opening over the opening
   the renderer drew (1: read as drawn; near 0: a visibly open mouth read as shut).
@@ -145,6 +149,11 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
         run = run + 1 if v else 0
         runs.append(run)
 
+    xy = m.landmarks[..., :2]
+    along = (xy[:, 263] - xy[:, 33]) / iod[:, None]
+    offset = (m.nose - (xy[:, 33] + xy[:, 263]) / 2) / iod[:, None]
+    pose = np.stack([np.sum(offset * along, 1), np.sum(offset * along[:, ::-1] * (-1, 1), 1),
+                     np.degrees(np.arctan2(along[:, 1], along[:, 0]))], 1)
     open_med = float(np.nanmedian(mouth[open_frames]))
     closed_med = float(np.nanmedian(mouth[closed_frames]))
     np.savez_compressed(video.with_suffix(".npz"), mouth=mouth, eye=m.eye_open, track=result.track.values)
@@ -170,6 +179,10 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
         "closed_iod": round(closed_med, 4),
         "contrast_iod": round(open_med - closed_med, 4),
         "reads_open": reads_open,
+        "yaw": round(float(np.nanstd(pose[:, 0])), 4),
+        "pitch": round(float(np.nanstd(pose[:, 1])), 4),
+        "roll_deg": round(float(np.nanstd(pose[:, 2])), 2),
+        "jitter": round(next(c.value for c in report.checks if c.name == "jitter"), 4),
         "score": report.verdict,
         "not_passed": {c.name: [None if c.value is None else round(c.value, 3), c.verdict] for c in report.checks
                        if c.verdict in ("warn", "fail")},

@@ -230,9 +230,25 @@ def test_synthesize_speech():
 
 
 def test_synthesize_speech_without_espeak(tmp_path, monkeypatch):
+    """Neither libespeak-ng nor the espeak-ng program (both come with the espeak-ng package)."""
+    from talker import espeak
+
+    monkeypatch.setattr(espeak, "available", lambda: False)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(MissingDependencyError, match="apt-get install espeak-ng.*brew install espeak-ng"):
         media.synthesize_speech("hello")
+
+
+def test_without_the_library_the_program_speaks_and_phones_are_found(monkeypatch):
+    """Where libespeak-ng does not load, the espeak-ng program speaks and no phones come with the audio."""
+    from talker import espeak
+
+    monkeypatch.setattr(espeak, "available", lambda: False)
+    audio = media.synthesize_speech("Peter bought a big map of Boston.")
+    assert audio.phones is None and audio.duration > 1.0
+    monkeypatch.undo()
+    with_library = media.synthesize_speech("Peter bought a big map of Boston.")
+    assert with_library.phones and abs(with_library.duration - audio.duration) < 0.1
 
 
 # ----------------------------------------------------------------------------------------- output

@@ -35,7 +35,11 @@ class OpGraph(nn.Module):
         self.outputs = graph["outputs"]
         self.ops = _fold_pads(graph["ops"])
         self.layers = nn.ModuleList(_layer(op, weights) for op in self.ops)
-        self._last_use = _last_uses(self.ops, set(self.outputs.values()))
+        last_use = _last_uses(self.ops, set(self.outputs.values()))
+        # (operator's forward, tensors it reads, tensor it writes, tensors no later step reads): the
+        # forward methods are called directly, past nn.Module's hooks (a few microseconds an operator)
+        self._plan = [(layer.forward, tuple(_inputs(op)), op["out"], tuple(last_use.get(step, ())))
+                      for step, (op, layer) in enumerate(zip(self.ops, self.layers))]
         self.to(memory_format=torch.channels_last)
 
     @classmethod
@@ -51,9 +55,9 @@ class OpGraph(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # channels-last (NHWC in memory): CPU convolutions of these small maps run several times faster
         values: dict[int, torch.Tensor] = {self.input: x.contiguous(memory_format=torch.channels_last)}
-        for step, (op, layer) in enumerate(zip(self.ops, self.layers)):
-            values[op["out"]] = layer(*(values[i] for i in _inputs(op)))
-            for i in self._last_use.get(step, ()):
+        for forward, reads, writes, done in self._plan:
+            values[writes] = forward(*[values[i] for i in reads])
+            for i in done:
                 del values[i]
         return {name: values[i] for name, i in self.outputs.items()}
 
