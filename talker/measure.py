@@ -36,18 +36,6 @@ class FaceMeasures:
     iod: np.ndarray
     landmarks: np.ndarray
 
-    def head_pose(self) -> np.ndarray:
-        """(T, 3) the head's turn as the picture shows it: yaw and pitch, the nose tip's offset from
-        the eyes' midpoint along and across the eye line (inter-ocular distances: right and down are
-        positive), and roll, the eye line's angle (degrees, clockwise on screen)."""
-        xy = self.landmarks[..., :2]
-        left, right = xy[:, _LEFT_EYE_OUTER], xy[:, _RIGHT_EYE_OUTER]
-        along = (right - left) / self.iod[:, None]
-        across = np.stack([-along[:, 1], along[:, 0]], axis=1)
-        offset = (self.nose - (left + right) / 2) / self.iod[:, None]
-        return np.stack([np.sum(offset * along, axis=1), np.sum(offset * across, axis=1),
-                         np.degrees(np.arctan2(along[:, 1], along[:, 0]))], axis=1)
-
     @property
     def num_frames(self) -> int:
         return len(self.mouth_open)

@@ -15,10 +15,7 @@ Measures (units):
   vowel_opening       share of open vowels (60 ms or longer) whose peak opening exceeds the median of speech
                       (needs a transcript)
   blink_rate          blinks per minute;  eye_motion: spread of eye opening (2-98 % range over the median)
-  head_motion         spread of the head's turn (yaw: the nose tip's offset from the eyes' midpoint along
-                      the eye line, inter-ocular distances, std); real speakers 0.053-0.109, so a clip
-                      under 0.03 warns that the head is far stiller (measured on SadTalker's recordings
-                      of real speakers; a still head can be intended, so it never fails)
+  head_motion         spread of the nose position (inter-ocular distances, std)
   jitter              mean frame-to-frame acceleration of the face's rigid region (eyes, nose, forehead)
                       in the pixels, by phase correlation (inter-ocular distances)
   identity_distance   dlib face-embedding distance to the source portrait (needs --image and the
@@ -59,7 +56,6 @@ THRESHOLDS: dict[str, tuple[float, float, str]] = {
     "blink_rate": (40.0, 60.0, "max"),
     "blink_rate_low": (6.0, 2.0, "min"),
     "eye_motion": (0.3, 0.15, "min"),
-    "head_motion": (0.03, 0.0, "min"),
     "jitter": (0.035, 0.06, "max"),
     "identity_distance": (0.45, 0.6, "max"),
     "sharpness_ratio": (0.85, 0.7, "min"),
@@ -76,7 +72,6 @@ REASONS = {
     "blink_rate": "too many blinks ({value:.0f} per minute)",
     "blink_rate_low": "too few blinks ({value:.1f} per minute)",
     "eye_motion": "the eyes look frozen (opening varies by {value:.3f})",
-    "head_motion": "the head is far stiller than a real speaker's (turn spread {value:.3f} IOD; real 0.05-0.11)",
     "jitter": "landmarks jitter from frame to frame ({value:.4f} IOD)",
     "identity_distance": "the face looks like another person (distance {value:.2f})",
     "sharpness_ratio": "the face is blurrier than the source (x{value:.2f} detail)",
@@ -207,10 +202,11 @@ def score_video(
     e = np.percentile(eye, [2, 98]) / max(np.median(eye), 1e-6)  # blinks fill a few % of the frames
     checks.append(shut("eye_motion") or (blinks == 0 and _too_short("eye_motion", n)) or grade("eye_motion", float(e[1] - e[0])))
 
-    # 5. Head motion (warned when far stiller than a real speaker's, never failed) and jitter.
+    # 5. Head motion (reported, not graded: a still head can be intended) and jitter.
     iod = np.where(np.isfinite(m.iod) & (m.iod > 0), m.iod, np.nanmedian(m.iod))  # frames without a face: typical IOD
     nose = m.nose / iod[:, None]
-    checks.append(grade("head_motion", float(np.nanstd(m.head_pose()[:, 0]))))
+    head = float(np.nanmean(np.nanstd(nose, axis=0)))
+    checks.append(Check("head_motion", head, "pass", ""))
     checks.append(grade("jitter", motion.jitter()))
 
     # 6. Identity, sharpness, background: against the source portrait when given.

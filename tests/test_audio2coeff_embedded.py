@@ -305,9 +305,9 @@ def test_blink_rate_over_ten_minutes():
 def test_head_motion_styles_and_seeds(twenty_seconds):
     base = embedded_track(twenty_seconds, language=FAST)
     yaw = base.column("yaw")
-    assert np.deg2rad(3.0) < yaw.std() < np.deg2rad(12.0)  # a real speaker's turns (rendered: 0.05-0.11 IOD)
-    assert np.abs(base.values[:, HEAD[:3]]).max() < np.deg2rad(30.0)
-    assert np.abs(base.values[:, HEAD[3:]]).max() < 0.2
+    assert np.deg2rad(0.5) < yaw.std() < np.deg2rad(6.0)
+    assert np.abs(base.values[:, HEAD[:3]]).max() < np.deg2rad(12.0)
+    assert np.abs(base.values[:, HEAD[3:]]).max() < 0.15
     still = embedded_track(twenty_seconds, language=FAST, head_motion=0.0)
     assert np.all(still.values[:, HEAD] == 0.0)
     assert np.array_equal(still.values[:, MOUTH], base.values[:, MOUTH])
@@ -322,16 +322,6 @@ def test_head_motion_styles_and_seeds(twenty_seconds):
     assert np.allclose(double.values[:, HEAD], 2.0 * base.values[:, HEAD], atol=1e-6)
     brow = base.column("brow_raise")
     assert 0.0 < brow.max() <= 0.4
-
-
-def test_pose_styles_are_four_manners(twenty_seconds):
-    """presenter (0), animated (1), tilter (2), nodder (3): recognisably different head motion."""
-    tracks = {k: embedded_track(twenty_seconds, language=FAST, pose_style=k) for k in range(4)}
-    spread = {k: np.degrees(t.values[:, HEAD[:3]].std(axis=0)) for k, t in tracks.items()}  # yaw, pitch, roll
-    roll = {k: abs(np.degrees(t.column("roll").mean())) for k, t in tracks.items()}
-    assert spread[1][0] > 1.2 * spread[0][0]  # animated turns more than the presenter
-    assert roll[2] > 3.0 and roll[2] > roll[0] + 2.5  # the tilter holds the head tilted
-    assert spread[3][1] > spread[3][0] and spread[3][1] > spread[0][1]  # the nodder nods more than it turns
 
 
 def test_same_seed_is_bit_identical_with_phones(pbm, recognised):

@@ -97,44 +97,23 @@ def brow_track(accent_times: np.ndarray, strength: np.ndarray, num_frames: int, 
     return np.clip(_bumps(accent_times[pick], heights, num_frames, 0.6, lead_s=0.05), -1.0, 1.0).astype(np.float32)
 
 
-MANNERS = {
-    # amp: drift std (degrees) of yaw, pitch, roll; tempo: drift bandwidth (Hz); nod: accent nod
-    # (degrees); turn: accent and phrase-start turn (degrees); translate: tx/ty std (inter-ocular
-    # distances); tilt: constant roll (degrees, its side drawn per style)
-    "presenter": {"amp": (8.0, 5.2, 3.7), "tempo": 0.3, "nod": 6.0, "turn": 4.0, "translate": 0.03, "tilt": 0.0},
-    "animated": {"amp": (10.5, 6.5, 3.9), "tempo": 0.5, "nod": 8.0, "turn": 7.0, "translate": 0.04, "tilt": 0.0},
-    "tilter": {"amp": (7.5, 4.5, 5.0), "tempo": 0.22, "nod": 4.0, "turn": 3.0, "translate": 0.025, "tilt": 5.0},
-    "nodder": {"amp": (6.0, 6.5, 2.8), "tempo": 0.35, "nod": 10.0, "turn": 2.5, "translate": 0.03, "tilt": 0.0},
-}
-"""The four manners of head motion; pose_style n takes manner n % 4. Measured on rendered clips
-(the nose tip's offset from the eyes' midpoint, in inter-ocular distances, and the eye line's
-angle), the presenter's spreads fall inside those of real speakers (yaw 0.053-0.109, pitch
-0.043-0.071, roll 3.2-3.4 degrees)."""
-
-
-def pose_style_params(pose_style: int) -> dict[str, np.ndarray | float | str]:
+def pose_style_params(pose_style: int) -> dict[str, np.ndarray | float]:
     """The head-motion style for a pose_style number 0..45 (deterministic).
 
-    manner: 'presenter' (0, 4, 8, ...: steady turns and nods), 'animated' (1, 5, ...: wider and
-    quicker), 'tilter' (2, 6, ...: a listener who holds the head tilted and sways it), 'nodder'
-    (3, 7, ...: nods on the stresses). Style 0 is the plain presenter; the others vary their manner
-    by up to 15 % and lean a few degrees. amp, bias: (3,) degrees for yaw, pitch, roll; tempo, nod,
-    turn, translate as in MANNERS.
+    amp: (3,) degrees of drift std for yaw, pitch, roll; bias: (3,) degrees of constant offset;
+    tempo: drift bandwidth in Hz; nod: accent nod size in degrees; translate: tx/ty std in
+    inter-ocular distances. Style 0 is the centred default; the others vary around it.
     """
-    manner = list(MANNERS)[pose_style % len(MANNERS)]
-    base = MANNERS[manner]
-    amp = np.array(base["amp"], dtype=np.float64)
-    bias = np.zeros(3)
-    scale = 1.0
+    if pose_style == 0:
+        return {"amp": np.array([2.5, 1.5, 1.0]), "bias": np.zeros(3), "tempo": 0.35, "nod": 2.0, "translate": 0.02}
     rng = np.random.default_rng([7919, pose_style])
-    if pose_style:
-        scale = rng.uniform(0.85, 1.15)
-        amp = amp * rng.uniform(0.85, 1.15, 3)
-        bias = rng.uniform(-2.0, 2.0, 3) * np.array([1.0, 0.6, 0.3])
-    if base["tilt"]:
-        bias[2] += base["tilt"] * (1.0 if pose_style % 8 < 4 else -1.0)
-    return {"manner": manner, "amp": amp, "bias": bias, "tempo": base["tempo"] * scale,
-            "nod": base["nod"] * scale, "turn": base["turn"] * scale, "translate": base["translate"]}
+    return {
+        "amp": rng.uniform([1.0, 0.7, 0.4], [4.5, 3.0, 2.2]),
+        "bias": rng.uniform(-3.0, 3.0, 3) * np.array([1.0, 0.7, 0.6]),
+        "tempo": float(rng.uniform(0.2, 0.6)),
+        "nod": float(rng.uniform(1.0, 3.5)),
+        "translate": float(rng.uniform(0.01, 0.035)),
+    }
 
 
 def _drift(num_frames: int, tempo_hz: float, rng: np.random.Generator, count: int) -> np.ndarray:
@@ -156,21 +135,18 @@ def head_track(
 ) -> np.ndarray:
     """(num_frames, 5) yaw, pitch, roll (radians) and tx, ty (inter-ocular distances).
 
-    speaking: (num_frames,) float 0..1, smoothed voice activity: the head drifts at 50 % in pauses
-    (it settles) and turns a little as each phrase starts after one.
+    speaking: (num_frames,) float 0..1, smoothed voice activity: the head drifts at 60 % in pauses.
     Nods (pitch down, a little ty) and small turns peak 50 ms before the clearer accents (0.6 s apart or more).
     """
     style = pose_style_params(pose_style)
     pick = strongest(accent_times, strength, 0.35, 0.6)
     accent_times, strength = accent_times[pick], strength[pick]
     drift = _drift(num_frames, style["tempo"], rng, 5)
-    liveliness = 0.5 + 0.5 * speaking
+    liveliness = 0.6 + 0.4 * speaking
     angles = drift[:, :3] * style["amp"] * liveliness[:, None] + style["bias"]
     turn_sign = rng.choice([-1.0, 1.0], len(accent_times))
     angles[:, 1] += _bumps(accent_times, style["nod"] * strength, num_frames, 0.45, lead_s=0.05)
-    angles[:, 0] += _bumps(accent_times, 0.5 * style["turn"] * strength * turn_sign, num_frames, 0.7, lead_s=0.05)
-    starts = (np.flatnonzero((speaking[1:] >= 0.5) & (speaking[:-1] < 0.5)) + 1) / FPS  # phrase starts
-    angles[:, 0] += _bumps(starts, style["turn"] * rng.choice([-1.0, 1.0], len(starts)), num_frames, 1.2, lead_s=-0.3)
+    angles[:, 0] += _bumps(accent_times, 0.4 * style["nod"] * strength * turn_sign, num_frames, 0.7, lead_s=0.05)
     head = np.zeros((num_frames, 5))
     head[:, :3] = np.deg2rad(angles)
     head[:, 3:] = drift[:, 3:] * style["translate"] * liveliness[:, None]
