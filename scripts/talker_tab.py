@@ -5,7 +5,8 @@ The tab is ``talker.webui.app.build_blocks`` (the page of ``talker webui``) buil
 Gradio, writing into ``<WebUI data folder>/outputs/talker`` and using the model files already in the
 WebUI: its folder (``models/SadTalker``, ``extensions/SadTalker``, ``models/GFPGAN``) and
 ``--gfpgan-models-path`` are searched before talker's own models folder. Nothing is installed: when
-the talker package is missing, the tab shows the one line of install.py saying how to install it.
+the talker package is missing, or a requirement of it is not met in the WebUI's Python, the tab
+shows install.py's lines (one per problem, with its fix) instead of the page.
 
 "Send to Talker" buttons sit beside txt2img's and img2img's "Send to extras" and put the picture
 shown in the gallery into the tab's portrait (``javascript/talker.js`` switches to the tab).
@@ -87,7 +88,7 @@ def on_ui_tabs():
         if notice is not None:
             print(notice)
             with gr.Blocks(analytics_enabled=False) as blocks:
-                gr.Markdown(notice)
+                gr.Markdown(notice.replace("\n", "  \n"))  # one line per problem
         return [(blocks, "Talker", TAB_ID)]
     finally:  # the WebUI connects the Send buttons to every registered tab: register it even on failure
         paste.add_paste_fields(TAB_ID, portrait, None)

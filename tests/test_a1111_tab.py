@@ -179,6 +179,10 @@ def test_the_tab_says_why_instead_of_vanishing(tab_script, monkeypatch):
     hint = "talker: the talker package is not installed in the WebUI's Python; install it once with ..."
     monkeypatch.setattr(tab_script, "install_hint", lambda: hint)
     assert hint in notice_of(tab_script.on_ui_tabs())
+    unmet = "talker: needs numpy>=1.24, found numpy 1.23.5; fix: ...\ntalker: needs pillow>=9.5, found pillow 9.4.0; fix: ..."
+    monkeypatch.setattr(tab_script, "install_hint", lambda: unmet)
+    shown = notice_of(tab_script.on_ui_tabs())
+    assert "numpy 1.23.5; fix: ...  \ntalker: needs pillow" in shown  # one line per problem (a Markdown line break)
     assert infotext_utils.paste_fields["talker"]["init_img"] is None  # Send to Talker still connects
 
     def too_old(*args, **kwargs):
