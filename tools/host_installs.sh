@@ -7,10 +7,16 @@
 # change a constrained package), a check that every constrained package kept its version, then
 # `talker make` from text. Prints the versions each environment ended with.
 #
-#   tools/host_installs.sh [a1111|numpy2 ...]        (default: both; work in $HOST_INSTALLS_DIR or a temp dir)
+#   tools/host_installs.sh [a1111|numpy2 ...]   (default: both; work in $HOST_INSTALLS_DIR, kept, or in a
+#                                              temporary folder removed at the end)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-work="${HOST_INSTALLS_DIR:-$(mktemp -d)}"
+if [ -n "${HOST_INSTALLS_DIR:-}" ]; then
+  work="$HOST_INSTALLS_DIR"
+else
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+fi
 mkdir -p "$work"
 envs=("$@")
 [ ${#envs[@]} -gt 0 ] || envs=(a1111 numpy2)
