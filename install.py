@@ -26,7 +26,7 @@ def install_hint() -> str | None:
     if any(True for _ in importlib.metadata.distributions(name="talker", path=path)):
         from talker.requirements import unmet_requirements
 
-        return "\n".join(unmet_requirements(path=path)) or None
+        return "\n".join(u.line for u in unmet_requirements(path=path)) or None
     return (
         f'talker: the talker package is not installed in the WebUI\'s Python; install it once with '
         f'"{sys.executable}" -m pip install -e "{here}" and restart the WebUI (without the [webui] extra: '

@@ -21,8 +21,8 @@ the decoded MP4, with the pipeline's own landmark model (talker.measure):
   did not pass;
 - yaw, pitch, roll: the spread (std) of the head's turn as the picture shows it: the nose tip's
   offset from the eyes' midpoint along and across the eye line (IOD) and the eye line's angle
-  (degrees), as ``talker.measure.FaceMeasures.head_pose`` computes it (restated here so that older
-  code can be measured); jitter: ``talker score``'s;
+  (degrees), computed here from the landmarks (so that older code can be measured too); jitter:
+  ``talker score``'s;
 - reads_open: whether the landmark model can read this face's mouth at all: the crop rendered with
   the jaw at 0.6 and 1 (no video, no head motion), the face mesh's inner-lip opening over the opening
   the renderer drew (1: read as drawn; near 0: a visibly open mouth read as shut).

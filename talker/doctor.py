@@ -105,8 +105,7 @@ def check_requirements() -> Check:
 
     unmet = unmet_requirements()
     if unmet:
-        return Check("requirements", FAIL, "; ".join(line.split("; fix:")[0].removeprefix("talker: ") for line in unmet),
-                     " && ".join(line.split("; fix: ")[1] for line in unmet))
+        return Check("requirements", FAIL, "; ".join(u.problem for u in unmet), " && ".join(u.fix for u in unmet))
     return Check("requirements", OK, "every requirement of talker is met")
 
 
@@ -210,7 +209,9 @@ def run_doctor(args) -> int:
 
 def add_doctor_command(subparsers) -> argparse.ArgumentParser:
     """Add ``doctor`` to the CLI's sub-parsers (``run=run_doctor``)."""
-    p = subparsers.add_parser("doctor", help="check Python, requirements, torch and devices, ffmpeg, the face stage, espeak-ng, models, disk",
+    p = subparsers.add_parser("doctor",
+                              help="check Python, requirements, torch and devices, ffmpeg, the face stage, espeak-ng, "
+                                   "models, disk",
                               description="Check what this machine has for talker; each problem comes with its fix. "
                                           "Exits 1 when something required is missing.")
     p.add_argument("--models-dir", type=Path, help="the models folder (default: $TALKER_MODELS, else a per-user data folder)")

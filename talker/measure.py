@@ -8,6 +8,7 @@ viewer sees (encoding included).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,6 @@ def measure_frames(frames, box: tuple[int, int, int, int] | None = None, device=
     picture); landmarks are returned in frame pixels either way. ``device``: where the landmark
     network runs (default CPU), ``BATCH`` frames at a time.
     """
-    from itertools import islice
-
     from talker.face import face_landmarks_batch
 
     rows = []

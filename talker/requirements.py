@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
+from dataclasses import dataclass
 
 try:
     from packaging.requirements import InvalidRequirement, Requirement
@@ -23,13 +24,26 @@ OPENCV = ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "o
 """The builds of OpenCV: each installs the same ``cv2``, so any of them meets talker's opencv requirement."""
 
 
-def unmet_requirements(dist: str = "talker", path: list[str] | None = None) -> list[str]:
-    """Lines for the requirements of the installed distribution ``dist`` (its base ones, no extras)
-    that this Python lacks or has in a version outside the range; [] when all are met or ``dist``
-    is not installed. ``path``: where to look for ``dist``'s metadata (default sys.path)."""
-    found = next(iter(importlib.metadata.distributions(name=dist, path=path or sys.path)), None)
-    requires = (found.requires or []) if found is not None else []
-    lines = []
+@dataclass(frozen=True)
+class Unmet:
+    """One requirement this Python does not meet: what is wrong, and the command that fixes it."""
+
+    problem: str
+    fix: str
+
+    @property
+    def line(self) -> str:
+        """The line install.py and the WebUI tab print."""
+        return f"talker: {self.problem}; fix: {self.fix}"
+
+
+def unmet_requirements(dist: str = "talker", path: list[str] | None = None) -> list[Unmet]:
+    """The requirements of the installed distribution ``dist`` (its base ones, no extras) that this
+    Python lacks or has in a version outside the range; [] when all are met or ``dist`` is not
+    installed. ``path``: where to look for ``dist``'s metadata (default sys.path)."""
+    distribution = next(iter(importlib.metadata.distributions(name=dist, path=path or sys.path)), None)
+    requires = (distribution.requires or []) if distribution is not None else []
+    unmet = []
     for text in requires:
         try:
             req = Requirement(text)
@@ -43,11 +57,11 @@ def unmet_requirements(dist: str = "talker", path: list[str] | None = None) -> l
         versions = {name: _version(name) for name in names}
         installed = {name: v for name, v in versions.items() if v is not None}
         if not installed:
-            lines.append(f"talker: needs {spec}, which is not installed; fix: {fix}")
+            unmet.append(Unmet(f"needs {spec}, which is not installed", fix))
         elif not any(_fits(req, v) for v in installed.values()):
             found = ", ".join(f"{name} {v}" for name, v in installed.items())
-            lines.append(f"talker: needs {spec}, found {found}; fix: {fix}")
-    return lines
+            unmet.append(Unmet(f"needs {spec}, found {found}", fix))
+    return unmet
 
 
 def _version(name: str) -> str | None:

@@ -450,7 +450,7 @@ def _aligned_phones(audio: Audio, transcript: str) -> list:
 
     try:
         phones, recognised = align_phrases(audio.samples, transcript, voice_activity(audio.samples))
-    except ValueError as err:  # no words, or words without a pronunciation
+    except ValueError as err:  # no words, words without a pronunciation, too short
         log.warning("cannot align the transcript (%s); closure and vowel checks skipped", err)
         return []
     if recognised:

@@ -30,7 +30,7 @@ def test_missing_and_out_of_range_requirements_each_get_a_line_with_the_fix(tmp_
     numpy = importlib.metadata.version("numpy")
     path = _distribution(tmp_path, ["numpy>=999", "surely-not-installed-talker-dep>=1", f"numpy<={numpy}",
                                     "pytest>=1; extra == 'test'", "tomli>=2; python_version < '3.0'"])
-    lines = unmet_requirements(path=path)
+    lines = [u.line for u in unmet_requirements(path=path)]
     assert len(lines) == 2, lines  # the extra's and the other Python's requirements are not checked
     assert lines[0].startswith(f"talker: needs numpy>=999, found numpy {numpy}; fix: ")
     assert f'"{sys.executable}" -m pip install "numpy>=999"' in lines[0]
@@ -43,7 +43,7 @@ def test_any_build_of_opencv_meets_the_opencv_requirement(tmp_path):
     assert builds, "some OpenCV build is installed with talker"
     path = _distribution(tmp_path, ["opencv-contrib-python-headless>=4.8"])  # a build that is not installed
     assert unmet_requirements(path=path) == []
-    assert "found opencv" in unmet_requirements(path=_distribution(tmp_path / "x", ["opencv-python>=999"]))[0]
+    assert "found opencv" in unmet_requirements(path=_distribution(tmp_path / "x", ["opencv-python>=999"]))[0].line
 
 
 def test_install_py_prints_the_lines_for_a_broken_requirement(tmp_path):

@@ -22,6 +22,7 @@ import re
 import threading
 
 import numpy as np
+from scipy import ndimage
 
 from talker.types import SAMPLE_RATE
 
@@ -39,6 +40,10 @@ _LOCK = threading.Lock()  # a pocketsphinx Decoder is not re-entrant
 
 class UnknownWordsError(ValueError):
     """The transcript has words that the pronunciation dictionary lacks."""
+
+
+class DecoderError(ValueError):
+    """pocketsphinx failed on the audio (for alignment: no path through the transcript)."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,13 +79,13 @@ def _pcm16(samples: np.ndarray) -> bytes:
 @contextlib.contextmanager
 def _using(factory):
     """Hold the lock and yield the cached decoder made by ``factory``; a pocketsphinx failure drops
-    that decoder (it may be left mid-utterance) and is raised as ValueError."""
+    that decoder (it may be left mid-utterance) and is raised as DecoderError."""
     with _LOCK:
         try:
             yield factory()
         except (RuntimeError, IndexError) as err:
             factory.cache_clear()
-            raise ValueError(f"pocketsphinx failed: {err}") from err
+            raise DecoderError(f"pocketsphinx failed: {err}") from err
 
 
 def _decode(dec, pcm: bytes) -> None:
@@ -144,27 +149,26 @@ def align_phones(samples: np.ndarray, transcript: str) -> list[Phone]:
     return _cover(phones, len(samples) / SAMPLE_RATE)
 
 
-def align_phrases(samples: np.ndarray, transcript: str, active: np.ndarray) -> tuple[list[Phone], list[tuple[float, float]]]:
+def align_phrases(samples: np.ndarray, transcript: str,
+                  active: np.ndarray) -> tuple[list[Phone], list[tuple[float, float]]]:
     """``align_phones`` on the whole clip; where that finds no path, phrase by phrase: the transcript
     cut at its punctuation, the audio at as many of its longest pauses (``active``: voice activity
     on the 100 Hz grid), and a phrase that still fails is recognised instead (that stretch alone).
 
     Returns (phones covering the audio, the (start_s, end_s) stretches recognised rather than
-    aligned). Raises what ``align_phones`` raises for the transcript as a whole (no words, unknown
-    words, too short).
+    aligned). Raises what ``align_phones`` raises for the transcript as a whole, but DecoderError
+    (no words, unknown words, too short).
     """
     try:
         return align_phones(samples, transcript), []
-    except UnknownWordsError:
-        raise
-    except ValueError as err:
-        if "no path" not in str(err):
-            raise
+    except DecoderError:
+        pass
     duration = len(samples) / SAMPLE_RATE
     phrases = [p for p in re.split(r"[,.;:!?]+", transcript) if transcript_words(p)]
     pauses = _pauses(active)
     while len(phrases) > len(pauses) + 1:  # fewer pauses than phrase breaks: join the shortest pair
-        k = min(range(len(phrases) - 1), key=lambda i: len(transcript_words(phrases[i] + " " + phrases[i + 1])))
+        k = min(range(len(phrases) - 1),
+                key=lambda i: len(transcript_words(phrases[i] + " " + phrases[i + 1])))
         phrases[k : k + 2] = [phrases[k] + " " + phrases[k + 1]]
     longest = sorted(sorted(pauses, key=lambda p: p[1] - p[0], reverse=True)[: len(phrases) - 1])
     bounds = [0.0, *[(a + b) / 2 * FRAME_S for a, b in longest], duration]
@@ -186,9 +190,8 @@ def align_phrases(samples: np.ndarray, transcript: str, active: np.ndarray) -> t
 
 def _pauses(active: np.ndarray) -> list[tuple[int, int]]:
     """(first, end) 100 Hz frame ranges where voice activity stops between two stretches of speech."""
-    edges = np.flatnonzero(np.diff(active.astype(np.int8)))
-    runs = np.split(np.arange(len(active)), edges + 1)
-    return [(int(r[0]), int(r[-1]) + 1) for k, r in enumerate(runs) if 0 < k < len(runs) - 1 and not active[r[0]]]
+    gaps = ndimage.find_objects(ndimage.label(~active.astype(bool))[0])
+    return [(g.start, g.stop) for (g,) in gaps if 0 < g.start and g.stop < len(active)]
 
 
 def recognise_phones(samples: np.ndarray) -> list[Phone]:

@@ -94,8 +94,8 @@ def embedded_track(
     seed: seeds every random choice (blinks, head drift, brow heights); same inputs and seed give
         bit-identical values.
     language: 'auto' or 'en' use English phones (the synthesiser's for speech talker made, else
-        aligned to ``audio.transcript`` when set, else recognised) and fall back to loudness/formants when recognition finds too little; any other
-        value uses the loudness/formant fallback.
+        aligned to ``audio.transcript`` when set, else recognised) and fall back to loudness/formants
+        when recognition finds too little; any other value uses the loudness/formant fallback.
     blink_rate: mean blinks per minute (0 or ``blink=False``: none).
     pose_style: 0..45, picks the head-motion style. head_motion: scales the head channels (0 = still).
     expression_scale: scales the mouth and brow channels (then clipped to their ranges).

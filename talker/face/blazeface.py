@@ -14,6 +14,7 @@ keypoints (the subject's right eye, left eye, nose tip, mouth centre, right ear,
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,7 @@ class Detection:
     score: float
 
 
+@functools.lru_cache(maxsize=None)
 def anchors(spec: DetectorSpec) -> np.ndarray:
     """(A, 2) anchor centres (x, y) in 0..1, in the order of the model's outputs (SSD, fixed anchor size)."""
     out = []
@@ -128,8 +130,9 @@ def _weighted_nms(dets: list[Detection], threshold: float) -> list[Detection]:
     out = []
     while remaining:
         best = remaining[0]
-        group = [d for d in remaining if _iou(d.box, best.box) > threshold]
-        rest = [d for d in remaining if _iou(d.box, best.box) <= threshold]
+        overlaps = [_iou(d.box, best.box) > threshold for d in remaining]
+        group = [d for d, o in zip(remaining, overlaps) if o]
+        rest = [d for d, o in zip(remaining, overlaps) if not o]
         weights = np.array([d.score for d in group], np.float64)
         box = np.average(np.array([d.box for d in group]), axis=0, weights=weights)
         keypoints = np.average(np.stack([d.keypoints for d in group]), axis=0, weights=weights)

@@ -13,7 +13,7 @@ The networks and their pre- and post-processing reproduce mediapipe's ``solution
   detected box: the mesh's own short-range detector misses small and tilted faces in the whole
   picture, but not when the face fills half of its input.
 
-The networks load on first use, once per process and device (``face_networks``), on the CPU unless
+The networks load on first use, once per process and device (``face_network``), on the CPU unless
 ``device`` names another; pictures that go through together run as one batch.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from talker.errors import NoFaceError
-from talker.face.blazeface import FULL_RANGE, detect
+from talker.face.blazeface import FULL_RANGE, SHORT_RANGE, detect
 from talker.face.facemesh import face_mesh
 from talker.face.graph import OpGraph
 
@@ -78,14 +78,14 @@ class FaceBox:
         return self.x0, self.y0, self.x1, self.y1
 
 
-def face_networks(device: str | torch.device | None = None) -> dict[str, OpGraph]:
-    """The three face networks on ``device`` (default CPU), loaded once per process and device."""
+def face_network(name: str, device: str | torch.device | None = None) -> OpGraph:
+    """The face network ``name`` (a file stem in MODELS) on ``device`` (default CPU), loaded on first
+    use, once per process and device."""
     dev = str(torch.device(device or "cpu"))
     with _lock:
-        for name in ("face_detection_full_range", "face_detection_short_range", "face_landmark_with_attention"):
-            if (name, dev) not in _networks:
-                _networks[name, dev] = OpGraph.load(MODELS / f"{name}.safetensors").to(dev)
-        return {name: net for (name, d), net in _networks.items() if d == dev}
+        if (name, dev) not in _networks:
+            _networks[name, dev] = OpGraph.load(MODELS / f"{name}.safetensors").to(dev)
+        return _networks[name, dev]
 
 
 def _shrunk(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
@@ -102,7 +102,7 @@ def _detect_views(views: list[tuple[np.ndarray, int, int]], device=None) -> tupl
     """Faces in each (rgb, x_off, y_off) view of the picture (a view at offset x_off, y_off), in picture
     pixels; and the smallest factor a view was shrunk by before the detector saw it. Views of one
     size go through the detector as one batch."""
-    net = face_networks(device)["face_detection_full_range"]
+    net = face_network(FULL_RANGE.model, device)
     boxes, smallest = [], 1.0
     for shape in dict.fromkeys(rgb.shape for rgb, _, _ in views):
         group = [(rgb, x_off, y_off) for rgb, x_off, y_off in views if rgb.shape == shape]
@@ -207,7 +207,7 @@ def face_landmarks_batch(frames: list[np.ndarray], box: FaceBox | tuple[int, int
     """``face_landmarks`` of the face in ``box`` in each of ``frames`` (same size), run as one batch
     on ``device``: a (478, 3) float32 array per frame, or None where no face was found."""
     x0, y0, x1, y1 = box.box if isinstance(box, FaceBox) else box
-    nets = face_networks(device)
+    mesh_net, detector = face_network("face_landmark_with_attention", device), face_network(SHORT_RANGE.model, device)
     out: list[np.ndarray | None] = [None] * len(frames)
     for expand in (MESH_EXPAND, 1.0):
         todo = [i for i, p in enumerate(out) if p is None]
@@ -216,7 +216,7 @@ def face_landmarks_batch(frames: list[np.ndarray], box: FaceBox | tuple[int, int
         side = int(round(max(x1 - x0, y1 - y0) * expand))
         corner = (int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2)))
         squares = _on([_square(frames[i], corner, side) for i in todo], device)
-        found = face_mesh(nets["face_landmark_with_attention"], nets["face_detection_short_range"], squares)
+        found = face_mesh(mesh_net, detector, squares)
         for i, points in zip(todo, found):
             if points is not None:
                 out[i] = (points * side + (*corner, 0.0)).astype(np.float32)

@@ -7,8 +7,8 @@ file's order, so a batch of pictures goes through the network on the CPU or a GP
 TFLite or mediapipe is needed at run time.
 
 Layout: 4-D feature maps are NCHW tensors (TFLite's are NHWC) stored channels-last; ``reshape``
-turns them back to NHWC first, so flattened outputs keep TFLite's element order. Batches of any size run through every
-operator, the three mediapipe ops included (``LandmarksToMatrix``, ``TransformTensor``,
+turns them back to NHWC first, so flattened outputs keep TFLite's element order. Batches of any
+size run through every operator, the three mediapipe ops included (``LandmarksToMatrix``, ``TransformTensor``,
 ``TransformLandmarks``: affine crops of feature maps around the lips, eyes and irises).
 """
 
@@ -31,15 +31,14 @@ class OpGraph(nn.Module):
     def __init__(self, graph: dict, weights: dict[str, torch.Tensor]):
         super().__init__()
         self.input = graph["input"]
-        self.input_shape = graph["input_shape"]  # NHWC, as in TFLite
         self.outputs = graph["outputs"]
-        self.ops = _fold_pads(graph["ops"])
-        self.layers = nn.ModuleList(_layer(op, weights) for op in self.ops)
-        last_use = _last_uses(self.ops, set(self.outputs.values()))
+        ops = _fold_pads(graph["ops"])
+        self.layers = nn.ModuleList(_layer(op, weights) for op in ops)
+        last_use = _last_uses(ops, set(self.outputs.values()))
         # (operator's forward, tensors it reads, tensor it writes, tensors no later step reads): the
         # forward methods are called directly, past nn.Module's hooks (a few microseconds an operator)
         self._plan = [(layer.forward, tuple(_inputs(op)), op["out"], tuple(last_use.get(step, ())))
-                      for step, (op, layer) in enumerate(zip(self.ops, self.layers))]
+                      for step, (op, layer) in enumerate(zip(ops, self.layers))]
         self.to(memory_format=torch.channels_last)
 
     @classmethod
