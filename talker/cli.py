@@ -16,7 +16,9 @@ from pathlib import Path
 
 from talker import __version__
 from talker.errors import TalkerError
+from talker.help_format import HelpFormatter
 from talker.options import BACKENDS, DEVICES, ENHANCERS, PRECISIONS, MakeOptions
+from talker.presets import preset_names
 from talker.types import PREPROCESS_MODES
 
 
@@ -53,7 +55,7 @@ def _add_make(sub) -> None:
         "make",
         help="make a talking video from a portrait and speech",
         description="Make an MP4 in which the face of --image speaks --audio (or --text).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what each stage does")
 
@@ -92,7 +94,7 @@ def _add_make(sub) -> None:
                    help="embedded needs no model files; sadtalker needs the official checkpoints; auto picks sadtalker when they verify")
     g.add_argument("--checkpoints", type=Path, help="folder with the SadTalker checkpoints")
     g.add_argument("--preset", metavar="NAME",
-                   help="speed and memory preset: fast, balanced, quality, low-vram, cpu, a .yaml file, or auto (picked "
+                   help=f"speed and memory preset: {', '.join(preset_names('make'))}, a .yaml file, or auto (picked "
                    "from the free GPU memory); flags given here win over it; on GPU out-of-memory the render goes on "
                    "with the preset's fallback")
     g.add_argument("--device", choices=DEVICES, help="default: auto, or the preset's")
@@ -140,6 +142,7 @@ def _add_coeffs(sub) -> None:
 
 
 def _run_coeffs(args) -> int:
+    from talker.folders import made_folders
     from talker.media import check_output_path
     from talker.pipeline import choose_backend, load_audio, load_face
 
@@ -149,9 +152,10 @@ def _run_coeffs(args) -> int:
         backend=args.backend, checkpoints=args.checkpoints, device=args.device, pose_style=args.pose_style,
         still=args.still, no_blink=args.no_blink, expression_scale=args.expression_scale, seed=args.seed,
     ).validate()
-    backend = choose_backend(options)
-    track = backend.coeffs(load_face(options), load_audio(options), options)
-    track.save(out)
+    with made_folders(out):
+        backend = choose_backend(options)
+        track = backend.coeffs(load_face(options), load_audio(options), options)
+        track.save(out)
     print(f"{out}: {track.num_frames} frames x {track.values.shape[1]} {track.space} coefficients")
     return 0
 

@@ -96,7 +96,7 @@ def check_program(name: str, purpose: str, fix: str, version_args: tuple[str, ..
         first = (_run([exe, *version_args]).strip().splitlines() or [""])[0]
     except (OSError, RuntimeError, subprocess.SubprocessError) as err:
         return Check(name, WARN, f"{exe} does not run ({_gist(err)}): {purpose}", fix)
-    return Check(name, OK, f"{first[:80]} ({exe})")
+    return Check(name, OK, f"{' '.join(first.split())} ({exe})")
 
 
 def check_requirements() -> Check:

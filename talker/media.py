@@ -226,23 +226,20 @@ def check_output_path(path: str | Path, force: bool, suffix: str = ".mp4") -> Pa
     """Check, before any heavy work, that a ``suffix`` file (an MP4 by default) can be written at
     ``path``; returns it made absolute.
 
-    Creates the parent folder when its own parent exists. Raises OutputError when the suffix is not
-    ``suffix``, the folder cannot be made or written, ``path`` is a folder, or a file exists there
-    and ``force`` is False.
+    Missing folders above ``path`` are allowed (any depth) when the nearest existing one can be
+    written; nothing is created here: the caller makes them with ``talker.folders.made_folders``,
+    which takes them back if the work fails. Raises OutputError when the suffix is not ``suffix``,
+    ``path`` is a folder, a file stands where a folder should be, the folder cannot be written, or
+    a file exists at ``path`` and ``force`` is False.
     """
+    from talker.folders import existing_ancestor
+
     path = Path(os.path.abspath(Path(path).expanduser()))
     if path.suffix.lower() != suffix:
         raise OutputError(f"output {path} must end in {suffix}; choose another --out, e.g. {path.with_suffix(suffix).name}")
     if path.is_dir():
         raise OutputError(f"output {path} is a folder; give a file name inside it, e.g. --out {path / 'talk.mp4'}")
-    folder = path.parent
-    if not folder.exists():
-        if not folder.parent.is_dir():
-            raise OutputError(f"output folder {folder.parent} does not exist; create it or choose another --out")
-        try:
-            folder.mkdir()
-        except OSError as err:
-            raise OutputError(f"cannot create output folder {folder} ({err.strerror}); choose another --out") from err
+    folder = existing_ancestor(path)
     if not folder.is_dir():
         raise OutputError(f"{folder} is a file, not a folder; choose another --out")
     if path.exists() and not force:
@@ -273,7 +270,7 @@ class VideoWriter:
     hidden temporary name in the target folder and renamed onto ``path`` only when everything
     succeeded; on an exception in the block, an ffmpeg failure or too few frames, nothing is left
     behind and an existing file at ``path`` is untouched. The caller checks ``path`` first with
-    ``check_output_path``.
+    ``check_output_path`` and makes its folder (``talker.folders.made_folders``).
 
     ``stream`` also writes the video while it is encoded (one encode, ffmpeg's tee muxer), for
     playback before the render ends: a path ending in ``.m3u8`` is an HLS playlist (MPEG-TS

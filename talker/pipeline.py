@@ -71,6 +71,7 @@ def make(options: MakeOptions, progress: ProgressCallback | None = None, *, stre
     timings: dict[str, float] = {}
 
     # 1. Check inputs, apply the preset and check the output paths before any heavy work.
+    from talker.folders import made_folders
     from talker.make_presets import apply_preset
     from talker.media import check_output_path
 
@@ -87,49 +88,51 @@ def make(options: MakeOptions, progress: ProgressCallback | None = None, *, stre
         log.info("preset %s (%s), then %s", presets[0].name, presets[0].path,
                  " > ".join(p.name for p in presets[1:]) or "no fallback")
 
-    # 2. Pick the backend and the enhancer: missing model files are reported before any work.
-    backend = choose_backend(options)
-    restorer = load_restorer(options)
-    log.info("backend: %s, enhancer: %s", backend.name, options.enhancer)
+    # Missing folders above the outputs are made now and taken back if anything below fails.
+    with made_folders(out, stream if isinstance(stream, Path) else None):
+        # 2. Pick the backend and the enhancer: missing model files are reported before any work.
+        backend = choose_backend(options)
+        restorer = load_restorer(options)
+        log.info("backend: %s, enhancer: %s", backend.name, options.enhancer)
 
-    # 2b. Draw the portrait first when asked; it is saved beside the video and animated.
-    portrait = None
-    if options.portrait is not None:
-        from dataclasses import replace
+        # 2b. Draw the portrait first when asked; it is saved beside the video and animated.
+        portrait = None
+        if options.portrait is not None:
+            from dataclasses import replace
 
-        from talker.portrait import make_portrait
+            from talker.portrait import make_portrait
 
+            t = time.perf_counter()
+            report(Progress("portrait"))
+            beside = out if out is not None else Path(options.default_out)  # -o -: where the video would be
+            portrait = make_portrait(options.portrait, beside.with_suffix(".portrait.png"), options.force).path
+            options = replace(options, image=portrait)
+            timings["portrait"] = time.perf_counter() - t
+
+        # 3. Read the portrait and find the face.
         t = time.perf_counter()
-        report(Progress("portrait"))
-        beside = out if out is not None else Path(options.default_out)  # -o -: where the video would be
-        portrait = make_portrait(options.portrait, beside.with_suffix(".portrait.png"), options.force).path
-        options = replace(options, image=portrait)
-        timings["portrait"] = time.perf_counter() - t
+        report(Progress("face"))
+        face = load_face(options)
+        timings["face"] = time.perf_counter() - t
 
-    # 3. Read the portrait and find the face.
-    t = time.perf_counter()
-    report(Progress("face"))
-    face = load_face(options)
-    timings["face"] = time.perf_counter() - t
+        # 4. Read or synthesise the speech.
+        t = time.perf_counter()
+        report(Progress("audio"))
+        audio = load_audio(options)
+        timings["audio"] = time.perf_counter() - t
 
-    # 4. Read or synthesise the speech.
-    t = time.perf_counter()
-    report(Progress("audio"))
-    audio = load_audio(options)
-    timings["audio"] = time.perf_counter() - t
+        # 5. Speech to motion coefficients; meanwhile the renderer loads and warms up in a thread.
+        t = time.perf_counter()
+        report(Progress("motion"))
+        backend.prepare(face, options)
+        track = backend.coeffs(face, audio, options)
+        timings["motion"] = time.perf_counter() - t
 
-    # 5. Speech to motion coefficients; meanwhile the renderer loads and warms up in a thread.
-    t = time.perf_counter()
-    report(Progress("motion"))
-    backend.prepare(face, options)
-    track = backend.coeffs(face, audio, options)
-    timings["motion"] = time.perf_counter() - t
-
-    # 6. Render, paste back, restore and encode, streaming.
-    t = time.perf_counter()
-    render_video(face, audio, track, backend, restorer, options, out, report, stream=stream, fallbacks=presets[1:])
-    timings["render"] = time.perf_counter() - t
-    return MakeResult(video=out, audio=audio, track=track, backend=backend.name, timings=timings, portrait=portrait)
+        # 6. Render, paste back, restore and encode, streaming.
+        t = time.perf_counter()
+        render_video(face, audio, track, backend, restorer, options, out, report, stream=stream, fallbacks=presets[1:])
+        timings["render"] = time.perf_counter() - t
+        return MakeResult(video=out, audio=audio, track=track, backend=backend.name, timings=timings, portrait=portrait)
 
 
 def load_face(options: MakeOptions) -> FaceCrop:
@@ -353,26 +356,31 @@ def choose_backend(options: MakeOptions) -> Backend:
 def _find_checkpoints(options: MakeOptions):
     """(SadTalkerFiles, None) for the first folder whose files verify, else (None, the CheckpointError)."""
     from talker.errors import CheckpointError
-    from talker.models.sadtalker_files import find_sadtalker_files, verify_sadtalker_files
+    from talker.models.sadtalker_files import current_files, find_sadtalker_files, missing_message, verify_sadtalker_files
 
     if options.checkpoints is not None:
+        if not options.checkpoints.is_dir():
+            return None, CheckpointError(
+                f"--checkpoints {options.checkpoints}: that folder does not exist; check the path, or leave "
+                "--checkpoints out to use the models folder ('talker models download --for sadtalker' fills it)"
+            )
         folders = [options.checkpoints]
     else:
         from talker.models.store import open_store
 
-        folders = open_store().folders("checkpoints")
-    problem = CheckpointError(
-        "no SadTalker checkpoints found: run 'talker models download --for sadtalker', "
-        "or pass --checkpoints DIR (a folder laid out like SadTalker's checkpoints/)"
-    )
+        store = open_store()
+        folders = store.folders("checkpoints")
+    first = None
     for folder in folders:
         try:
             files = find_sadtalker_files(folder, options.size)
             verify_sadtalker_files(files)
             return files, None
         except CheckpointError as err:
-            problem = err
-    return None, problem
+            first = first or err  # the models folder comes first: where downloads go
+    if first is None:  # no folder exists yet
+        first = CheckpointError(missing_message(store.root / "checkpoints", current_files(options.size)))
+    return None, first
 
 
 def load_restorer(options: MakeOptions):

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+ROOT = Path(__file__).resolve().parents[1]
+"""This checkout: what run_talker's subprocesses import, wherever they run."""
 
 import media_factory as mf  # noqa: E402
 
@@ -53,14 +55,15 @@ def hopper_png(media_dir) -> Path:
     return mf.save_png(mf.grace_hopper(), media_dir / "hopper.png")
 
 
-def run_talker(*args, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the real command line (`python -m talker.cli ...`) and capture its output.
+def run_talker(*args, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real command line (`python -m talker.cli ...`) of this checkout and capture its output.
 
-    env: variables to set on top of this process's environment.
+    env: variables to set on top of this process's environment. cwd: the folder to run it in.
     """
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "talker.cli", *map(str, args)], capture_output=True, text=True, timeout=900,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONPATH": path, **(env or {})}, cwd=cwd,
     )
 
 

@@ -144,6 +144,21 @@ def test_unwritable_output_folder(inputs, out_dir):
     assert_clean_failure(proc, out_dir, keep={"file"})
 
 
+def test_failed_run_leaves_no_folder(inputs, out_dir):
+    """Neither the default results/ folder nor the missing folders of a deep -o stay behind."""
+    proc = run_talker("make", "--image", inputs["no_face"], "--audio", inputs["speech"], cwd=out_dir)
+    assert_clean_failure(proc, out_dir, "no face")
+    proc = run_talker("make", "--image", inputs["no_face"], "--audio", inputs["speech"], "-o", out_dir / "a" / "b" / "x.mp4")
+    assert_clean_failure(proc, out_dir, "no face")
+
+
+def test_out_in_missing_folders_is_made(inputs, out_dir):
+    out = out_dir / "a" / "b" / "c.mp4"
+    proc = run_talker("make", "--image", inputs["face"], "--audio", inputs["speech"], "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.relative_to(out_dir) for p in out_dir.rglob("*")] == [Path("a"), Path("a/b"), Path("a/b/c.mp4")]
+
+
 def test_existing_output_is_kept(inputs, out_dir):
     existing = out_dir / "x.mp4"
     existing.write_bytes(b"precious")

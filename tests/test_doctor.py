@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
 from test_models_download import isolated, manifest_entry, run_models, torch_file, write_manifest  # noqa: F401
 from talker.doctor import FAIL, OK, WARN, check_ffmpeg, check_models, check_program, check_python
@@ -33,6 +35,13 @@ def test_doctor_reports_this_machine_and_passes(isolated):
     assert rows["sadtalker"].startswith(WARN) and "fix: talker models download --for sadtalker" in rows["sadtalker"]
     assert "GB free" in rows["disk"] and "the missing files need" in rows["disk"]
     assert out.rstrip().endswith("warnings: sadtalker, gfpgan")
+
+
+def test_program_version_line_is_shown_whole():
+    """espeak-ng's version line ends with its data folder: it must not be cut."""
+    espeak = check_program("espeak-ng", "needed for --text", "sudo apt-get install espeak-ng")
+    assert espeak.level == OK, espeak.detail
+    assert Path(re.search(r"Data at: (\S+)", espeak.detail).group(1)).is_dir(), espeak.detail
 
 
 def test_missing_programs_are_warnings_with_the_install_command(isolated, monkeypatch):

@@ -259,12 +259,9 @@ def test_check_output_path(tmp_path):
     assert media.check_output_path(tmp_path / "a.mp4", force=False) == tmp_path / "a.mp4"
     assert list(tmp_path.iterdir()) == []  # the write test cleaned up
 
-    made = media.check_output_path(tmp_path / "new" / "b.mp4", force=False)
-    assert made.parent.is_dir()
-
-    with pytest.raises(OutputError, match="does not exist"):
-        media.check_output_path(tmp_path / "no" / "such" / "c.mp4", force=False)
-    assert not (tmp_path / "no").exists()
+    # missing folders at any depth are allowed, and left for the caller to make (talker.folders)
+    deep = media.check_output_path(tmp_path / "no" / "such" / "c.mp4", force=False)
+    assert deep == tmp_path / "no" / "such" / "c.mp4" and not (tmp_path / "no").exists()
 
     (tmp_path / "old.mp4").write_bytes(b"old")
     with pytest.raises(OutputError, match="exists; pass --force to overwrite or choose another --out"):
@@ -280,6 +277,8 @@ def test_check_output_path(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="not a folder"):
         media.check_output_path(tmp_path / "file" / "d.mp4", force=False)
+    with pytest.raises(OutputError, match="not a folder"):
+        media.check_output_path(tmp_path / "file" / "deeper" / "d.mp4", force=False)
 
 
 def test_check_output_path_unwritable_folder(tmp_path):
@@ -287,7 +286,7 @@ def test_check_output_path_unwritable_folder(tmp_path):
     for folder in ("/proc", "/sys"):
         with pytest.raises(OutputError, match=f"cannot write into folder {folder}"):
             media.check_output_path(f"{folder}/talker-test.mp4", force=False)
-    with pytest.raises(OutputError, match="cannot create output folder"):
+    with pytest.raises(OutputError, match="cannot write into folder /proc"):
         media.check_output_path("/proc/talker-test/out.mp4", force=False)
     if os.geteuid() != 0:  # permission bits bind only non-root users
         locked = tmp_path / "locked"

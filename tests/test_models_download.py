@@ -262,6 +262,7 @@ def test_wrong_size_is_refused_and_leaves_nothing(isolated, server):
 
     assert not store.target(entry).exists() and not store.part_path(entry).exists()
     assert store.state(entry).state == MISSING
+    assert not store.root.exists()  # nor the (empty) folders made for it
 
 
 def test_same_size_other_content_is_refused_by_sha256(isolated, server):
@@ -323,6 +324,7 @@ def test_file_whose_structure_does_not_match_the_schema_is_refused(isolated, ser
     assert "missing" in message and "unexpected" in message
     assert not store.target(entry).exists() and not store.part_path(entry).exists()
     assert store.state(entry).state == MISSING
+    assert not store.root.exists()  # nor the (empty) folders made for it
 
 
 def test_matching_structure_is_accepted_and_wrong_content_falls_back_to_the_mirror(isolated, server, audio2exp_files):
@@ -389,6 +391,12 @@ def test_download_cli_needs_a_selection_and_knows_features(isolated, server):
     assert status == 0 and "1 of 1 files ready" in out, out
     status, out = run_models("models", "download", "b", *common)  # b is not on the server: 404, exit 1
     assert status == 1 and "HTTP 404" in out, out
+
+
+def test_bare_models_command_lists(isolated):
+    status, bare = run_models("models")
+    assert status == 0 and bare == run_models("models", "list")[1]
+    assert bare.startswith("models folder: ") and "SadTalker_V0.0.2_256.safetensors" in bare
 
 
 def test_server_that_ignores_range_restarts_from_zero(isolated, server):

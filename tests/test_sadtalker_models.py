@@ -144,16 +144,16 @@ def test_missing_files_are_listed(tmp_path, legacy_dir):
         find_sadtalker_files(tmp_path / "nowhere", 256)
     with pytest.raises(CheckpointError) as err:
         find_sadtalker_files(tmp_path, 256)
-    msg = str(err.value)
-    for name in ("mapping_00229-model.pth.tar", "mapping_00109-model.pth.tar", "auido2exp_00300-model.pth",
-                 "auido2pose_00140-model.pth", "facevid2vid_00189-model.pth.tar", "epoch_20.pth"):
-        assert name in msg
+    msg = str(err.value)  # an empty folder: the current file set, as `talker models list` names it
+    assert f"missing from {tmp_path}: SadTalker_V0.0.2_256.safetensors, mapping_00229-model.pth.tar, " \
+        "mapping_00109-model.pth.tar; get them with 'talker models download --for sadtalker'" in msg
+    assert "auido2exp" not in msg and "epoch_20" not in msg
     part = tmp_path / "part"
     part.mkdir()
     for f in legacy_dir.iterdir():
         if f.name != "epoch_20.pth":
             (part / f.name).symlink_to(f)
-    with pytest.raises(CheckpointError, match=r"missing epoch_20\.pth;"):
+    with pytest.raises(CheckpointError, match=r": epoch_20\.pth;"):  # a legacy folder: its missing file
         find_sadtalker_files(part, 256)
     with pytest.raises(CheckpointError, match="256 and 512"):
         find_sadtalker_files(legacy_dir, 384)

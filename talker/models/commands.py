@@ -25,9 +25,10 @@ def add_models_commands(subparsers) -> argparse.ArgumentParser:
                         help="ignore SadTalker / WebUI folders found elsewhere; use the models folder only")
 
     models = subparsers.add_parser("models", help="list, download, import and verify model files",
-                                   description="Manage the model files of the neural backend and the face enhancer.")
+                                   description="Manage the model files of the neural backend and the face enhancer. "
+                                   "Without an action: list them.")
+    models.set_defaults(run=run_list, models_dir=None, manifest=None, no_reuse=False)  # bare `talker models`
     sub = models.add_subparsers(dest="models_command", metavar="ACTION")
-    sub.required = True
 
     p = sub.add_parser("list", parents=[common], help="what is present, missing or verified, and what each file enables")
     p.set_defaults(run=run_list)

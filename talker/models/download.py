@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from talker import __version__
 from talker.errors import CheckpointError, TalkerError
+from talker.folders import made_folders
 from talker.models.manifest import ModelFile
 from talker.models.store import FAILED, PRESENT, VERIFIED, ModelStore
 from talker.models.verify import verify_file
@@ -84,7 +85,13 @@ def download(entry: ModelFile, store: ModelStore, settings: DownloadSettings = D
         say(f"{entry.id}: the copy at {state.path} failed its checks before; downloading it again")
 
     target, part = store.target(entry), store.part_path(entry)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    with made_folders(target):  # taken back when nothing was received
+        return _fetch(entry, store, target, part, settings, say)
+
+
+def _fetch(entry: ModelFile, store: ModelStore, target: Path, part: Path, settings: DownloadSettings,
+           say: Callable[[str], None]) -> Path:
+    """Bring ``entry`` into ``target`` from its sources through ``part``; DownloadError when none delivered."""
     _check_space(entry, part)
     problems: list[str] = []
     with _exclusive(target):

@@ -30,8 +30,20 @@ NEEDED_NETWORKS = ("face_3drecon", "audio2exp", "audio2pose", "kp_extractor", "g
 """Every network a SadTalker run loads (the HEEstimator is not used at inference)."""
 
 FETCH_HINT = (
-    "download the official SadTalker checkpoints into that folder (see checkpoints/README.md) or pass --checkpoints DIR"
+    "get them with 'talker models download --for sadtalker' (into the models folder that 'talker models list' "
+    "names), or use --backend embedded, which needs no model files"
 )
+
+
+def missing_message(folder: Path, names: list[str]) -> str:
+    """The one message for SadTalker files missing from ``folder``, with the command that fetches them."""
+    return f"SadTalker checkpoints missing from {folder}: {', '.join(names)}; {FETCH_HINT}"
+
+
+def current_files(size: int) -> list[str]:
+    """The files of the current layout at ``size`` (what 'talker models download --for sadtalker' fetches)."""
+    mapping, _ = _pickle_layout()
+    return [safetensors_name(size), *(fname for fname, _ in mapping.values())]
 
 
 def safetensors_name(size: int) -> str:
@@ -95,20 +107,19 @@ def find_sadtalker_files(checkpoint_dir: Path | str, size: int) -> SadTalkerFile
     if size not in SIZES:
         raise CheckpointError(f"SadTalker checkpoints exist for sizes 256 and 512, not {size}")
     if not root.is_dir():
-        raise CheckpointError(f"checkpoint folder {root} does not exist; {FETCH_HINT}")
+        raise CheckpointError(f"checkpoint folder {root} does not exist; check the path")
     mapping, legacy = _pickle_layout()
-    missing = [fname for fname, _ in mapping.values() if not (root / fname).is_file()]
     found_legacy = {net: root / fname for net, (fname, _) in legacy.items() if (root / fname).is_file()}
     safetensors = None
-    if any(root.glob("*.safetensors")):
+    if any(root.glob("*.safetensors")) or not found_legacy:
+        # the current layout, also the one named when the folder holds neither
+        missing = [name for name in current_files(size) if not (root / name).is_file()]
         safetensors = root / safetensors_name(size)
-        if not safetensors.is_file():
-            missing.insert(0, safetensors.name)
     else:
-        needed = {legacy[net][0] for net in SAFETENSORS_NETWORKS}
-        missing[:0] = sorted(n for n in needed if not (root / n).is_file())
+        needed = sorted({legacy[net][0] for net in SAFETENSORS_NETWORKS})
+        missing = [n for n in needed + [f for f, _ in mapping.values()] if not (root / n).is_file()]
     if missing:
-        raise CheckpointError(f"SadTalker checkpoints incomplete in {root}: missing {', '.join(missing)}; {FETCH_HINT}")
+        raise CheckpointError(missing_message(root, missing))
     return SadTalkerFiles(
         root=root,
         size=size,

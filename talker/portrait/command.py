@@ -14,7 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from talker.help_format import HelpFormatter
 from talker.portrait.options import CONTROLNETS
+from talker.presets import preset_names
 
 
 def add_portrait_command(sub) -> None:
@@ -23,7 +25,7 @@ def add_portrait_command(sub) -> None:
         help="draw or restyle a portrait with Stable Diffusion (needs talker[sd] and a local SD 1.5 model)",
         description="Draw a portrait from a prompt, restyle --init-image, redraw the white part of --mask, or follow "
         "the init image's edges (--controlnet canny). Keeps only pictures in which a face is found.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_portrait_arguments(p)
     p.add_argument("-o", "--out", type=Path, required=True, help="PNG to write (with --num-images > 1 the kept "
@@ -63,7 +65,8 @@ def add_portrait_arguments(p, prefix: str = "") -> None:
     g.add_argument("--sd-config", type=Path,
                    help="diffusers-layout config folder for a single file of another shape (default: the shipped SD 1.5 configs)")
     g.add_argument(f"--{prefix}preset" if prefix else "--preset", dest="sd_preset", default="auto",
-                   help="speed/memory preset: fast, balanced, low-vram, cpu, a .yaml file, or auto (by free GPU memory)")
+                   help=f"speed/memory preset: {', '.join(preset_names('portrait'))}, a .yaml file, or auto (by free GPU "
+                   "memory; never throughput, which compiles first)")
 
 
 def portrait_options(args, init_image: Path | None = None):

@@ -67,6 +67,7 @@ class PortraitResult:
 
 def make_portrait(options: PortraitOptions, out: Path, force: bool = False) -> PortraitResult:
     """Steps 1-5: draw, check and write the portrait PNG at ``out``."""
+    from talker.folders import made_folders
     from talker.media import check_output_path
     from talker.portrait.models import find_controlnet, find_sd_model
 
@@ -81,30 +82,32 @@ def make_portrait(options: PortraitOptions, out: Path, force: bool = False) -> P
     model = find_sd_model(options.sd_model)
     controlnet = find_controlnet(options.controlnet_model) if options.controlnet else None
 
-    # 2. The pictures.
-    inputs = load_inputs(options)
+    # Missing folders above -o are made now and taken back if drawing fails.
+    with made_folders(out):
+        # 2. The pictures.
+        inputs = load_inputs(options)
 
-    # 3. Draw.
-    presets_tried: list[str] = []
-    candidates = generate(options, inputs, model, controlnet, presets_tried)
+        # 3. Draw.
+        presets_tried: list[str] = []
+        candidates = generate(options, inputs, model, controlnet, presets_tried)
 
-    # 4. Keep what the face stage can animate.
-    kept = face_check(candidates) if options.check_face else candidates
-    if not kept:
-        raise NoFaceError(
-            f"the face stage found no face to animate in {'any of the ' + str(len(candidates)) + ' pictures' if len(candidates) > 1 else 'the picture'} "
-            "drawn (none, or smaller than 64 px): ask for one ('close-up portrait photo of ..., looking at the "
-            "camera'), try other --seed values, or draw several with --num-images"
-        )
-    chosen = max(kept, key=lambda c: c.face_score or 0.0)
+        # 4. Keep what the face stage can animate.
+        kept = face_check(candidates) if options.check_face else candidates
+        if not kept:
+            raise NoFaceError(
+                f"the face stage found no face to animate in {'any of the ' + str(len(candidates)) + ' pictures' if len(candidates) > 1 else 'the picture'} "
+                "drawn (none, or smaller than 64 px): ask for one ('close-up portrait photo of ..., looking at the "
+                "camera'), try other --seed values, or draw several with --num-images"
+            )
+        chosen = max(kept, key=lambda c: c.face_score or 0.0)
 
-    # 5. Write.
-    write_png(chosen.rgb, out)
-    paths = []
-    if options.num_images > 1:
-        for c in kept:
-            paths.append(write_png(c.rgb, out.with_name(f"{out.stem}-seed{c.seed}.png")))
-    return PortraitResult(out, candidates, kept, chosen, presets_tried, paths)
+        # 5. Write.
+        write_png(chosen.rgb, out)
+        paths = []
+        if options.num_images > 1:
+            for c in kept:
+                paths.append(write_png(c.rgb, out.with_name(f"{out.stem}-seed{c.seed}.png")))
+        return PortraitResult(out, candidates, kept, chosen, presets_tried, paths)
 
 
 def load_inputs(options: PortraitOptions) -> PortraitInputs:
