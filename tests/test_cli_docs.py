@@ -1,0 +1,193 @@
+"""The command line's help and docs/troubleshooting.md against what the code really prints.
+
+Every message in the troubleshooting table is triggered through ``talker.cli.main`` (or, for the
+host-pin line, ``talker.requirements``) and must appear in the error line, its ``...`` parts
+standing for the file, folder or number. A row without a trigger here fails, so a new row needs one.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import media_factory as mf
+from conftest import ROOT, run_talker
+from talker.cli import main
+from talker.presets import SHIPPED
+
+TABLE = ROOT / "docs" / "troubleshooting.md"
+EXAMPLES = ROOT / "examples"
+
+
+# ------------------------------------------------------------------------------------------ help
+
+
+def option_blocks(help_text: str) -> dict[str, str]:
+    """'--long-name' -> its whole entry in the help (the option line and its indented description)."""
+    blocks, name = {}, None
+    for line in help_text.splitlines():
+        if re.match(r"^  -", line):
+            name = max(re.findall(r"--?[\w-]+", line.split("  ")[1] if line.startswith("  ") else line), key=len)
+            blocks[name] = line
+        elif name and line.startswith("    "):
+            blocks[name] += "\n" + line
+        else:
+            name = None
+    return blocks
+
+
+def test_make_help_says_each_default_once_with_option_named_metavars():
+    proc = run_talker("make", "--help", env={"COLUMNS": "300"})  # no wrapping inside words like low-vram
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    blocks = option_blocks(text)
+    assert {"--image", "--audio", "--text", "--out", "--size", "--preset", "--portrait-prompt", "--sd-model"} <= set(blocks)
+    for name, block in blocks.items():
+        said = " ".join(block.split())
+        assert said.count("default") <= 1, (name, said)
+        assert "(default: None)" not in said and "(default: False)" not in said, (name, said)
+    assert "SD_" not in text, "internal metavars in the help"
+    assert "--portrait-prompt PORTRAIT_PROMPT" in text and "--image PATH" in text and "--sd-model PATH" in text
+    for name, default in {"--blink-rate": "17.0", "--pose-style": "0", "--preprocess": "crop", "--portrait-steps": "25"}.items():
+        assert f"(default: {default})" in " ".join(blocks[name].split()), name
+    assert "(default: 256, or the preset's)" in " ".join(blocks["--size"].split())
+    for preset in sorted(p.stem for p in (SHIPPED / "make").glob("*.yaml")):
+        assert preset in " ".join(blocks["--preset"].split()), preset
+
+
+def test_portrait_help_lists_every_preset():
+    proc = run_talker("portrait", "--help", env={"COLUMNS": "300"})
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(option_blocks(proc.stdout)["--preset"].split())
+    shipped = sorted(p.stem for p in (SHIPPED / "portrait").glob("*.yaml"))
+    assert "throughput" in shipped
+    for preset in shipped:
+        assert preset in said, (preset, said)
+
+
+# ------------------------------------------------------------------------------ troubleshooting
+
+
+def table_messages() -> list[str]:
+    """The backticked messages of the first column of the troubleshooting table's first table."""
+    text = TABLE.read_text(encoding="utf-8")
+    first_table = text.split("\n\n| ", 1)[1].split("\n\n", 1)[0]
+    rows = [line for line in first_table.splitlines() if line.startswith("| `")]
+    return [re.match(r"\| `(.+?)` \|", row).group(1) for row in rows]
+
+
+def says(line: str, message: str) -> bool:
+    """Whether ``line`` holds the parts of ``message`` (split at '...') in order."""
+    at = 0
+    for part in message.split("..."):
+        found = line.find(part, at)
+        if found < 0:
+            return False
+        at = found + len(part)
+    return True
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("trouble")
+    speech, rate = sf.read(EXAMPLES / "hello.wav", dtype="float32")
+    files = {"face": EXAMPLES / "astronaut.jpg", "speech": EXAMPLES / "hello.wav"}
+    files["no_face"] = mf.save_png(np.full((300, 300, 3), (90, 140, 200), np.uint8), d / "sky.png")
+    canvas = np.full((480, 480, 3), 235, np.uint8)
+    small = mf.astronaut()[::3, ::3]  # a face about 40 px wide
+    canvas[150:150 + small.shape[0], 150:150 + small.shape[1]] = small
+    files["tiny_face"] = mf.save_png(canvas, d / "tiny.png")
+    files["two_faces"] = mf.save_png(np.concatenate([mf.astronaut(), mf.astronaut()[:, ::-1]], axis=1), d / "two.png")
+    t = np.arange(int(4 * 22050)) / 22050
+    f0 = 220 * 2 ** (np.array([0, 4, 7, 12, 7, 4]) / 12)[(t * 2).astype(int) % 6]
+    sf.write(d / "music.wav", (0.2 * np.sin(2 * np.pi * np.cumsum(f0) / 22050)).astype(np.float32), 22050)
+    files["music"] = d / "music.wav"
+    sf.write(d / "short.wav", speech[int(0.5 * rate): int(0.54 * rate)], rate)
+    files["short"] = d / "short.wav"
+    (d / "exists.mp4").write_bytes(b"earlier video")
+    files["exists"] = d / "exists.mp4"
+    return files
+
+
+def make_error(capsys, *args) -> str:
+    """The 'error:' line of `talker make ARGS` (which must fail with status 2)."""
+    status = main(["make", *map(str, args)])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    return next(line for line in err.splitlines() if line.startswith("error: "))
+
+
+def unmet_pin_line(tmp_path) -> str:
+    """The line install.py, the WebUI tab and doctor print for a requirement a host's pins broke."""
+    from talker.requirements import unmet_requirements
+
+    info = tmp_path / "hosted-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hosted\nVersion: 1.0\nRequires-Dist: numpy>=999\n")
+    (unmet,) = unmet_requirements("hosted", path=[str(tmp_path)])
+    return unmet.line
+
+
+def triggers(media, out: Path, models: Path, monkeypatch, capsys):
+    """table message -> the arguments of `talker make` that make it (or a callable giving the line)."""
+    face, speech = media["face"], media["speech"]
+
+    def fp16_on_cpu() -> str:
+        # the precision is checked once the enhancer's file is found, before it is read
+        with_file = models.parent / "with-gfpgan"
+        with_file.mkdir()
+        (with_file / "GFPGANv1.4.pth").write_bytes(b"checked only after the precision")
+        monkeypatch.setenv("TALKER_MODELS", str(with_file))
+        return make_error(capsys, "--image", face, "--audio", speech, "--enhancer", "gfpgan", "--device", "cpu",
+                          "--precision", "fp16", "-o", out)
+
+    return {
+        "no face found in ...": ("--image", media["no_face"], "--audio", speech, "-o", out),
+        "the face in ... is only ... px": ("--image", media["tiny_face"], "--audio", speech, "-o", out),
+        "found 2 faces: #0 at ...": ("--image", media["two_faces"], "--audio", speech, "-o", out),
+        "no speech found in ...: it sounds like music, noise or silence":
+            ("--image", face, "--audio", media["music"], "-o", out),
+        "audio ... is ... s long; give at least 0.2 s of speech": ("--image", face, "--audio", media["short"], "-o", out),
+        "no speech given: pass --audio PATH, or --text": ("--image", face, "-o", out),
+        "output ... exists; pass --force to overwrite or choose another --out":
+            ("--image", face, "--audio", speech, "-o", media["exists"]),
+        "cannot write into folder ...": ("--image", face, "--audio", speech, "-o", "/proc/talker/x.mp4"),
+        "SadTalker checkpoints missing from ...": ("--image", face, "--audio", speech, "--backend", "sadtalker", "-o", out),
+        "--checkpoints ...: that folder does not exist":
+            ("--image", face, "--audio", speech, "--backend", "sadtalker", "--checkpoints", models / "nowhere", "-o", out),
+        "face restoration needs GFPGANv1.4.pth": ("--image", face, "--audio", speech, "--enhancer", "gfpgan", "-o", out),
+        "--precision fp16 needs a CUDA GPU": fp16_on_cpu,
+        "talker: needs ..., found ...; fix: ...": lambda: unmet_pin_line(models.parent / "dist"),
+    }
+
+
+# Messages that cannot be brought about on a machine that has the program: espeak-ng's library loads
+# from the system's library folders whatever PATH says. Checked in the source instead.
+IN_SOURCE = {"--text needs the espeak-ng speech synthesiser, which is not installed": ROOT / "talker" / "media.py"}
+
+
+def test_troubleshooting_messages_are_the_real_ones(media, tmp_path, monkeypatch, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    for var in ("SADTALKER_CHECKPOINTS", "TALKER_REUSE_DIRS", "TALKER_MANIFEST"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TALKER_MODELS", str(models))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no SadTalker / WebUI folders to reuse
+    out = tmp_path / "out" / "x.mp4"
+    cases = triggers(media, out, models, monkeypatch, capsys)
+    messages = table_messages()
+    assert len(messages) >= 10
+    assert set(messages) == set(cases) | set(IN_SOURCE), "every row needs a trigger here, every trigger a row"
+    for message in messages:
+        if message in IN_SOURCE:
+            assert message in IN_SOURCE[message].read_text(), message
+            continue
+        case = cases[message]
+        line = case() if callable(case) else make_error(capsys, *case)
+        assert says(line, message), (message, line)
+    assert not (tmp_path / "out").exists()  # no failure left a folder behind
+    assert media["exists"].read_bytes() == b"earlier video"
