@@ -37,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from talker.portrait.models import SD15_CONFIG, load_pipeline  # noqa: E402
+from talker.portrait.models import SD15_CONFIG, dtype_argument, load_pipeline  # noqa: E402
 from talker.portrait.settings import KIND, PortraitSettings  # noqa: E402
 from talker.presets import load_preset  # noqa: E402
 
@@ -134,7 +134,7 @@ def main() -> int:
 
         def default():
             pipe = StableDiffusionPipeline.from_single_file(str(ckpt), config=str(config), local_files_only=True,
-                                                            torch_dtype=torch.float32, safety_checker=None)
+                                                            **dtype_argument(torch.float32), safety_checker=None)
             return pipe.to(device)
 
         rows = [run_config("default", default, args.size, args.steps, args.images)]

@@ -125,6 +125,16 @@ def pipeline_class(task: str, controlnet: bool):
     return getattr(diffusers, names[task, controlnet])
 
 
+def dtype_argument(dtype) -> dict:
+    """The keyword that gives diffusers the weights' dtype: ``dtype`` in the releases that take it
+    (they deprecate ``torch_dtype`` with a FutureWarning), ``torch_dtype`` in the older ones."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401 - present where dtype is taken
+    except ImportError:
+        return {"torch_dtype": dtype}
+    return {"dtype": dtype}
+
+
 def load_pipeline(task: str, model: Path, settings, config: Path | None = None, controlnet: Path | None = None):
     """A diffusers pipeline for ``task`` from local files, on the preset's device, dtype and knobs
     (``settings``: PortraitSettings). CheckpointError when a file cannot be read as SD 1.x.
@@ -138,7 +148,7 @@ def load_pipeline(task: str, model: Path, settings, config: Path | None = None, 
         raise OptionError("this portrait preset runs on a CUDA GPU and torch sees none: use --preset cpu (or auto)")
     cls = pipeline_class(task, controlnet is not None)
     dtype = getattr(torch, _DTYPES[settings.precision])
-    kwargs = dict(torch_dtype=dtype, local_files_only=True, safety_checker=None, requires_safety_checker=False)
+    kwargs = dict(**dtype_argument(dtype), local_files_only=True, safety_checker=None, requires_safety_checker=False)
     if controlnet is not None:
         kwargs["controlnet"] = load_controlnet(controlnet, dtype, config)
     try:
@@ -167,9 +177,9 @@ def load_controlnet(path: Path, dtype, config: Path | None = None):
 
     try:
         if path.is_dir():
-            return ControlNetModel.from_pretrained(str(path), torch_dtype=dtype, local_files_only=True)
+            return ControlNetModel.from_pretrained(str(path), **dtype_argument(dtype), local_files_only=True)
         return ControlNetModel.from_single_file(str(path), config=str((config or SD15_CONFIG) / "controlnet"),
-                                                torch_dtype=dtype, local_files_only=True)
+                                                **dtype_argument(dtype), local_files_only=True)
     except Exception as err:
         raise CheckpointError(f"cannot load ControlNet model {path} ({_one_line(err)}): give an SD 1.5 ControlNet "
                               "canny file (.safetensors / .pth) or its diffusers folder") from err
