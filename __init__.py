@@ -3,7 +3,7 @@
 
 This folder goes first on ``sys.path`` so that ``import talker`` finds the package next to this file,
 also when ComfyUI's ``custom_nodes`` folder (on its path) holds this folder under the name ``talker``.
-Its dependencies come from ``pip install -e <this folder>`` in ComfyUI's Python (see README).
+Its dependencies come from ``pip install -e <this folder>`` in ComfyUI's Python (see docs/comfyui.md).
 """
 
 import os

@@ -5,7 +5,7 @@ each test opens its own browser context, so each is a separate Gradio session. R
 embedded backend at 256 pixels and short Festival speech.
 
 With TALKER_SCREENSHOTS=DIR set, the screenshot test writes DIR/webui_before.png, webui_progress.png
-and webui_after.png (README's pictures: `TALKER_SCREENSHOTS=docs pytest tests/test_webui_browser.py`).
+and webui_after.png (the pictures of docs/webui.md: `TALKER_SCREENSHOTS=docs pytest tests/test_webui_browser.py`).
 """
 
 from __future__ import annotations

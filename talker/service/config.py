@@ -162,7 +162,7 @@ def load_config(path: str | Path | None = None, **overrides) -> ServiceConfig:
             discord=DiscordSettings(**(raw.get("discord") or {})),
         )
     except TypeError as err:
-        raise OptionError(f"{where}: {err} (see 'Job service' in README.md for the keys)") from None
+        raise OptionError(f"{where}: {err} (see docs/service.md for the keys)") from None
     unknown = set(raw) - {f.name for f in dataclasses.fields(ServiceConfig)}
     if unknown:
         raise OptionError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
