@@ -88,7 +88,7 @@ def main() -> None:
         result, face = render(args.size, Path(tmp))
         sheet = contact_sheet(result, face)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(args.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"{args.out}: {sheet.shape[1]} x {sheet.shape[0]}")
 
 
