@@ -8,6 +8,7 @@ standing for the file, folder or number. A row without a trigger here fails, so 
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,30 @@ from talker.presets import SHIPPED
 
 TABLE = ROOT / "docs" / "troubleshooting.md"
 EXAMPLES = ROOT / "examples"
+
+
+# ------------------------------------------------------------------------------------ quick start
+
+
+def readme_block(heading: str) -> str:
+    """The first ```bash block under the README's '## heading'."""
+    part = (ROOT / "README.md").read_text(encoding="utf-8").split(f"\n## {heading}\n", 1)[1]
+    return re.search(r"```bash\n(.*?)```", part, re.S).group(1)
+
+
+def test_readme_quick_start_runs_twice(tmp_path):
+    """The quick start's commands as written, in a folder holding only examples/: twice, as a newcomer
+    may paste them again; each run prints the MP4 it (re)wrote."""
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    commands = [shlex.split(line, comments=True) for line in readme_block("Quick start").splitlines() if line.strip()]
+    assert commands and all(c[0] == "talker" for c in commands)
+    for _ in range(2):
+        for command in commands:
+            proc = run_talker(*command[1:], cwd=tmp_path)
+            assert proc.returncode == 0, (command, proc.stderr)
+            assert Path(proc.stdout.strip()).is_file() and Path(proc.stdout.strip()).parent == tmp_path / "results"
+    written = {(tmp_path / c[c.index("-o") + 1]).resolve() for c in commands}
+    assert set((tmp_path / "results").iterdir()) == written and len(written) == len(commands)
 
 
 # ------------------------------------------------------------------------------------------ help
