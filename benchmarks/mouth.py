@@ -19,6 +19,11 @@ the decoded MP4, with the pipeline's own landmark model (talker.measure):
   (IOD); contrast = open - closed;
 - score: the verdict of ``talker score`` with the portrait and the transcript, and the checks that
   did not pass;
+- chin_drop: how far the chin (point 152) is lower in open vowels than in p/b/m frames, across the
+  eye line (IOD): the jaw dropping, not only the lips parting;
+- round_open: median inner-lip opening in rounded vowels (IOD): a round opening, not a pucker line;
+- energy_ratio (``--energy``): the same clip rendered through the loudness/formant path (as speech in
+  a language without phones is) over the phone path: median inner-lip opening over voice-active frames;
 - yaw, pitch, roll: the spread (std) of the head's turn as the picture shows it: the nose tip's
   offset from the eyes' midpoint along and across the eye line (IOD) and the eye line's angle
   (degrees), computed here from the landmarks (so that older code can be measured too); jitter:
@@ -43,6 +48,9 @@ CLOSED_IOD = 0.016
 """Largest inner-lip opening (IOD) read as closed lips."""
 ROUNDED = ("uw", "ow", "w", "uh", "oy")
 CLOSURES = ("p", "b", "m")
+
+README_TEXT = "Hello! I can talk now, and my lips move with the words."
+"""The README's quick start: the astronaut speaks this, synthesised by talker itself (``--text`` alone)."""
 
 SPEECH = {
     "3s": ["Bob put two blue boots by the pool, and then moved the boat."],
@@ -108,7 +116,9 @@ def _width(lm, iod):
     return np.linalg.norm(lm[:, 61, :2] - lm[:, 291, :2], axis=-1) / iod
 
 
-def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
+def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path, energy: bool = False) -> dict:
+    """One row of the table: ``portrait`` speaks SPEECH[speech_key] (Festival) or, for "readme", the
+    README's sentence synthesised by talker. ``energy``: also render through the loudness path."""
     import numpy as np
 
     from talker.face import prepare_face
@@ -119,13 +129,19 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
     from talker.measure import count_blinks
     from talker.score import BLINK_DROP, BLINK_MIN_DROP, BLINK_REOPEN, _fill_nan as _fill, score_video
 
-    wav, phones, text = _speech(cache, speech_key)
+    if speech_key == "readme":
+        wav, phones, text = None, None, README_TEXT
+    else:
+        wav, phones, text = _speech(cache, speech_key)
     reads_open = _reads_open(portrait)
     video = out_dir / f"{portrait.name}_{speech_key}.mp4"
+    options = dict(image=portrait.path, audio=wav, text=text, force=True, preprocess=portrait.mode,
+                   size=portrait.size, face_index=portrait.face_index, backend="embedded")
     t = time.perf_counter()
-    result = make(MakeOptions(image=portrait.path, audio=wav, text=text, out=video, force=True, preprocess=portrait.mode,
-                              size=portrait.size, face_index=portrait.face_index, backend="embedded"))
+    result = make(MakeOptions(out=video, **options))
     make_s = time.perf_counter() - t
+    if phones is None:
+        phones = [tuple(p) for p in result.audio.phones]
     face = prepare_face(read_image(portrait.path), mode=portrait.mode, size=portrait.size, face_index=portrait.face_index)
     box = _box(face.source, face.faces[portrait.face_index]) if face.pastes_back else None
     m = measure_video(video, box)
@@ -143,6 +159,10 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
     closed_frames = [i for p in closures for i in _frames_of(p, n)]
     open_frames = [i for p in phones if p[2] in ("aa", "ae", "ah", "ao", "aw", "ay") for i in _frames_of(p, n)]
     round_frames = [i for p in phones if p[2] in ROUNDED for i in _frames_of(p, n)]
+    eyes_mid = (m.landmarks[:, 33, :2] + m.landmarks[:, 263, :2]) / 2
+    eye_dir = m.landmarks[:, 263, :2] - m.landmarks[:, 33, :2]
+    down = np.stack([-eye_dir[:, 1], eye_dir[:, 0]], 1) / np.linalg.norm(eye_dir, axis=1, keepdims=True)
+    chin = np.sum((m.landmarks[:, 152, :2] - eyes_mid) * down, 1) / iod
     round_ch = result.track.values[:, 2]
     runs, run = [], 0
     for v in round_ch > 0.5:
@@ -157,7 +177,14 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
     open_med = float(np.nanmedian(mouth[open_frames]))
     closed_med = float(np.nanmedian(mouth[closed_frames]))
     np.savez_compressed(video.with_suffix(".npz"), mouth=mouth, eye=m.eye_open, track=result.track.values)
-    audio = read_audio(wav, transcript=text)
+    audio = result.audio if wav is None else read_audio(wav, transcript=text)
+    energy_ratio = None
+    if energy:
+        voiced = _voiced_frames(audio, n)
+        flat = out_dir / f"{portrait.name}_{speech_key}_energy.mp4"
+        make(MakeOptions(out=flat, language="xx", **{**options, "audio": wav or _wav_of(audio, out_dir)}))
+        flat_open = measure_video(flat, box).mouth_open
+        energy_ratio = round(float(np.nanmedian(flat_open[voiced]) / np.nanmedian(mouth[voiced])), 3)
     t = time.perf_counter()
     report = score_video(video, audio, image=read_image(portrait.path), transcript=text)
     score_s = time.perf_counter() - t
@@ -175,6 +202,9 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
         "closure_least_iod": [round(v, 4) for v in least],
         "round_width": round(float(np.nanmedian(width[round_frames])) / neutral_width, 3),
         "round_hold_ms": int(max(runs, default=0) * 40),
+        "round_open_iod": round(float(np.nanmedian(mouth[round_frames])), 4),
+        "chin_drop_iod": round(float(np.nanmedian(chin[open_frames]) - np.nanmedian(chin[closed_frames])), 4),
+        "energy_ratio": energy_ratio,
         "open_iod": round(open_med, 4),
         "closed_iod": round(closed_med, 4),
         "contrast_iod": round(open_med - closed_med, 4),
@@ -189,6 +219,27 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path) -> dict:
         "make_s": round(make_s, 1),
         "score_s": round(score_s, 1),
     }
+
+
+def _voiced_frames(audio, n: int):
+    """(n,) bool: video frames inside voice activity."""
+    from audio2coeff.embedded.activity import to_video_frames, voice_activity
+
+    import numpy as np
+
+    return to_video_frames(voice_activity(np.asarray(audio.samples, np.float32)).astype(float), n) > 0.5
+
+
+def _wav_of(audio, out_dir: Path) -> Path:
+    """The audio written as a WAV (for speech talker synthesised)."""
+    import numpy as np
+    from scipy.io import wavfile
+
+    path = out_dir / "speech.wav"
+    from talker.types import SAMPLE_RATE
+
+    wavfile.write(path, SAMPLE_RATE, (np.clip(audio.samples, -1, 1) * 32767).astype(np.int16))
+    return path
 
 
 def _reads_open(portrait) -> float:
@@ -253,7 +304,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--code", type=Path, help="import audio2coeff, renderer and talker from this folder")
     parser.add_argument("--sheet", type=Path, help="write the viseme contact sheet here and stop")
-    parser.add_argument("--cases", nargs="*", help="only these case names")
+    parser.add_argument("--cases", nargs="*", help="only these case names ('readme': the README's quick start)")
+    parser.add_argument("--energy", nargs="*", default=[], help="also render these cases through the loudness path")
     parser.add_argument("--keep", type=Path, help="keep the MP4s (and beside each, an .npz of its per-frame mouth and eye "
                         "openings and the track) in this folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "mouth_held_out.json")
@@ -270,13 +322,15 @@ def main() -> None:
                                    ("cg_roxanne", by_name["cg_roxanne"].path, "crop")])
         return
     keys = list(SPEECH)
-    cases = [(k, p) for k, p in enumerate(portraits) if not args.cases or p.name in args.cases]  # k: the speech of the full run
+    readme = hof.Portrait("readme", ROOT / "talker" / "data" / "astronaut.jpg", "photo", "crop", 256, origin="NASA")
+    cases = [(k, p, keys[k % len(keys)]) for k, p in enumerate(portraits)] + [(0, readme, "readme")]
+    cases = [c for c in cases if not args.cases or c[1].name in args.cases]  # k: the speech of the full run
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.keep or Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
-        for k, portrait in cases:
-            row = measure_case(portrait, hof.CACHE, keys[k % len(keys)], out_dir)
+        for _, portrait, key in cases:
+            row = measure_case(portrait, hof.CACHE, key, out_dir, portrait.name in args.energy)
             print(json.dumps({key: v for key, v in row.items() if key != "closure_least_iod"}), flush=True)
             rows.append(row)
     summary = {

@@ -19,7 +19,7 @@ import media_factory as mf
 from talker import espeak
 from talker.media import synthesize_speech
 from audio2coeff.embedded import detect_speech, embedded_track, is_speech
-from audio2coeff.embedded.motion import blink_times
+from audio2coeff.embedded.motion import MANNERS, blink_times, manner
 from audio2coeff.embedded.visemes import viseme_accuracy
 from conftest import PBM_TEXT
 from talker.errors import OptionError
@@ -304,10 +304,11 @@ def test_blink_rate_over_ten_minutes():
 
 def test_head_motion_styles_and_seeds(twenty_seconds):
     base = embedded_track(twenty_seconds, language=FAST)
-    yaw = base.column("yaw")
-    assert np.deg2rad(0.5) < yaw.std() < np.deg2rad(6.0)
-    assert np.abs(base.values[:, HEAD[:3]]).max() < np.deg2rad(12.0)
+    spread = np.degrees(base.values[:, HEAD[:3]].std(axis=0))
+    assert np.all(np.abs(spread / MANNERS[0].spread - 1.0) < 0.25), spread  # the presenter's spreads
+    assert np.abs(base.values[:, HEAD[:3]]).max() < np.deg2rad(35.0)
     assert np.abs(base.values[:, HEAD[3:]]).max() < 0.15
+    assert np.all(base.values[0, HEAD] == 0.0)  # the first frame is the portrait's own pose
     still = embedded_track(twenty_seconds, language=FAST, head_motion=0.0)
     assert np.all(still.values[:, HEAD] == 0.0)
     assert np.array_equal(still.values[:, MOUTH], base.values[:, MOUTH])
@@ -322,6 +323,37 @@ def test_head_motion_styles_and_seeds(twenty_seconds):
     assert np.allclose(double.values[:, HEAD], 2.0 * base.values[:, HEAD], atol=1e-6)
     brow = base.column("brow_raise")
     assert 0.0 < brow.max() <= 0.4
+
+
+def test_pose_styles_are_different_manners(twenty_seconds):
+    """Styles 0-3 are the presenter, the animated talker, the listener who tilts and the nodder; the
+    styles above repeat them with variations."""
+    spreads = {}
+    for style in range(8):
+        head = embedded_track(twenty_seconds, language=FAST, pose_style=style).values[:, HEAD[:3]]
+        spreads[style] = np.degrees(head.std(axis=0))
+        if style == 2:
+            assert abs(np.degrees(np.median(head[:, 2]))) > 3.0  # the listener's tilt
+    presenter, animated, listener, nodder = (spreads[k] for k in range(4))
+    assert animated[0] > 1.15 * presenter[0] and animated[1] > presenter[1]
+    assert listener[2] / listener[0] > 1.5 * presenter[2] / presenter[0]
+    assert nodder[1] / nodder[0] > 1.3 * presenter[1] / presenter[0]
+    for style in range(4, 8):
+        assert manner(style).name == MANNERS[style % 4].name and not np.allclose(spreads[style], spreads[style % 4])
+
+
+def test_head_turns_at_phrase_starts_and_settles_in_pauses(pbm):
+    """The head moves most around the start of each phrase and least in the middle of long pauses."""
+    samples, _ = pbm
+    gap = np.zeros(2 * SAMPLE_RATE, np.float32)
+    audio = Audio(np.concatenate([samples, gap, samples, gap, samples]))
+    head = np.degrees(embedded_track(audio, language=FAST).values[:, HEAD[:3]])
+    speed = np.linalg.norm(np.diff(head, axis=0), axis=1)
+    unit = (len(samples) + len(gap)) / SAMPLE_RATE
+    starts = [k * unit for k in (1, 2)]  # the second and third phrases start after 2 s of silence
+    near_start = np.concatenate([speed[int((t - 0.4) * FPS) : int((t + 0.4) * FPS)] for t in starts])
+    mid_pause = np.concatenate([speed[int((t - 1.4) * FPS) : int((t - 0.6) * FPS)] for t in starts])
+    assert near_start.mean() > 1.5 * mid_pause.mean(), (near_start.mean(), mid_pause.mean())
 
 
 def test_same_seed_is_bit_identical_with_phones(pbm, recognised):

@@ -58,8 +58,9 @@ def test_lips_meet_on_closures_whatever_the_source_shows(measured):
 def test_rounding_narrows_the_mouth_without_collapsing_it(measured):
     for label, m in measured.items():
         pucker, rnd = m["pucker"][1], m["round"][1]
-        assert 0.75 <= pucker <= 0.97, f"{label}: pucker keeps {pucker:.0%} of the rest width"
-        assert 0.8 <= rnd <= 1.02, f"{label}: round keeps {rnd:.0%} of the rest width"
+        assert 0.7 <= pucker <= 0.85, f"{label}: pucker keeps {pucker:.0%} of the rest width"
+        assert 0.8 <= rnd <= 0.97, f"{label}: round keeps {rnd:.0%} of the rest width"
+        assert m["pucker"][0] > 0.04, f"{label}: a rounded mouth stays open ({m['pucker'][0]:.3f} IOD)"
         assert min(m["wide"][0], m["open"][0]) > m["closed"][0] + 0.05, label  # the open/closed contrast
 
 

@@ -6,6 +6,8 @@ generator state give bit-identical values.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage, signal
 
@@ -97,37 +99,110 @@ def brow_track(accent_times: np.ndarray, strength: np.ndarray, num_frames: int, 
     return np.clip(_bumps(accent_times[pick], heights, num_frames, 0.6, lead_s=0.05), -1.0, 1.0).astype(np.float32)
 
 
-def pose_style_params(pose_style: int) -> dict[str, np.ndarray | float]:
-    """The head-motion style for a pose_style number 0..45 (deterministic).
+@dataclass(frozen=True)
+class Manner:
+    """How a speaker moves their head.
 
-    amp: (3,) degrees of drift std for yaw, pitch, roll; bias: (3,) degrees of constant offset;
-    tempo: drift bandwidth in Hz; nod: accent nod size in degrees; translate: tx/ty std in
-    inter-ocular distances. Style 0 is the centred default; the others vary around it.
+    spread: (3,) std of yaw, pitch, roll over the clip of the postures and wander (degrees of the
+        embedded renderer's head pose; nods and turns add a little).
+    posture: (3,) weight of the posture each phrase takes (the head turns to it as the phrase starts
+        and settles back part way in a pause); drift: (3,) weight of the slow wander inside a phrase;
+    tempo: the wander's bandwidth (Hz); nod: degrees of pitch of a nod on the strongest stressed
+        syllables; turn: degrees of yaw of the turns on them; tilt: degrees of constant roll (a
+        listener's tilt; its side is drawn per clip); translate: tx/ty std (IOD).
     """
-    if pose_style == 0:
-        return {"amp": np.array([2.5, 1.5, 1.0]), "bias": np.zeros(3), "tempo": 0.35, "nod": 2.0, "translate": 0.02}
+
+    name: str
+    spread: tuple[float, float, float]
+    posture: tuple[float, float, float]
+    drift: tuple[float, float, float]
+    tempo: float
+    nod: float
+    turn: float
+    tilt: float = 0.0
+    translate: float = 0.02
+
+
+MANNERS = (
+    Manner("presenter", spread=(9.0, 5.5, 3.3), posture=(1.0, 0.6, 0.6), drift=(0.6, 0.5, 0.6), tempo=0.18, nod=2.5, turn=1.0),
+    Manner("animated", spread=(11.0, 6.5, 4.0), posture=(1.0, 0.7, 0.7), drift=(0.8, 0.7, 0.7), tempo=0.25, nod=3.5,
+           turn=2.0, translate=0.03),
+    Manner("listener", spread=(6.0, 4.0, 4.5), posture=(0.6, 0.4, 1.0), drift=(0.5, 0.4, 0.8), tempo=0.12, nod=1.5,
+           turn=0.5, tilt=6.0),
+    Manner("nodder", spread=(5.0, 6.0, 2.5), posture=(0.8, 0.4, 0.5), drift=(0.5, 0.4, 0.5), tempo=0.18, nod=5.0, turn=0.5),
+)
+"""The head-motion manners; ``--pose-style`` n uses MANNERS[n % 4] (style 0, the default: a calm
+presenter, whose spreads lie inside those of real speakers: measured on talking-head recordings as
+the nose's offset from the eyes, yaw 0.053-0.109 and pitch 0.043-0.071 inter-ocular distances, roll
+3.2-3.4 degrees). Styles above 3 vary their manner's spreads, tempo and tilt by up to 20 %."""
+PHRASE_PAUSE_S = 0.3
+"""Voice-activity gaps at least this long (s) separate phrases."""
+SETTLE = 0.4
+"""Share of its phrase's posture the head keeps in a pause."""
+POSTURE_EASE_S = 0.35
+"""Standard deviation (s) of the Gaussian that eases the head from one posture to the next. Head
+motion must be large but slow: the score's jitter is the rigid region's frame-to-frame acceleration,
+which grows with the spread times the square of the motion's frequency."""
+NOD_S = 0.8
+"""Width (s) of a nod or turn on a stressed syllable."""
+EASE_IN_S = 0.8
+"""The head starts in the portrait's own pose and reaches its motion over this time (s)."""
+
+
+MIN_RAW_SPREAD = 0.25
+"""Least spread of the unscaled motion (its parts have unit scale) that is scaled up to the manner's:
+a clip too short for the head to wander moves less instead of magnifying what little there is."""
+
+
+def manner(pose_style: int) -> Manner:
+    """The Manner of a pose_style 0..45: MANNERS[pose_style % 4], varied (seeded by the style) above 3."""
+    base = MANNERS[pose_style % len(MANNERS)]
+    if pose_style < len(MANNERS):
+        return base
     rng = np.random.default_rng([7919, pose_style])
-    return {
-        "amp": rng.uniform([1.0, 0.7, 0.4], [4.5, 3.0, 2.2]),
-        "bias": rng.uniform(-3.0, 3.0, 3) * np.array([1.0, 0.7, 0.6]),
-        "tempo": float(rng.uniform(0.2, 0.6)),
-        "nod": float(rng.uniform(1.0, 3.5)),
-        "translate": float(rng.uniform(0.01, 0.035)),
-    }
+    vary = lambda v: tuple(float(x) for x in np.asarray(v) * rng.uniform(0.8, 1.2, np.size(v)))  # noqa: E731
+    return Manner(base.name, vary(base.spread), base.posture, base.drift, vary(base.tempo)[0], base.nod, base.turn,
+                  vary(base.tilt)[0], base.translate)
+
+
+def phrases(active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts_s, ends_s) of the phrases in a 100 Hz voice-activity mask: runs of activity whose gaps
+    are shorter than PHRASE_PAUSE_S."""
+    closed = ndimage.binary_closing(np.pad(active, 1), np.ones(int(PHRASE_PAUSE_S / HOP_S)))[1:-1] | active
+    labels, count = ndimage.label(closed)
+    if count == 0:
+        return np.zeros(0), np.zeros(0)
+    spans = ndimage.find_objects(labels)
+    return np.array([s[0].start for s in spans]) * HOP_S, np.array([s[0].stop for s in spans]) * HOP_S
 
 
 def _drift(num_frames: int, tempo_hz: float, rng: np.random.Generator, count: int) -> np.ndarray:
-    """(num_frames, count) smooth noise with unit standard deviation, band-limited to ``tempo_hz``."""
-    pad = int(2 * FPS / tempo_hz)
+    """(num_frames, count) smooth noise with unit standard deviation: white noise through a Gaussian
+    of standard deviation 1 / (2 pi tempo_hz) s (its spectrum falls steeply above ``tempo_hz``)."""
+    sigma = FPS / (2 * np.pi * tempo_hz)
+    pad = int(4 * sigma)
     noise = rng.standard_normal((num_frames + 2 * pad, count))
-    b, a = signal.butter(2, tempo_hz / (FPS / 2))
-    smooth = signal.filtfilt(b, a, noise, axis=0)[pad : pad + num_frames]
+    smooth = ndimage.gaussian_filter1d(noise, sigma, axis=0)[pad : pad + num_frames]
     return smooth / max(float(smooth.std()), 1e-9)
+
+
+def _postures(num_frames: int, starts: np.ndarray, ends: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(num_frames, 3) unit-scale posture: a new random pose from 0.2 s before each phrase, SETTLE of it
+    from 0.2 s after the phrase ends until the next, eased by a Gaussian of POSTURE_EASE_S."""
+    target = np.zeros((num_frames, 3))
+    t = (np.arange(num_frames) + 0.5) / FPS
+    for k, (start, end) in enumerate(zip(starts, ends)):
+        pose = rng.standard_normal(3)
+        stop = starts[k + 1] - 0.2 if k + 1 < len(starts) else np.inf
+        target[(t >= start - 0.2) & (t < stop)] = pose
+        target[(t >= end + 0.2) & (t < stop)] = SETTLE * pose
+    return ndimage.gaussian_filter1d(target, POSTURE_EASE_S * FPS, axis=0, mode="nearest")
 
 
 def head_track(
     num_frames: int,
     speaking: np.ndarray,
+    active: np.ndarray,
     accent_times: np.ndarray,
     strength: np.ndarray,
     pose_style: int,
@@ -135,20 +210,35 @@ def head_track(
 ) -> np.ndarray:
     """(num_frames, 5) yaw, pitch, roll (radians) and tx, ty (inter-ocular distances).
 
-    speaking: (num_frames,) float 0..1, smoothed voice activity: the head drifts at 60 % in pauses.
-    Nods (pitch down, a little ty) and small turns peak 50 ms before the clearer accents (0.6 s apart or more).
+    speaking: (num_frames,) float 0..1, smoothed voice activity (the wander is half as lively in
+    pauses); active: the 100 Hz voice-activity mask (phrases). The head takes a new posture at each
+    phrase start and settles part way in pauses, wanders slowly inside phrases, nods (pitch down, a
+    little ty) and turns a little on the clearer stressed syllables (0.6 s apart or more), peaking
+    50 ms before them. Postures and wander are scaled to the manner's spread (``manner``); the whole
+    motion eases in from the portrait's own pose over EASE_IN_S.
     """
-    style = pose_style_params(pose_style)
+    style = manner(pose_style)
     pick = strongest(accent_times, strength, 0.35, 0.6)
     accent_times, strength = accent_times[pick], strength[pick]
-    drift = _drift(num_frames, style["tempo"], rng, 5)
-    liveliness = 0.6 + 0.4 * speaking
-    angles = drift[:, :3] * style["amp"] * liveliness[:, None] + style["bias"]
+    starts, ends = phrases(active)
+    drift = _drift(num_frames, style.tempo, rng, 5)
+    angles = _postures(num_frames, starts, ends, rng) * style.posture
+    angles += drift[:, :3] * style.drift * (0.5 + 0.5 * speaking)[:, None]
+    angles -= angles.mean(axis=0)
+    angles *= np.asarray(style.spread) / np.maximum(angles.std(axis=0), MIN_RAW_SPREAD)
+    angles[:, 1] += _bumps(accent_times, style.nod * strength, num_frames, NOD_S, lead_s=0.05)
     turn_sign = rng.choice([-1.0, 1.0], len(accent_times))
-    angles[:, 1] += _bumps(accent_times, style["nod"] * strength, num_frames, 0.45, lead_s=0.05)
-    angles[:, 0] += _bumps(accent_times, 0.4 * style["nod"] * strength * turn_sign, num_frames, 0.7, lead_s=0.05)
+    angles[:, 0] += _bumps(accent_times, style.turn * strength * turn_sign, num_frames, NOD_S, lead_s=0.05)
+    angles[:, 2] += style.tilt * rng.choice([-1.0, 1.0])
+    ease = _ease_in(num_frames)
     head = np.zeros((num_frames, 5))
-    head[:, :3] = np.deg2rad(angles)
-    head[:, 3:] = drift[:, 3:] * style["translate"] * liveliness[:, None]
-    head[:, 4] += 0.004 * angles[:, 1]  # nodding moves the face down a little
+    head[:, :3] = np.deg2rad(angles) * ease[:, None]
+    head[:, 3:] = drift[:, 3:] * style.translate * ((0.6 + 0.4 * speaking) * ease)[:, None]
+    head[:, 4] += 0.004 * angles[:, 1] * ease  # nodding moves the face down a little
     return head.astype(np.float32)
+
+
+def _ease_in(num_frames: int) -> np.ndarray:
+    """(num_frames,) 0 at the first frame rising smoothly to 1 at EASE_IN_S."""
+    x = np.clip(np.arange(num_frames) / (EASE_IN_S * FPS), 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * x)

@@ -97,7 +97,8 @@ def embedded_track(
         aligned to ``audio.transcript`` when set, else recognised) and fall back to loudness/formants
         when recognition finds too little; any other value uses the loudness/formant fallback.
     blink_rate: mean blinks per minute (0 or ``blink=False``: none).
-    pose_style: 0..45, picks the head-motion style. head_motion: scales the head channels (0 = still).
+    pose_style: 0..45, picks the head-motion manner (motion.manner). head_motion: scales the head
+        channels (0 = still, 2 = twice the default spread).
     expression_scale: scales the mouth and brow channels (then clipped to their ranges).
     Raises OptionError for a pose_style outside 0..45 or a negative rate or scale.
     meta: seed, method ('synthesised' | 'aligned' | 'recognised' | 'energy'), phones [(start_s, end_s, phone), ...]
@@ -143,7 +144,7 @@ def embedded_track(
     accent_times, strength = motion.accents(loudness, f0, active)
     brows = motion.brow_track(accent_times, strength, num_frames, rng_brow)
     speaking = activity.to_video_frames(np.convolve(active.astype(np.float64), np.ones(101) / 101.0, mode="same"), num_frames)
-    head = motion.head_track(num_frames, speaking, accent_times, strength, pose_style, rng_head) * head_motion
+    head = motion.head_track(num_frames, speaking, active, accent_times, strength, pose_style, rng_head) * head_motion
 
     # 5. assemble
     values = np.zeros((num_frames, len(EMBEDDED_CHANNELS)), np.float32)

@@ -45,12 +45,12 @@ they are so the jaw line near the ears still drops with the chin (a rigid hinge 
 fold the foreshortened skin there)."""
 LIP_WIDTH = 0.10
 """Sideways motion (IOD) of each mouth corner at lip_width = 1."""
-ROUND_IN, ROUND_FORWARD, ROUND_PART = 0.047, 0.12, 0.05
+ROUND_IN, ROUND_FORWARD, ROUND_PART = 0.11, 0.12, 0.05
 """lip_round = 1: corners in (IOD each), lips forward (IOD), outer lip contours apart (IOD each).
-Rounding narrows a mouth far less than a pucker drawing suggests: lip width in English /u/ and /w/
-is about 80-90 % of the rest width (rounded French /u/ about 70 %), so lip_round = 1 takes each
-corner in by 6 % of the canonical mouth width (0.78 IOD): the 'pucker' viseme (lip_round 0.9,
-lip_width -0.2) keeps 84 % of the width, and no combination of the channels goes below 70 %."""
+Rounded vowels (English /u/, /o/, /w/) keep about 70-85 % of the rest width: lip_round = 1 takes
+each corner in by 14 % of the canonical mouth width (0.78 IOD), so the 'pucker' viseme (lip_round
+0.9, lip_width -0.2) keeps about 70 % as drawn; the face mesh reads it at 75-82 % on rendered
+portraits (the lips' texture is carried along less than the contour), and at 78-86 % in speech."""
 LIP_RAISE = 0.09
 """Upper-lip lift (IOD, middle of the lip) at upper_lip_raise = 1."""
 TUCK_GAP, TUCK_RAISE = 0.06, 0.03
