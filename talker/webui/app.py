@@ -288,7 +288,8 @@ def _widget(row: FormField) -> gr.Component:
         return gr.Checkbox(value=default, **common)
     if kind == "number":
         whole = row.optional or isinstance(default, int)
-        return gr.Number(value=default, precision=0 if whole else None, **common)
+        lo, hi = row.bounds or (None, None)
+        return gr.Number(value=default, precision=0 if whole else None, minimum=lo, maximum=hi, **common)
     return gr.Textbox(value="" if default is None else str(default), **common)
 
 
