@@ -15,6 +15,9 @@ app.registerExtension({
       box.options.read_only = true;
       box.element.readOnly = true;
       box.serialize = false;  // shown, never saved in the workflow
+      box.options.serialize = false;  // nor sent in the prompt
+      const [width, height] = this.computeSize();
+      this.setSize([Math.max(width, 560), height + 200]);  // room for the table's 15 lines
     };
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
