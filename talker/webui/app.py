@@ -203,7 +203,7 @@ def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None, 
                     stop = gr.Button("Stop", variant="stop", elem_id="talker-stop")
             with gr.Column(scale=1):
                 status = gr.Markdown("Give a portrait and a voice (or a script), then Generate.", elem_id="talker-status")
-                video = gr.Video(label="result", elem_id="talker-video", interactive=False)
+                video = gr.Video(label="result (MP4: H.264, 48 kHz AAC)", elem_id="talker-video", interactive=False)
                 verdict = gr.Markdown(elem_id="talker-verdict")
                 table = gr.Dataframe(headers=REPORT_HEADERS, label="score", interactive=False, wrap=True,
                                      elem_id="talker-report", **compat.accepted(
