@@ -5,8 +5,8 @@
 Start ComfyUI fresh first (its main.py; the talker folder in custom_nodes), then run this. It
 
 1. saves the talker nodes of ``/object_info`` (inputs and outputs with their types);
-2. (after the memory runs) runs ``examples/comfyui/talker_api.json`` (Load Portrait, Text to Speech, Make, core SaveVideo,
-   Score) and checks SaveVideo's MP4: H.264 + 48 kHz AAC, as long as the speech;
+2. (after the memory runs) runs ``examples/comfyui/talker_api.json`` (Load Portrait, Text to Speech,
+   Make, core SaveVideo, Score) and checks SaveVideo's MP4: H.264 + 48 kHz AAC, as long as the speech;
 3. measures the ComfyUI process's resident memory (VmRSS of /proc/PID/status) around a 16 s clip at
    512 (core LoadAudio -> Make -> core SaveVideo, no frames asked for): the first in the fresh
    process (its growth includes loading talker), a second one, then the same clip with its frames
@@ -113,7 +113,8 @@ def main() -> None:
         key: {"display_name": node["display_name"],
               "inputs": {f"{name}{'' if section == 'required' else ' (optional)'}":
                          spec[0] if isinstance(spec[0], str) else f"COMBO of {len(spec[0])}"
-                         for section in ("required", "optional") for name, spec in node["input"].get(section, {}).items()},
+                         for section in ("required", "optional")
+                         for name, spec in node["input"].get(section, {}).items()},
               "outputs": dict(zip(node["output_name"], node["output"]))}
         for key, node in sorted(info.items()) if key.startswith("Talker")}
 
@@ -121,8 +122,10 @@ def main() -> None:
     wav = args.comfyui / "input" / "talker_16s.wav"
     mf.festival_speech(SPEECH, wav)
     data, sr = sf.read(wav, dtype="float32")
-    sf.write(wav, np.concatenate([data, np.zeros(max(0, int(SECONDS * sr) - len(data)), np.float32)])[: int(SECONDS * sr)], sr)
-    runs = (("first_clip_no_frames", False), ("second_clip_no_frames", False), ("clip_frames_by_GetVideoComponents", True))
+    samples = int(SECONDS * sr)
+    sf.write(wav, np.concatenate([data, np.zeros(max(0, samples - len(data)), np.float32)])[:samples], sr)
+    runs = (("first_clip_no_frames", False), ("second_clip_no_frames", False),
+            ("clip_frames_by_GetVideoComponents", True))
     for seed, (name, frames) in enumerate(runs, 1):
         before = rss_mb(args.pid)
         t = time.perf_counter()

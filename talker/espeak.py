@@ -127,7 +127,8 @@ def cmu_phones(mnemonic: str) -> list[str]:
     return ["ah"] if name[0] in _VOWEL_START else []
 
 
-def speak(text: str, voice: str = "en-us", wpm: int = DEFAULT_WPM) -> tuple[np.ndarray, int, list[tuple[float, float, str]]]:
+def speak(text: str, voice: str = "en-us",
+          wpm: int = DEFAULT_WPM) -> tuple[np.ndarray, int, list[tuple[float, float, str]]]:
     """Speak ``text`` at ``wpm`` words per minute (espeak-ng takes 80..450): (samples (N,) int16,
     sample rate in Hz, phones [(start_s, end_s, CMU phone or SILENCE)] covering the samples).
     ``voice`` is a language ('en-us', 'de') with an optional variant ('en-us+f3'). Raises ValueError

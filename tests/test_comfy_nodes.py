@@ -361,3 +361,33 @@ def test_make_video_is_comfyui_core_video_in_real_comfyui(tmp_path, astronaut_pn
     assert got["cls"] == "VideoFromFile" and got["is_core"]
     assert got["frames"][1:] == [256, 256, 3] and got["frames"][0] >= 25 and got["fps"] == FPS
     assert got["rate"] == 48000 and got["own"] == clip.as_posix() and got["spilled"] == clip.stat().st_size
+
+
+def test_the_example_workflows_fit_the_nodes(comfy_dirs):
+    """examples/comfyui: every talker node of the API workflow gets each of its required inputs, only
+    inputs it declares, and widget values it accepts (what ComfyUI's /prompt validation checks); the
+    UI workflow has the same nodes and links."""
+    api = json.loads((ROOT / "examples/comfyui/talker_api.json").read_text())
+    ui = json.loads((ROOT / "examples/comfyui/talker.json").read_text())
+    (comfy_dirs / "input" / "portrait.png").write_bytes((comfy_dirs / "input" / "astronaut.png").read_bytes())
+    for key, node in api.items():
+        cls = nodes.NODE_CLASS_MAPPINGS.get(node["class_type"])
+        if cls is None:
+            assert node["class_type"] == "SaveVideo" and node["inputs"]["video"] == ["3", 0]
+            continue
+        declared = cls.INPUT_TYPES()
+        spec = {**declared["required"], **declared.get("optional", {})}
+        assert set(declared["required"]) <= set(node["inputs"]) <= set(spec), key
+        for name, value in node["inputs"].items():
+            kind, opts = spec[name][0], spec[name][1] if len(spec[name]) > 1 else {}
+            if isinstance(value, list):  # a link: [node id, output index]
+                source = nodes.NODE_CLASS_MAPPINGS.get(api[value[0]]["class_type"])
+                assert source is None or source.RETURN_TYPES[value[1]] == kind, (key, name)
+            elif isinstance(kind, list):
+                assert value in kind, (key, name, value)
+            elif kind in ("INT", "FLOAT"):
+                assert opts["min"] <= value <= opts["max"], (key, name, value)
+    assert {n["id"]: n["type"] for n in ui["nodes"]} == {int(k): v["class_type"] for k, v in api.items()}
+    links = {(link[1], link[3]) for link in ui["links"]}  # [id, from node, from slot, to node, to slot, type]
+    wanted = {(int(v[0]), int(k)) for k, node in api.items() for v in node["inputs"].values() if isinstance(v, list)}
+    assert links == wanted

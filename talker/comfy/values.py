@@ -30,7 +30,8 @@ def image_to_rgb(image: torch.Tensor, widget: str = "portrait") -> np.ndarray:
     ComfyUI's ImageFromBatch) or a tensor that is not an IMAGE.
     """
     if image.ndim != 4 or image.shape[-1] < 3:
-        raise OptionError(f"the {widget} input must be an IMAGE (B, H, W, 3); got a tensor of shape {tuple(image.shape)}")
+        raise OptionError(f"the {widget} input must be an IMAGE (B, H, W, 3); got a tensor of shape "
+                          f"{tuple(image.shape)}")
     if image.shape[0] != 1:
         raise OptionError(
             f"the {widget} input holds {image.shape[0]} pictures; give one (pick it with an ImageFromBatch node)"
