@@ -223,7 +223,7 @@ def test_load_portrait_lists_and_reads_only_the_input_folder(comfy_dirs):
     shutil.copy(comfy_dirs / "input" / "astronaut.png", outside)
     for name in ("../secret.png", str(outside), "../../etc/passwd", "../secret.png [output]", ""):
         reason = nodes.TalkerLoadPortrait.VALIDATE_INPUTS(name)
-        assert isinstance(reason, str) and "image" in reason and "input folder" in reason or "output" in reason, name
+        assert isinstance(reason, str) and reason.startswith(f"image {name!r} is not a file of ComfyUI's"), name
         with pytest.raises(OptionError, match="not a file of ComfyUI's"):
             run_node(nodes.TalkerLoadPortrait, image=name)
     with pytest.raises(OptionError, match="upload it again"):
