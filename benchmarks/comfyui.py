@@ -28,19 +28,13 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[0:1] = [str(ROOT), str(ROOT / "tests")]
+sys.path[0:1] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 import media_factory as mf  # noqa: E402
+from pipeline import speech_file  # noqa: E402  (benchmarks/pipeline.py: Festival speech of any length)
 
-SPEECH = (
-    "Welcome to our spring product update. Today we will talk about maps, prices, and big plans. "
-    "Our team built a better mobile app for busy people. Please, bring your problems to us. "
-    "We promise to listen, and we promise to help you move faster. Thank you for watching."
-)
 SECONDS = 16.0
 
 
@@ -84,14 +78,14 @@ def clip_facts(path: Path) -> dict:
             "video": facts["video"], "audio": facts["audio"]}
 
 
-def make_prompt(seed: int, frames: bool) -> dict:
+def make_prompt(seed: int, frames: bool, wav: str) -> dict:
     """Load Portrait + core LoadAudio -> Make (512, embedded) -> core SaveVideo; with ``frames``, core
     GetVideoComponents takes the frames and one of them is previewed (the batch stays cached)."""
     example = json.loads((ROOT / "examples/comfyui/talker_api.json").read_text())
     make = example["3"]["inputs"]
     make.update({"audio": ["2", 0], "size": 512, "backend": "embedded", "seed": seed})
     del make["transcript"]
-    prompt = {"1": example["1"], "2": {"class_type": "LoadAudio", "inputs": {"audio": "talker_16s.wav"}},
+    prompt = {"1": example["1"], "2": {"class_type": "LoadAudio", "inputs": {"audio": wav}},
               "3": example["3"], "4": example["4"]}
     if frames:
         prompt["6"] = {"class_type": "GetVideoComponents", "inputs": {"video": ["3", 0]}}
@@ -119,17 +113,13 @@ def main() -> None:
         for key, node in sorted(info.items()) if key.startswith("Talker")}
 
     mf.save_png(mf.astronaut(), args.comfyui / "input" / "portrait.png")
-    wav = args.comfyui / "input" / "talker_16s.wav"
-    mf.festival_speech(SPEECH, wav)
-    data, sr = sf.read(wav, dtype="float32")
-    samples = int(SECONDS * sr)
-    sf.write(wav, np.concatenate([data, np.zeros(max(0, samples - len(data)), np.float32)])[:samples], sr)
+    wav = speech_file(args.comfyui / "input", SECONDS / 60)
     runs = (("first_clip_no_frames", False), ("second_clip_no_frames", False),
             ("clip_frames_by_GetVideoComponents", True))
     for seed, (name, frames) in enumerate(runs, 1):
         before = rss_mb(args.pid)
         t = time.perf_counter()
-        entry = run_prompt(args.url, make_prompt(seed, frames))
+        entry = run_prompt(args.url, make_prompt(seed, frames, wav.name))
         after = rss_mb(args.pid)
         out[name] = {"seconds": round(time.perf_counter() - t, 1), "before": before, "after": after,
                      "growth_mb": round(after["rss_mb"] - before["rss_mb"], 1),
