@@ -8,14 +8,16 @@ WebUI: its folder (``models/SadTalker``, ``extensions/SadTalker``, ``models/GFPG
 the talker package is missing, or a requirement of it is not met in the WebUI's Python, the tab
 shows install.py's lines (one per problem, with its fix) instead of the page.
 
-"Send to Talker" buttons sit beside txt2img's and img2img's "Send to extras" and put the picture
-shown in the gallery into the tab's portrait (``javascript/talker.js`` switches to the tab).
+"Send to Talker" buttons (the icon 🗣️, the WebUI's own ToolButton like the Send buttons beside them)
+sit after txt2img's and img2img's "Send to extras" and put the picture shown in the gallery into
+the tab's portrait (``javascript/talker.js`` switches to the tab).
 
 WebUI calls used (tests/fake_webui implements these and only these):
     modules.script_callbacks.on_ui_tabs(callback)          callback() -> [(blocks, "Talker", "talker")]
     modules.script_callbacks.on_after_component(callback)  callback(component, elem_id=..., **kwargs)
     modules.paths_internal.data_path                       the WebUI's data folder
     modules.shared.cmd_opts.gfpgan_models_path             --gfpgan-models-path (default models/GFPGAN)
+    modules.ui_components.ToolButton(value, elem_id=, tooltip=)  the WebUI's icon button
     modules.call_queue.queue_lock (optional)               held around each render, as the WebUI holds it
                                                            around each generation: one GPU job at a time
     modules.infotext_utils (modules.generation_parameters_copypaste before WebUI 1.8):
@@ -42,6 +44,8 @@ SOURCE_TABS = ("txt2img", "img2img")
 PORTRAIT_ELEM_ID = "talker-image"
 """elem_id of the page's portrait input (``talker.webui.app``): where Send to Talker puts the picture."""
 EXTENSION_DIR = Path(__file__).resolve().parents[1]
+SEND_ICON = "🗣️"
+"""Send to Talker is an icon button like its neighbours (🖼️ img2img, 🎨️ inpaint, 📐 extras)."""
 
 _galleries: dict = {}
 
@@ -101,9 +105,9 @@ def on_after_component(component, **kwargs):
         if elem_id == f"{tab}_gallery":
             _galleries[tab] = component
         elif elem_id == f"{tab}_send_to_extras" and tab in _galleries:
-            import gradio as gr
+            from modules.ui_components import ToolButton
 
-            button = gr.Button("Send to Talker", elem_id=f"{tab}_send_to_talker", size="sm")
+            button = ToolButton(SEND_ICON, elem_id=f"{tab}_send_to_talker", tooltip="Send image to the Talker tab.")
             paste.register_paste_params_button(
                 paste.ParamBinding(paste_button=button, tabname=TAB_ID, source_image_component=_galleries[tab])
             )

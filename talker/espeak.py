@@ -41,6 +41,8 @@ _SYNCHRONOUS = 2  # AUDIO_OUTPUT_SYNCHRONOUS
 _PHONEME_EVENTS, _DONT_EXIT = 0x0001, 0x8000
 _EVENT_END_OF_LIST, _EVENT_PHONEME = 0, 7
 _POS_CHARACTER, _CHARS_UTF8 = 1, 1
+_RATE = 1  # espeakRATE: words per minute
+DEFAULT_WPM = 175  # espeak-ng's own default speed
 
 
 class _Id(ctypes.Union):
@@ -51,6 +53,12 @@ class _Event(ctypes.Structure):
     _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
                 ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
                 ("user_data", ctypes.c_void_p), ("id", _Id)]
+
+
+class _Voice(ctypes.Structure):  # espeak_VOICE
+    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_char_p), ("identifier", ctypes.c_char_p),
+                ("gender", ctypes.c_ubyte), ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte),
+                ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]
 
 
 _Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
@@ -71,6 +79,8 @@ class _Library:
         self.events: list[tuple[int, str]] = []
         self._callback = _Callback(self._collect)  # kept alive as long as the library uses it
         lib.espeak_SetSynthCallback(self._callback)
+        lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
+        lib.espeak_ListVoices.argtypes = [ctypes.POINTER(_Voice)]
 
     def _collect(self, wav, count, events) -> int:
         if count > 0:
@@ -117,16 +127,19 @@ def cmu_phones(mnemonic: str) -> list[str]:
     return ["ah"] if name[0] in _VOWEL_START else []
 
 
-def speak(text: str, voice: str = "en-us") -> tuple[np.ndarray, int, list[tuple[float, float, str]]]:
-    """Speak ``text``: (samples (N,) int16, sample rate in Hz, phones [(start_s, end_s, CMU phone or
-    SILENCE)] covering the samples). Raises ValueError for an unknown voice, OSError when the
-    library is missing."""
+def speak(text: str, voice: str = "en-us",
+          wpm: int = DEFAULT_WPM) -> tuple[np.ndarray, int, list[tuple[float, float, str]]]:
+    """Speak ``text`` at ``wpm`` words per minute (espeak-ng takes 80..450): (samples (N,) int16,
+    sample rate in Hz, phones [(start_s, end_s, CMU phone or SILENCE)] covering the samples).
+    ``voice`` is a language ('en-us', 'de') with an optional variant ('en-us+f3'). Raises ValueError
+    for an unknown voice, OSError when the library is missing."""
     lib = _library()
     if lib is None:
         raise OSError("libespeak-ng is not available")
     data = text.encode("utf-8")
     with _lock:
         lib.voice(voice)
+        lib.lib.espeak_SetParameter(_RATE, int(wpm), 0)
         lib.samples, lib.events = [], []
         lib.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         lib.lib.espeak_Synchronize()
@@ -159,6 +172,31 @@ def _merged(phones: list[tuple[float, float, str]], duration: float) -> list[tup
             out.append((start, end, name))
         t = max(t, end)
     return [p for p in out if p[1] > p[0]]
+
+
+def voices(variants: bool = False) -> list[tuple[str, str]]:
+    """(name, description) of each voice espeak-ng has, sorted by name: its languages ('en-us',
+    'de', ...), or with ``variants`` the variants ('f3', 'Alicia', ...) a language takes after a '+'.
+    [] when the library is missing."""
+    lib = _library()
+    if lib is None:
+        return []
+    spec = _Voice(languages=b"variant") if variants else None
+    found: dict[str, str] = {}
+    with _lock:
+        listed = lib.lib.espeak_ListVoices(ctypes.byref(spec) if spec is not None else None)
+        i = 0
+        while listed[i]:
+            voice = listed[i].contents
+            name = voice.name.decode("utf-8", "replace")
+            if variants:
+                found[voice.identifier.decode("utf-8", "replace").split("/")[-1]] = name
+            else:  # languages: (priority byte, name, NUL) repeated, ending with a 0 priority
+                raw = ctypes.string_at(voice.languages, 256)
+                first = raw[1:raw.index(b"\0", 1)].decode("utf-8", "replace")
+                found.setdefault(first, name)
+            i += 1
+    return sorted(found.items(), key=lambda item: item[0].lower())
 
 
 def pronounce(word: str, voice: str = "en-us") -> list[str]:

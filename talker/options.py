@@ -16,6 +16,7 @@ BACKENDS = ("auto", "embedded", "sadtalker")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # auto: fp16 on CUDA, fp32 on the CPU
 ENHANCERS = ("none", "gfpgan")
+SEED_MAX = 2**32 - 1  # numpy's seeds are 0..2**32-1
 
 
 @dataclass
@@ -87,6 +88,8 @@ class MakeOptions:
         _range("enhance-strength", self.enhance_strength, 0.0, 1.0)
         if self.face_index is not None and self.face_index < 0:
             raise OptionError(f"--face-index counts from 0, got {self.face_index}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise OptionError(f"--seed must be between 0 and {SEED_MAX}, not {self.seed}")
         if self.batch_size < 1:
             raise OptionError(f"--batch-size must be at least 1, not {self.batch_size}")
         if self.preset and self.preset != "auto":

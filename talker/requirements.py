@@ -42,11 +42,16 @@ def unmet_requirements(dist: str = "talker", path: list[str] | None = None) -> l
     Python lacks or has in a version outside the range; [] when all are met or ``dist`` is not
     installed. ``path``: where to look for ``dist``'s metadata (default sys.path)."""
     distribution = next(iter(importlib.metadata.distributions(name=dist, path=path or sys.path)), None)
-    requires = (distribution.requires or []) if distribution is not None else []
+    return unmet_of((distribution.requires or []) if distribution is not None else [])
+
+
+def unmet_of(requires: list[str]) -> list[Unmet]:
+    """Those of the requirement lines ``requires`` (PEP 508: 'numpy>=1.24', with markers; blank lines,
+    comments and unreadable lines are skipped) that this Python lacks or has outside their range."""
     unmet = []
     for text in requires:
         try:
-            req = Requirement(text)
+            req = Requirement(text.split("#", 1)[0].strip())
         except InvalidRequirement:
             continue
         if req.marker is not None and not req.marker.evaluate({"extra": ""}):

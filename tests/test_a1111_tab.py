@@ -114,6 +114,10 @@ def test_send_to_talker_then_generate_writes_an_mp4_and_uses_the_webui_gfpgan(we
             page.get_by_role("tab", name="img2img").click()
             page.wait_for_selector("#img2img_send_to_talker", timeout=30_000)
             page.get_by_role("tab", name="txt2img").click()
+            # an icon button like its neighbours, the WebUI's ToolButton
+            send, extras = page.locator("#txt2img_send_to_talker"), page.locator("#txt2img_send_to_extras")
+            assert send.inner_text().strip() == "🗣️" and "tool" in send.get_attribute("class").split()
+            assert send.bounding_box()["width"] <= 1.5 * extras.bounding_box()["width"]
 
             # 1. txt2img's picture -> the Talker tab's portrait
             page.click("#txt2img_send_to_talker")
@@ -128,7 +132,7 @@ def test_send_to_talker_then_generate_writes_an_mp4_and_uses_the_webui_gfpgan(we
             page.wait_for_selector("#talker-video video[src]", timeout=120_000)
 
             videos = list((root / "outputs" / "talker").rglob("*.mp4"))
-            assert len(videos) == 1, videos
+            assert [v.name for v in videos] == ["portrait_hello.mp4"]  # a sent picture has no file name
             facts = probe_media(videos[0])
             assert facts["video"]["codec"] == "h264" and facts["audio"]["codec"] == "aac"
             assert abs(facts["duration_s"] - sf.info(hello_wav).duration) <= 1.5 / FPS

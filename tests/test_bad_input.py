@@ -137,6 +137,11 @@ def test_option_out_of_range(inputs, out_dir):
     assert_clean_failure(proc, out_dir, "--pose-style")
 
 
+def test_negative_seed_is_refused_by_name(inputs, out_dir):
+    proc = run_talker("make", "--image", inputs["face"], "--audio", inputs["speech"], "--seed", "-5", "-o", out_dir / "x.mp4")
+    assert_clean_failure(proc, out_dir, "--seed", "4294967295")
+
+
 def test_unwritable_output_folder(inputs, out_dir):
     blocker = out_dir / "file"
     blocker.write_text("a file, not a folder")

@@ -87,6 +87,7 @@ def test_astronaut_speaks_and_the_mp4_downloads(server, browser, speech, astrona
     page.wait_for_selector("#talker-video video")
     mp4 = bh.download_video(page, tmp_path)
     check_mp4(mp4, seconds)
+    assert mp4.name == f"{astronaut_png.stem}_{wav.stem}.mp4"  # named after the user's files
     # the score report came with it: a verdict, the table of checks and its PNG
     assert page.inner_text("#talker-verdict").startswith("score:")
     assert "av_sync_corr" in page.inner_text("#talker-report")

@@ -27,7 +27,8 @@ def build(out: Path):
     from talker.webui.app import build_blocks
 
     blocks = build_blocks(out / "clips")
-    decisions = {name: getattr(compat, name) for name in ("STATIC_PATHS", "UNLOAD", "LABELLED_CHOICES")}
+    decisions = {name: getattr(compat, name)
+                 for name in ("STATIC_PATHS", "UNLOAD", "LABELLED_CHOICES", "UPLOAD_NAMES")}
     print(f"gradio {gr.__version__}: build_blocks() built {len(blocks.blocks)} blocks; {decisions}")
     return blocks
 

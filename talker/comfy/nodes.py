@@ -1,21 +1,21 @@
 """ComfyUI custom nodes (the V1 node API: INPUT_TYPES, RETURN_TYPES, FUNCTION, CATEGORY).
 
-ComfyUI's types as these nodes read and write them:
-    IMAGE  torch float32 (B, H, W, 3), RGB in 0..1
-    AUDIO  {"waveform": torch float (B, C, N) in -1..1, "sample_rate": int Hz}
-    STRING a path or text
+Nodes (category "talker"), in ComfyUI's types (see ``talker.comfy.values``):
+    TalkerLoadPortrait   a file of ComfyUI's input folder (listed, with an upload button) -> IMAGE
+    TalkerTextToSpeech   text, espeak-ng language, variant and speed -> AUDIO, the text (STRING)
+    TalkerMakeVideo      IMAGE + AUDIO + options -> VIDEO (the MP4, H.264 + 48 kHz AAC), the AUDIO it spoke
+    TalkerScore          VIDEO (+ AUDIO, IMAGE, transcript) -> report text, verdict, report plot IMAGE;
+                         the report files go to ComfyUI's output folder, the verdict and table to the node
 
-Nodes (category "talker"):
-    TalkerLoadPortrait   path -> IMAGE (1, H, W, 3), read as ``talker make`` reads --image
-    TalkerMakeVideo      IMAGE + AUDIO + options -> MP4 path, its frames as IMAGE (T, H, W, 3), fps
-    TalkerScore          MP4 path (+ AUDIO, IMAGE, transcript) -> report text, verdict, report plot IMAGE
+Make renders into ComfyUI's temp folder and shows the clip on the node; core SaveVideo saves it,
+core GetVideoComponents gives its frames. Frames are never decoded unless a node asks for them.
 
 Make builds the same ``MakeOptions`` as the CLI and the web page (``talker.webui.form``) and calls
-``talker.pipeline.make`` (one place validates); its widgets are the page's option rows. The MP4 is written to ComfyUI's output
-folder (``folder_paths.get_output_directory()``; ``./output`` outside ComfyUI) as
-``<filename_prefix>_00001.mp4``, the next free number. User mistakes raise ``TalkerError`` with the
-fix in its message, which ComfyUI shows on the node. Inside ComfyUI the render feeds the node's
-progress bar and stops at the next frame batch when the queue is interrupted.
+``talker.pipeline.make`` (one place validates); its widgets are the page's option rows, with their
+ranges, and every default is one of the widget's values. User mistakes raise ``TalkerError`` with the
+fix, in the node's terms (its inputs and widgets, the user's file names), which ComfyUI shows in its
+error dialog. Inside ComfyUI the render feeds the node's progress bar and stops at the next frame
+batch when the queue is interrupted.
 """
 
 from __future__ import annotations
@@ -25,76 +25,13 @@ import re
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from talker.errors import OptionError
-from talker.types import FPS
+from talker.comfy import folders
+from talker.comfy.values import audio_value, image_to_rgb, rgb_to_image, video_path, video_value, write_audio
+from talker.errors import TalkerError
 
 CATEGORY = "talker"
-
-
-def image_to_rgb(image: torch.Tensor) -> np.ndarray:
-    """A one-picture IMAGE batch (1, H, W, C) float 0..1 -> (H, W, 3) uint8 RGB.
-
-    Raises OptionError for a batch of several pictures (pick one with ComfyUI's ImageFromBatch).
-    """
-    if image.ndim != 4 or image.shape[-1] < 3:
-        raise OptionError(f"portrait must be an IMAGE (B, H, W, 3); got a tensor of shape {tuple(image.shape)}")
-    if image.shape[0] != 1:
-        raise OptionError(
-            f"the portrait input holds {image.shape[0]} pictures; give one (pick it with an ImageFromBatch node)"
-        )
-    rgb = image[0, :, :, :3].detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
-    return rgb.cpu().numpy()
-
-
-def rgb_to_image(frames: list[np.ndarray] | np.ndarray) -> torch.Tensor:
-    """uint8 RGB frames, (H, W, 3) each -> IMAGE (T, H, W, 3) float32 in 0..1."""
-    return torch.from_numpy(np.stack(frames)).float().div_(255.0)
-
-
-def write_audio(audio: dict, path: Path) -> Path:
-    """Write the first clip of an AUDIO dict to ``path`` as 32-bit float WAV at its own rate and channels."""
-    import soundfile as sf
-
-    try:
-        waveform, rate = audio["waveform"], int(audio["sample_rate"])
-    except (TypeError, KeyError) as err:
-        raise OptionError("audio must be an AUDIO dict with 'waveform' and 'sample_rate' (from a Load Audio node)") from err
-    wave = torch.as_tensor(waveform).detach().float().cpu()
-    if wave.ndim == 2:  # (C, N): tolerated, ComfyUI's own nodes always add the batch axis
-        wave = wave[None]
-    if wave.ndim != 3 or wave.shape[0] < 1:
-        raise OptionError(f"audio waveform must be (B, C, N); got shape {tuple(wave.shape)}")
-    sf.write(str(path), wave[0].T.numpy(), rate, subtype="FLOAT")
-    return path
-
-
-def output_root() -> Path:
-    """ComfyUI's output folder, or ./output when running outside ComfyUI."""
-    try:
-        import folder_paths  # ComfyUI's module
-
-        return Path(folder_paths.get_output_directory())
-    except ImportError:
-        return Path.cwd() / "output"
-
-
-def next_output_path(filename_prefix: str, root: Path | None = None) -> Path:
-    """``<root>/<prefix>_NNNNN.mp4`` with the first unused number; the prefix may name sub-folders
-    (created) but must stay inside ``root``."""
-    root = (root or output_root()).absolute()
-    prefix = (filename_prefix or "").strip().replace("\\", "/")
-    target = (root / prefix).resolve() if prefix else root
-    if not prefix or prefix.endswith("/") or not target.is_relative_to(root.resolve()):
-        raise OptionError(
-            f"filename_prefix {filename_prefix!r} must name a file inside the output folder {root}, e.g. 'talker/clip'"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    pattern = re.compile(re.escape(target.name) + r"_(\d+)\.mp4$")
-    used = [int(m.group(1)) for p in target.parent.iterdir() if (m := pattern.match(p.name))]
-    return target.parent / f"{target.name}_{max(used, default=0) + 1:05d}.mp4"
+NONE = "none"
+"""The combo entry standing for an optional choice left empty (a preset of None)."""
 
 
 def _comfy_progress():
@@ -116,103 +53,187 @@ def _comfy_progress():
     return report
 
 
+def in_node_terms(err: TalkerError, names: dict[str, str], widgets: set[str] = frozenset()) -> TalkerError:
+    """``err`` with its message in the node's words: each key of ``names`` (a temporary file's path
+    or name) replaced by its value (the input it came from, or the user's file name), and each CLI
+    flag ``--batch-size`` of a widget by the widget's name ``batch_size``. The error keeps its class."""
+    message = str(err)
+    for raw, said in sorted(names.items(), key=lambda item: -len(item[0])):
+        message = message.replace(raw, said)
+    message = re.sub(r"\b(portrait|audio|video) (the '\1' input)", r"\2", message)
+    message = re.sub(r"--([a-z][a-z-]*)",
+                     lambda m: m.group(1).replace("-", "_") if m.group(1).replace("-", "_") in widgets else m.group(0),
+                     message)
+    try:
+        renamed = type(err)(message)
+    except TypeError:  # an error class with more arguments
+        renamed = TalkerError(message)
+    return renamed.with_traceback(err.__traceback__)
+
+
 class TalkerLoadPortrait:
-    """A portrait file -> IMAGE, with the checks and EXIF rotation of ``talker make --image``."""
+    """A portrait of ComfyUI's input folder -> IMAGE, with the checks and EXIF rotation of ``talker make --image``."""
 
     CATEGORY = CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("portrait",)
-    DESCRIPTION = "Read a jpg, png, webp or bmp portrait from a path."
+    DESCRIPTION = "Load a jpg, png, webp or bmp portrait from ComfyUI's input folder (or upload one)."
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"path": ("STRING", {"default": "", "tooltip": "path of the portrait file"})}}
+        return {"required": {"image": (folders.input_images(), {"image_upload": True,
+                                                                "tooltip": "a portrait in ComfyUI's input folder"})}}
 
     @classmethod
-    def IS_CHANGED(cls, path):
+    def IS_CHANGED(cls, image):
         """Re-run when the file changes (size and modification time)."""
         try:
-            st = os.stat(os.path.expanduser(path))
+            st = os.stat(folders.input_file(image, "image"))
             return f"{st.st_size}:{st.st_mtime_ns}"
-        except OSError:
-            return path
+        except (OSError, TalkerError):
+            return image
 
-    def load(self, path: str):
+    @classmethod
+    def VALIDATE_INPUTS(cls, image):
+        """True, or the reason the file cannot be read (ComfyUI shows it before the run)."""
+        try:
+            folders.input_file(image, "image")
+        except TalkerError as err:
+            return str(err)
+        return True
+
+    def load(self, image: str):
         from talker.media import read_image
 
-        return (rgb_to_image([read_image(path)]),)
+        path = folders.input_file(image, "image")
+        try:
+            return (rgb_to_image([read_image(path)]),)
+        except TalkerError as err:
+            raise in_node_terms(err, {str(path): image}) from None
+
+
+class TalkerTextToSpeech:
+    """Text -> speech by espeak-ng (its own voices, no model files), as ``talker make --text`` speaks it."""
+
+    CATEGORY = CATEGORY
+    FUNCTION = "speak"
+    RETURN_TYPES = ("AUDIO", "STRING")
+    RETURN_NAMES = ("audio", "text")
+    DESCRIPTION = "Speak the text with espeak-ng; gives the AUDIO and the text (a transcript for Make)."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        from talker import espeak
+
+        languages = [name for name, _ in espeak.voices()] or ["en-us"]
+        variants = [NONE, *(name for name, _ in espeak.voices(variants=True))]
+        return {"required": {
+            "text": ("STRING", {"default": "Hello! I am a talking portrait.", "multiline": True,
+                                "tooltip": "the words to say"}),
+            "language": (languages, {"default": "en-us" if "en-us" in languages else languages[0],
+                                     "tooltip": "espeak-ng's language (and accent) of the voice"}),
+            "variant": (variants, {"default": NONE, "tooltip": "espeak-ng's voice variant (none: the language's own)"}),
+            "speed": ("INT", {"default": espeak.DEFAULT_WPM, "min": 80, "max": 450, "step": 5,
+                              "tooltip": "words per minute"}),
+        }}
+
+    def speak(self, text: str, language: str, variant: str, speed: int):
+        from talker import espeak
+        from talker.errors import MissingDependencyError, OptionError
+
+        if not text.strip():
+            raise OptionError("the text widget is empty; type the words to say")
+        if not espeak.available():
+            raise MissingDependencyError("Text to Speech needs espeak-ng: run `sudo apt-get install espeak-ng` "
+                                         "(Debian/Ubuntu) or `brew install espeak-ng` (macOS), then restart ComfyUI")
+        voice = language if variant == NONE else f"{language}+{variant}"
+        try:
+            samples, rate, _ = espeak.speak(text, voice, wpm=speed)
+        except ValueError as err:
+            raise OptionError(f"espeak-ng has no voice {voice!r}: pick a language and variant from the lists") from err
+        return (audio_value(samples, rate), text)
 
 
 class TalkerMakeVideo:
-    """Portrait + speech -> a lip-synced MP4 through ``talker.pipeline.make``.
+    """Portrait + speech -> a lip-synced MP4 through ``talker.pipeline.make``, as a VIDEO.
 
     The option widgets are the rows of ``talker.webui.form.FIELDS`` (the web page's table: the CLI's
-    defaults, choices and slider ranges); ``face_index`` -1 means "the only face" (None). Besides its
-    outputs it returns the MP4 as the node's preview (``ui``, as ComfyUI's own video savers do).
+    defaults, choices and ranges); ``face_index`` -1 means "the only face" (None), ``preset`` "none"
+    no preset. The MP4 goes to ComfyUI's temp folder and is shown on the node (``ui``, as ComfyUI's
+    own video previews are); save it with core SaveVideo.
     """
 
     CATEGORY = CATEGORY
     FUNCTION = "make"
     OUTPUT_NODE = True
-    RETURN_TYPES = ("STRING", "IMAGE", "FLOAT")
-    RETURN_NAMES = ("video_path", "frames", "fps")
-    DESCRIPTION = "Make the portrait speak the audio; writes an MP4 (H.264 + AAC) to the output folder."
+    RETURN_TYPES = ("VIDEO", "AUDIO")
+    RETURN_NAMES = ("video", "audio")
+    DESCRIPTION = ("Make the portrait speak the audio: a VIDEO (MP4, H.264 + 48 kHz AAC) for Save Video, and the "
+                   "AUDIO it spoke. Its frames: Get Video Components.")
 
     @classmethod
     def INPUT_TYPES(cls):
         from talker.webui.form import FIELDS
 
-        options = {row.name: _widget(row) for row in FIELDS}
         return {
-            "required": {"portrait": ("IMAGE",), "audio": ("AUDIO",), **options,
-                         "filename_prefix": ("STRING", {"default": "talker/clip"})},
+            "required": {"portrait": ("IMAGE",), "audio": ("AUDIO",), **{row.name: _widget(row) for row in FIELDS}},
             "optional": {"transcript": ("STRING", {"default": "", "multiline": True,
                                         "tooltip": "the words spoken, for sharper lip shapes (forced alignment)"})},
         }
 
-    def make(self, portrait, audio, filename_prefix, transcript="", **options):
+    def make(self, portrait, audio, transcript="", **options):
         from PIL import Image
 
-        from talker.media import read_video_frames
         from talker.pipeline import make
-        from talker.webui.form import build_options
+        from talker.webui.form import FIELDS, build_options
 
-        if options.get("face_index") == -1:
-            options["face_index"] = None
-        out = next_output_path(filename_prefix)
+        for row in FIELDS:
+            if row.optional and options.get(row.name) in (-1, NONE):
+                options[row.name] = None
+        out = folders.next_free_path("talker/clip", ".mp4", kind="temp")
         with tempfile.TemporaryDirectory(prefix="talker-comfy-") as tmp:
             image_path = Path(tmp) / "portrait.png"
             Image.fromarray(image_to_rgb(portrait)).save(image_path)
             audio_path = write_audio(audio, Path(tmp) / "speech.wav")
-            result = make(build_options(options, image_path, audio_path, transcript, out), progress=_comfy_progress())
-        frames = rgb_to_image(list(read_video_frames(result.video)))
-        subfolder = result.video.parent.relative_to(output_root().resolve()).as_posix()
-        preview = {"filename": result.video.name, "subfolder": "" if subfolder == "." else subfolder, "type": "output"}
-        return {"ui": {"images": [preview], "animated": (True,)}, "result": (str(result.video), frames, float(FPS))}
+            names = {str(image_path): "the 'portrait' input", image_path.name: "the 'portrait' input",
+                     str(audio_path): "the 'audio' input", str(out): "the temp folder's clip"}
+            try:
+                result = make(build_options(options, image_path, audio_path, transcript, out),
+                              progress=_comfy_progress())
+            except TalkerError as err:
+                raise in_node_terms(err, names, {row.name for row in FIELDS}) from None
+        preview = {"images": [folders.saved_result(result.video, "temp")], "animated": (True,)}
+        return {"ui": preview, "result": (video_value(result.video), audio)}
 
 
 def _widget(row) -> tuple:
-    """A ComfyUI widget for one ``talker.webui.form.FormField`` row, starting at its default."""
+    """A ComfyUI widget for one ``talker.webui.form.FormField`` row; its default is always one of its values."""
     opts = {"tooltip": f"{row.label}: {row.info}" if row.info else row.label}
     kind, default = row.kind, row.default
     if kind == "dropdown":
-        return list(row.choice_values()), {"default": default, **opts}
+        values = [NONE if v == "" else v for v in row.choice_values()]
+        return values, {"default": NONE if default is None else default, **opts}
     if kind == "checkbox":
         return "BOOLEAN", {"default": default, **opts}
     if kind == "slider":
         lo, hi, step = row.slider
         whole = isinstance(default, int) and float(step).is_integer()
         return ("INT" if whole else "FLOAT"), {"default": default, "min": lo, "max": hi, "step": step, **opts}
-    if kind == "number" and row.optional:
-        return "INT", {"default": -1, "min": -1, **{**opts, "tooltip": opts["tooltip"] + " (-1: none)"}}
     if kind == "number":
-        return ("INT" if isinstance(default, int) else "FLOAT"), {"default": default, **opts}
+        lo, hi = row.bounds or (None, None)
+        limits = {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
+        if row.optional:
+            return "INT", {**opts, "default": -1, **limits, "min": -1, "tooltip": opts["tooltip"] + " (-1: none)"}
+        if row.name == "seed":
+            limits["control_after_generate"] = True
+        return ("INT" if isinstance(default, int) else "FLOAT"), {"default": default, **limits, **opts}
     return "STRING", {"default": "" if default is None else str(default), **opts}
 
 
 class TalkerScore:
-    """Grade a talking video (``talker score``): writes <video>.report.json and .report.png beside it."""
+    """Grade a talking video (``talker score``): the report goes to ComfyUI's output folder as
+    ``<filename_prefix>_NNNNN.report.json`` and ``.report.png``; the verdict and table show on the node."""
 
     CATEGORY = CATEGORY
     FUNCTION = "score"
@@ -224,7 +245,11 @@ class TalkerScore:
     @classmethod
     def INPUT_TYPES(cls):
         return {
-            "required": {"video_path": ("STRING", {"default": "", "tooltip": "the MP4 to grade"})},
+            "required": {
+                "video": ("VIDEO", {"tooltip": "the talking video to grade"}),
+                "filename_prefix": ("STRING", {"default": "talker/score",
+                                               "tooltip": "where the report files go, inside the output folder"}),
+            },
             "optional": {
                 "audio": ("AUDIO", {"tooltip": "the speech it should follow (default: the video's own sound)"}),
                 "portrait": ("IMAGE", {"tooltip": "the source portrait: enables identity, sharpness, background"}),
@@ -233,29 +258,36 @@ class TalkerScore:
             },
         }
 
-    def score(self, video_path, audio=None, portrait=None, transcript=""):
+    def score(self, video, filename_prefix, audio=None, portrait=None, transcript=""):
         from talker.media import read_audio, read_image
         from talker.score import report_lines, score_and_write
 
-        video = Path(video_path).expanduser()
-        with tempfile.TemporaryDirectory(prefix="talker-comfy-") as tmp:
-            speech = read_audio(write_audio(audio, Path(tmp) / "speech.wav") if audio is not None else video)
+        json_path = folders.next_free_path(filename_prefix, ".report.json")
         image = image_to_rgb(portrait) if portrait is not None else None
-        json_path = video.with_suffix(".report.json")
-        report = score_and_write(video, speech, json_path, image=image, transcript=transcript.strip() or None)
-        png_path = json_path.with_suffix(".png")
-        lines = report_lines(report)
-        lines.append(f"{report.verdict.upper()}: {json_path}")
-        return ("\n".join(lines), report.verdict, rgb_to_image([read_image(png_path)]))
+        with tempfile.TemporaryDirectory(prefix="talker-comfy-") as tmp:
+            clip = video_path(video, Path(tmp) / "video.mp4")
+            speech_file = write_audio(audio, Path(tmp) / "speech.wav") if audio is not None else clip
+            names = {str(clip): "the 'video' input", str(speech_file): "the 'audio' input"}
+            try:
+                report = score_and_write(clip, read_audio(speech_file), json_path, image=image,
+                                         transcript=transcript.strip() or None)
+            except TalkerError as err:
+                raise in_node_terms(err, names) from None
+        where = json_path.relative_to(folders.folder("output").resolve()).as_posix()
+        text = "\n".join([f"{report.verdict.upper()}: output/{where}", *report_lines(report)])
+        plot = rgb_to_image([read_image(json_path.with_suffix(".png"))])
+        return {"ui": {"text": (text,)}, "result": (text, report.verdict, plot)}
 
 
 NODE_CLASS_MAPPINGS = {
     "TalkerLoadPortrait": TalkerLoadPortrait,
+    "TalkerTextToSpeech": TalkerTextToSpeech,
     "TalkerMakeVideo": TalkerMakeVideo,
     "TalkerScore": TalkerScore,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "TalkerLoadPortrait": "Load Portrait (talker)",
+    "TalkerTextToSpeech": "Text to Speech (talker)",
     "TalkerMakeVideo": "Make Talking Video (talker)",
     "TalkerScore": "Score Talking Video (talker)",
 }

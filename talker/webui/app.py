@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -60,11 +61,31 @@ class Session:
     stop: threading.Event = field(default_factory=threading.Event)
     seen: float = field(default_factory=time.monotonic)
 
-    def next_output(self, image: str | Path, audio: str | Path | None) -> Path:
-        """The session folder's next MP4 name: <n>_<image stem>_<audio stem or 'text'>.mp4, n from 1."""
+    def next_output(self, portrait: str, voice: str) -> Path:
+        """The session folder's MP4 for a clip of ``portrait`` speaking ``voice`` (names, see
+        ``upload_stem``): <portrait>_<voice>.mp4, or <portrait>_<voice>_2.mp4 and on when taken."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        voice = Path(audio).stem if audio else "text"
-        return self.folder / f"{len(self.clips) + 1:02d}_{Path(image).stem}_{voice}.mp4"
+        out, n = self.folder / f"{portrait}_{voice}.mp4", 1
+        while out.exists():
+            n += 1
+            out = self.folder / f"{portrait}_{voice}_{n}.mp4"
+        return out
+
+
+GRADIO_TEMP_NAME = re.compile(r"tmp[a-z0-9_]{6,}|image|audio|blob|webcam|clipboard", re.IGNORECASE)
+"""Stems Gradio gives files it made itself (a re-encoded upload, a recording, a pasted picture)."""
+
+
+def upload_stem(path: str | Path | None, fallback: str, named: str | None = None) -> str:
+    """The name of an uploaded file as the user knows it, for naming the clip: ``named`` (the name
+    the browser reported) or the stem of Gradio's ``path``, without Gradio 3's audio crop suffix
+    ("-0-100") and with characters unsafe in file names replaced by '_'; ``fallback`` ('portrait',
+    'voice', 'text') when there is no name or only one Gradio made up."""
+    stem = Path(named).stem if named else Path(path).stem if path else ""
+    if not compat.UPLOAD_NAMES:
+        stem = re.sub(r"-\d+-\d+$", "", stem)
+    stem = re.sub(r"[^\w.-]+", "_", stem).strip("._")
+    return fallback if not stem or GRADIO_TEMP_NAME.fullmatch(stem) else stem
 
 
 class Sessions:
@@ -182,7 +203,7 @@ def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None, 
                     stop = gr.Button("Stop", variant="stop", elem_id="talker-stop")
             with gr.Column(scale=1):
                 status = gr.Markdown("Give a portrait and a voice (or a script), then Generate.", elem_id="talker-status")
-                video = gr.Video(label="result", elem_id="talker-video", interactive=False)
+                video = gr.Video(label="result (MP4: H.264, 48 kHz AAC)", elem_id="talker-video", interactive=False)
                 verdict = gr.Markdown(elem_id="talker-verdict")
                 table = gr.Dataframe(headers=REPORT_HEADERS, label="score", interactive=False, wrap=True,
                                      elem_id="talker-report", **compat.accepted(
@@ -195,6 +216,10 @@ def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None, 
                                      **compat.accepted(gr.Gallery.__init__, fit_columns=False))
 
         token = gr.State(None)  # this browser session's key where Gradio's request has no session hash
+        portrait_name = None  # Gradio 3: the portrait's file name, from the browser
+        if not compat.UPLOAD_NAMES:
+            portrait_name = gr.Textbox(visible=False, elem_id="talker-image-name")
+            image.change(None, None, portrait_name, _js=compat.PORTRAIT_NAME_JS)
 
         def begin(key: str | None, request: gr.Request):
             key = key or secrets.token_hex(8)
@@ -213,7 +238,9 @@ def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None, 
                 return finish(values, session, progress)
 
         def finish(values: dict, session: Session, progress: gr.Progress):
-            out = session.next_output(values[image] or "portrait", values[audio])
+            named = values[portrait_name] if portrait_name is not None else None
+            out = session.next_output(upload_stem(values[image], "portrait", named),
+                                      upload_stem(values[audio], "voice" if values[audio] else "text"))
             options = build_options({name: compat.chosen(w, values[w]) for name, w in widgets.items()},
                                     values[image], values[audio], values[text], out)
             try:
@@ -244,6 +271,8 @@ def build_blocks(output_root: Path, extra_model_dirs: list[Path] | None = None, 
             return str(clips[event.index].video) if event.index < len(clips) else None
 
         inputs = {image, audio, text, grade, token, *widgets.values()}
+        if portrait_name is not None:
+            inputs.add(portrait_name)
         outputs = [status, video, verdict, table, report_png, history]
         queued = generate.click(begin, token, [status, token], queue=False)
         one_at_a_time, lock = compat.render_queue(queued.then, RENDER_QUEUE, render_lock)
@@ -288,7 +317,8 @@ def _widget(row: FormField) -> gr.Component:
         return gr.Checkbox(value=default, **common)
     if kind == "number":
         whole = row.optional or isinstance(default, int)
-        return gr.Number(value=default, precision=0 if whole else None, **common)
+        lo, hi = row.bounds or (None, None)
+        return gr.Number(value=default, precision=0 if whole else None, minimum=lo, maximum=hi, **common)
     return gr.Textbox(value="" if default is None else str(default), **common)
 
 

@@ -15,6 +15,11 @@ its version string:
     LABELLED_CHOICES  gr.Dropdown takes (label, value) choices (Gradio >= 4, by its signature); 3.x
                     takes strings only, so ``dropdown`` shows the labels and ``chosen`` maps the label
                     the browser sends back to its value.
+    UPLOAD_NAMES    an uploaded file keeps its own name (Gradio >= 4: components have a data_model,
+                    and the file sits in a folder of Gradio's cache under that name). Gradio 3
+                    re-encodes an uploaded picture under a temporary name and adds
+                    "-<crop start>-<crop end>" to an audio file's stem; the page then asks the
+                    browser for the picture's name (``portrait_name_js``).
     accepted()      keyword arguments the installed Gradio names, so a newer option the page can do
                     without (a component's ``sources=``, an event's ``concurrency_id=``) is left out
                     instead of failing or warning.
@@ -36,6 +41,8 @@ UNLOAD = hasattr(gr.Blocks, "unload")
 SESSION_HASH = "session_hash" in inspect.signature(gr.Request.__init__).parameters
 SESSION_IDLE_S = 6 * 3600.0
 """Without Blocks.unload: a session with no request for this long (seconds) is forgotten (its clips stay on disk)."""
+
+UPLOAD_NAMES = hasattr(gr.Image, "data_model")
 
 LABELLED_CHOICES = "tuple" in str(inspect.signature(gr.Dropdown.__init__).parameters["choices"].annotation)
 RENDER_LOCK = threading.Lock()
@@ -92,6 +99,12 @@ def chosen(component: gr.Component, value):
     """The value a component's browser value stands for: a ``dropdown``'s label becomes its value."""
     labels = getattr(component, "talker_values", None)
     return labels.get(value, value) if labels and isinstance(value, str) else value
+
+
+PORTRAIT_NAME_JS = "() => (window.talker_portrait_name ? window.talker_portrait_name() : '')"
+"""Gradio 3 (no UPLOAD_NAMES): the name of the picture the user last dropped or picked in the portrait
+input, as the WebUI extension's ``javascript/talker.js`` records it ('' elsewhere, or for a picture
+sent from another tab or pasted)."""
 
 
 def session_key(request: gr.Request, token: str | None) -> str:

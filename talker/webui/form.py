@@ -20,7 +20,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from talker.options import BACKENDS, DEVICES, ENHANCERS, PRECISIONS, MakeOptions
+from talker.options import BACKENDS, DEVICES, ENHANCERS, PRECISIONS, SEED_MAX, MakeOptions
 from talker.types import PREPROCESS_MODES
 
 GROUPS = ("face", "speech and motion", "backend and compute", "enhancement", "more options")
@@ -45,6 +45,7 @@ class FormField:
     choices: the allowed values, for a drop-down; a callable is called when the page is built
         (for lists read from disk, such as preset names).
     slider: (minimum, maximum, step) for a slider; ``MakeOptions.validate`` holds the real limits.
+    bounds: (minimum, maximum) a number box accepts (None: any number).
     optional: the field may be left empty (None), as --face-index may; an optional drop-down
         offers '' (shown as "none") for None.
     """
@@ -55,6 +56,7 @@ class FormField:
     info: str = ""
     choices: tuple | Callable[[], tuple] | None = None
     slider: tuple[float, float, float] | None = None
+    bounds: tuple[float, float] | None = None
     optional: bool = False
 
     @property
@@ -95,7 +97,7 @@ FIELDS: tuple[FormField, ...] = (
               "picture; full/extfull: animate the face inside the whole picture", choices=PREPROCESS_MODES),
     FormField("size", "face", "face size (pixels)", "face resolution", choices=(256, 512)),
     FormField("face_index", "face", "face index", "which face to animate when there are several (0 = largest; "
-              "empty: the only face)", optional=True),
+              "empty: the only face)", bounds=(0, 99), optional=True),
     # speech and motion
     FormField("pose_style", "speech and motion", "pose style", "head-motion style, 0-45", slider=(0, 45, 1)),
     FormField("still", "speech and motion", "still", "keep the head still"),
@@ -105,7 +107,8 @@ FIELDS: tuple[FormField, ...] = (
               slider=(0, 5, 0.05)),
     FormField("expression_scale", "speech and motion", "expression scale", "scale of mouth and brow motion",
               slider=(0, 5, 0.05)),
-    FormField("seed", "speech and motion", "seed", "the same seed gives the same video"),
+    FormField("seed", "speech and motion", "seed", "the same seed gives the same video",
+              bounds=(0, SEED_MAX)),
     FormField("language", "speech and motion", "language", "'auto' or 'en' use English phones; any other value "
               "drives the mouth from loudness and formants"),
     # backend and compute
@@ -115,7 +118,8 @@ FIELDS: tuple[FormField, ...] = (
               "memory); the values you change here win over it", choices=_preset_choices, optional=True),
     FormField("device", "backend and compute", "device", choices=DEVICES),
     FormField("precision", "backend and compute", "precision", "fp16/bf16 need a CUDA GPU", choices=PRECISIONS),
-    FormField("batch_size", "backend and compute", "batch size", "frames rendered at once"),
+    FormField("batch_size", "backend and compute", "batch size", "frames rendered at once",
+              bounds=(1, 256)),
     # enhancement
     FormField("enhancer", "enhancement", "enhancer", "face restoration of every frame", choices=ENHANCERS),
     FormField("enhance_strength", "enhancement", "strength", "0 = rendered face, 1 = fully restored",

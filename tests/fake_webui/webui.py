@@ -8,7 +8,7 @@ As the WebUI does at start-up, it
   2. loads every ``scripts/*.py`` of the extension as ``modules/scripts.py`` does: with the extension
      folder first on ``sys.path`` while the file runs, through ``importlib`` from the file's path;
   3. builds txt2img and img2img, each with its output gallery (holding PICTURE, as if just generated)
-     and its Send to img2img / inpaint / extras buttons, reporting every component to the
+     and its Send to img2img / inpaint / extras icon buttons (the WebUI's ToolButton), reporting every component to the
      ``on_after_component`` callbacks (the WebUI patches Gradio's component constructor to do so);
   4. adds the tabs the ``on_ui_tabs`` callbacks return, each in a ``gr.Tab(label, id=elem_id)``,
      connects the Send buttons (``infotext_utils.connect_paste_params_buttons``) and serves the page
@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gradio as gr  # noqa: E402
 
 from modules import infotext_utils, paths_internal, script_callbacks  # noqa: E402
+from modules.ui_components import ToolButton  # noqa: E402
 
 
 def run_installer(extension_dir: str) -> str:
@@ -70,8 +71,9 @@ def output_panel(tabname: str, picture: str | None) -> None:
     gallery = component(gr.Gallery, label="Output", show_label=False, elem_id=f"{tabname}_gallery",
                         value=[picture] if picture else None, columns=4)
     with gr.Row(elem_id=f"image_buttons_{tabname}"):
-        buttons = {target: component(gr.Button, value=f"Send to {target}", elem_id=f"{tabname}_send_to_{target}")
-                   for target in ("img2img", "inpaint", "extras")}
+        buttons = {target: component(ToolButton, value=icon, elem_id=f"{tabname}_send_to_{target}",
+                                     tooltip=f"Send image and generation parameters to {target} tab.")
+                   for target, icon in (("img2img", "🖼️"), ("inpaint", "🎨️"), ("extras", "📐"))}
     for target, button in buttons.items():
         infotext_utils.register_paste_params_button(infotext_utils.ParamBinding(
             paste_button=button, tabname=target, source_image_component=gallery))
