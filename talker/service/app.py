@@ -34,12 +34,14 @@ class Service:
     """What the routes share: settings, store, results, the Celery app used to publish."""
 
     def __init__(self, config: ServiceConfig):
+        from talker.service.metrics import MetricsCache, QueueDepth, ServiceCollector
         from talker.service.tasks import make_celery
 
         self.config = config
         self.store = open_store(config.store_url)
         self.results = open_results(config.results_url)
         self.celery = make_celery(config)
+        self.metrics = MetricsCache(ServiceCollector(self.store, QueueDepth(config.broker_url, config.worker.queue)))
 
     # --------------------------------------------------------------------------- submission
 
@@ -101,11 +103,19 @@ class Service:
     # --------------------------------------------------------------------------- controller
 
     def reap(self) -> None:
-        """Re-queue running jobs without a recent heartbeat; publish jobs never published."""
+        """Re-queue running jobs without a recent heartbeat (fail them after worker.max_attempts);
+        publish jobs never published."""
         now = time.time()
         stale = now - self.config.worker.stale_s
         for job in self.store.active():
-            if job.state == RUNNING and (job.heartbeat_at or 0) < stale:
+            if job.state == RUNNING and (job.heartbeat_at or 0) < stale and job.attempts >= self.config.worker.max_attempts:
+                from talker.service.tasks import give_up, notify
+
+                if give_up(self.store, job, self.config.worker.max_attempts, stale):
+                    log.warning("job %s: worker %s stopped on attempt %d of %d; failed", job.id, job.worker,
+                                job.attempts, self.config.worker.max_attempts)
+                    notify(self.celery, self.store.get(job.id))
+            elif job.state == RUNNING and (job.heartbeat_at or 0) < stale:
                 if self.store.update(job.id, only_if={"state": [RUNNING], "worker": [job.worker]}, heartbeat_before=stale,
                                      state=QUEUED, stage="re-queued: its worker stopped", enqueued=False):
                     log.warning("job %s: worker %s stopped, re-queued", job.id, job.worker)
@@ -129,7 +139,6 @@ def create_app(config: ServiceConfig):
 
     from talker.service.batches import parse_manifest
     from talker.service.forms import openapi_schema, options_from_form
-    from talker.service.metrics import ServiceCollector, metrics_text
 
     svc = Service(config)
     stop = threading.Event()
@@ -174,8 +183,7 @@ def create_app(config: ServiceConfig):
     @app.get("/metrics", tags=["service"])
     def metrics():
         """Prometheus metrics: queue depth, jobs by state, render fps."""
-        body = metrics_text(ServiceCollector(svc.store, svc.celery, config.worker.queue))
-        return Response(body, media_type="text/plain; version=0.0.4")
+        return Response(svc.metrics.text(), media_type="text/plain; version=0.0.4")
 
     job_schema = openapi_schema(
         {"image": "the portrait (PNG, JPEG, WebP or BMP)", "audio": "the speech (WAV, MP3, OGG, FLAC, M4A...); or give text"},
@@ -196,7 +204,7 @@ def create_app(config: ServiceConfig):
             if "image" not in uploads:
                 raise Refused(422, "no portrait: send the picture as the multipart file field 'image'")
             options = options_from_form(fields, has_audio="audio" in uploads)
-            security.check_text(options.get("text"), config.limits)
+            security.check_text(options.get("text"), config.limits, spoken="audio" not in uploads)
             job = Job(tenant=who.name, options=options, idempotency_key=request.headers.get("idempotency-key"),
                       **svc.service_fields(who, form))
             if job.idempotency_key and (earlier := svc.store.find(who.name, job.idempotency_key)) is not None:
@@ -319,7 +327,7 @@ def create_app(config: ServiceConfig):
                 (avatars if role == "image" else recordings).append(name)
             rows = parse_manifest(manifest.file.read(), avatars, recordings, MAX_BATCH_JOBS)
             for row in rows:
-                security.check_text(row.options.get("text"), config.limits)
+                security.check_text(row.options.get("text"), config.limits, spoken=row.audio is None)
             extra = svc.service_fields(who, form)
             ids = []
             for row in rows:
@@ -392,7 +400,7 @@ def create_app(config: ServiceConfig):
 
         def work():
             options = options_from_form({"text": opts.get("text") or ""}, has_audio=False)
-            security.check_text(options.get("text"), config.limits)
+            security.check_text(options.get("text"), config.limits, spoken=True)
             job = Job(tenant=settings.tenant, options=options, name=f"discord_{avatar}",
                       discord={"application_id": interaction["application_id"], "token": interaction["token"]})
             path = Path(avatars[avatar]).expanduser()

@@ -11,7 +11,7 @@ defaults below. Example file (every key optional)::
       marketing: {key: "long-random-key", webhook_secret: "another-secret"}
       agency:    {key_sha256: "<sha256 hex of the key>", allow_private_webhooks: false}
     limits: {upload_bytes: 25000000, image_pixels: 16000000, audio_seconds: 300}
-    worker: {heartbeat_s: 5, stale_s: 30, visibility_timeout_s: 3600, checkpoints: null}
+    worker: {heartbeat_s: 5, stale_s: 30, max_attempts: 3, visibility_timeout_s: 3600, checkpoints: null}
     webhooks: {retries: 6, backoff_s: 2, timeout_s: 10}
     discord: {public_key: "<hex>", tenant: marketing, api_base: "https://discord.com/api/v10",
               avatars: {anna: /srv/talker/avatars/anna.png}}
@@ -59,11 +59,14 @@ class Limits:
 @dataclass
 class WorkerSettings:
     """heartbeat_s: how often a running job proves its worker alive; stale_s: after how long
-    without a heartbeat the controller re-queues it; visibility_timeout_s: after how long an
-    unacknowledged Redis message is delivered again; reap_interval_s: how often the controller looks."""
+    without a heartbeat the controller re-queues it; max_attempts: how many times a job is started
+    before a job whose worker keeps stopping is failed with the reason; visibility_timeout_s: after
+    how long an unacknowledged Redis message is delivered again; reap_interval_s: how often the
+    controller looks."""
 
     heartbeat_s: float = 5.0
     stale_s: float = 30.0
+    max_attempts: int = 3
     visibility_timeout_s: float = 3600.0
     reap_interval_s: float = 5.0
     checkpoints: str | None = None

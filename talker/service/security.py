@@ -2,9 +2,12 @@
 
 - API keys per tenant (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``): 401 without a valid
   key; a tenant sees only its own jobs (another tenant's job id is 404, as if it did not exist).
-- Upload limits (bytes per file, pixels of a portrait, seconds of audio, characters of text): 413
-  with the limit named.
+- Upload limits (bytes per file, pixels of a portrait, seconds of audio, characters and seconds of
+  spoken text): 413 with the limit named. Lengths are measured, never read from a header: audio is
+  decoded (at most the limit plus a second of it), text is spoken by espeak-ng.
 - Types judged from the content (magic bytes, then decoding), never from file names: 415.
+- Inputs that cannot make a video (a truncated picture, silent or too short audio): 422, before
+  the job is accepted.
 """
 
 from __future__ import annotations
@@ -70,9 +73,21 @@ def check_size(name: str, size: int, limits: Limits) -> None:
         raise Refused(413, f"{name} is {size / 1e6:.1f} MB, over the {limits.upload_bytes / 1e6:.1f} MB upload limit; send a smaller file")
 
 
-def check_text(text: str | None, limits: Limits) -> None:
+def check_text(text: str | None, limits: Limits, spoken: bool) -> None:
+    """Refused 413 for text over the character limit and, when it is to be ``spoken`` (no audio
+    given), for speech longer than the audio limit: espeak-ng speaks it here (about 0.2 s of CPU for
+    5000 characters), so numbers, abbreviations and pauses count as they will be heard.
+    OptionError (422) for text that gives no speech."""
     if text and len(text) > limits.text_chars:
         raise Refused(413, f"the text is {len(text)} characters, over the {limits.text_chars} character limit; split it into shorter scripts")
+    if spoken and text:
+        from talker.media import synthesize_speech
+        from talker.types import SAMPLE_RATE
+
+        seconds = len(synthesize_speech(text).samples) / SAMPLE_RATE
+        if seconds > limits.audio_seconds:
+            raise Refused(413, f"the text takes {seconds:.0f} s to speak, over the {limits.audio_seconds:.0f} s audio limit; "
+                               "split it into shorter scripts")
 
 
 def check_image(name: str, path: Path, limits: Limits) -> str:
@@ -85,27 +100,63 @@ def check_image(name: str, path: Path, limits: Limits) -> str:
     try:
         with Image.open(path) as im:
             width, height = im.size
+            if width * height <= limits.image_pixels:
+                im.load()  # the whole picture decodes: not truncated
+    except Image.DecompressionBombError:  # Pillow refuses to open more than twice its own pixel limit
+        raise Refused(413, f"{name} has more pixels than the {limits.image_pixels / 1e6:.0f} megapixel limit; downscale it") from None
     except Exception:
-        raise Refused(415, f"{name} looks like a {suffix[1:].upper()} image but cannot be decoded; send an intact picture") from None
+        raise Refused(415, f"{name} looks like a {suffix[1:].upper()} image but cannot be decoded (truncated or damaged); "
+                           "send an intact picture") from None
     if width * height > limits.image_pixels:
         raise Refused(413, f"{name} is {width}x{height} pixels, over the {limits.image_pixels / 1e6:.0f} megapixel limit; downscale it")
     return suffix
 
 
 def check_audio(name: str, path: Path, limits: Limits) -> str:
-    """Sniff and measure uploaded speech; returns its suffix. Refused 415 / 413."""
-    from talker.media import probe_media
+    """Sniff and measure uploaded speech by decoding it; returns its suffix. Refused 415 (not
+    audio, undecodable), 413 (longer than the limit), 422 (silent or too short)."""
+    from talker.media import MIN_AUDIO_SECONDS, SILENCE_PEAK
 
     suffix = audio_type(_head(path))
     if suffix is None:
         raise Refused(415, f"{name} is not audio in a known container (WAV, MP3, OGG, FLAC, M4A, WebM, AIFF; judged by its content); send a recording")
+    import subprocess
+
     try:
-        facts = probe_media(path)
-    except ValueError:
-        facts = {"audio": None}
-    if facts.get("audio") is None:
-        raise Refused(415, f"{name} looks like {suffix[1:].upper()} but holds no readable audio stream; send an intact recording")
-    seconds = facts.get("duration_s") or 0.0
+        seconds, peak = measure_audio(path, limits.audio_seconds + 1.0)
+    except subprocess.TimeoutExpired:
+        raise Refused(422, f"{name} took longer than {MEASURE_TIMEOUT_S:.0f} s to decode; convert it to WAV") from None
+    if seconds == 0.0:
+        raise Refused(415, f"{name} looks like {suffix[1:].upper()} but holds no readable audio; send an intact recording")
     if seconds > limits.audio_seconds:
-        raise Refused(413, f"{name} lasts {seconds:.0f} s, over the {limits.audio_seconds:.0f} s audio limit; split it into shorter clips")
+        raise Refused(413, f"{name} lasts at least {seconds:.0f} s, over the {limits.audio_seconds:.0f} s audio limit; "
+                           "split it into shorter clips")
+    if seconds < MIN_AUDIO_SECONDS:
+        raise Refused(422, f"{name} is {seconds:.2f} s long; send at least {MIN_AUDIO_SECONDS:g} s of speech")
+    if peak < SILENCE_PEAK:
+        raise Refused(422, f"{name} contains only silence; send a recording with speech in it")
     return suffix
+
+
+MEASURE_RATE = 8000  # Hz: enough to find the length and the loudest sample of speech
+MEASURE_TIMEOUT_S = 30.0
+
+
+def measure_audio(path: Path, max_seconds: float) -> tuple[float, float]:
+    """(seconds, peak) of the first audio stream of ``path``, found by decoding it with ffmpeg to
+    8 kHz mono, at most ``max_seconds`` of it (so a header that lies about the length, or a long
+    file, costs no more than the limit); peak is the largest |sample| in [0, 1]. (0.0, 0.0) when
+    nothing decodes; subprocess.TimeoutExpired after MEASURE_TIMEOUT_S."""
+    import subprocess
+
+    import imageio_ffmpeg
+    import numpy as np
+
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
+               "-i", str(path), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(MEASURE_RATE),
+               "-t", f"{max_seconds:.3f}", "-f", "s16le", "pipe:1"]
+    done = subprocess.run(command, capture_output=True, timeout=MEASURE_TIMEOUT_S)
+    samples = np.frombuffer(done.stdout[: len(done.stdout) // 2 * 2], np.int16)
+    if samples.size == 0:
+        return 0.0, 0.0
+    return samples.size / MEASURE_RATE, float(np.abs(samples.astype(np.int32)).max()) / 32768.0

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 RENDER, WEBHOOK, DISCORD = "talker.render", "talker.webhook", "talker.discord"
 PROGRESS_EVERY_S = 0.5  # progress written to the store at most this often
 CANCEL_POLL_S = 0.25  # how often a running job looks for a cancel
+PROCESS_START_TIMEOUT_S = 300.0  # how long a new pool process may take to warm up
 
 
 class Runtime:
@@ -85,6 +86,9 @@ def make_celery(config: ServiceConfig):
         broker_connection_max_retries=None,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         worker_hijack_root_logger=False,
+        # a pool process loads the models before it reports up (warm_up, tens of seconds on a busy
+        # CPU); Celery's 4 s default killed replacement after replacement of a killed process
+        worker_proc_alive_timeout=PROCESS_START_TIMEOUT_S,
         worker_send_task_events=False,
     )
     rt = Runtime(config)
@@ -198,14 +202,16 @@ def warm_up() -> None:
 
 
 class Claim:
-    """This process's hold on a running job: sends heartbeats, notices a cancel or a take-over.
+    """This process's hold on a running job: its heartbeat (``talker.service.heartbeat``, a process
+    of its own, so a render that holds the interpreter lock cannot starve it) and a thread that
+    notices a cancel or a take-over.
 
     ``lost`` turns True within ``CANCEL_POLL_S`` of the job being cancelled or re-queued, and the
     progress callback then raises ``talker.errors.Cancelled`` so the render stops.
     """
 
-    def __init__(self, store, job_id: str, token: str, heartbeat_s: float):
-        self.store, self.job_id, self.token, self.heartbeat_s = store, job_id, token, heartbeat_s
+    def __init__(self, store, store_url: str, job_id: str, token: str, heartbeat_s: float):
+        self.store, self.store_url, self.job_id, self.token, self.heartbeat_s = store, store_url, job_id, token, heartbeat_s
         self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -214,23 +220,22 @@ class Claim:
         return {"state": [RUNNING], "worker": [self.token]}
 
     def __enter__(self) -> "Claim":
+        from talker.service.heartbeat import Heartbeat
+
+        self._heartbeat = Heartbeat(self.store_url, self.job_id, self.token, self.heartbeat_s)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self._heartbeat.close()
 
     def _run(self) -> None:
-        beat = time.time()
         while not self._stop.wait(CANCEL_POLL_S):
             try:
-                if time.time() - beat >= self.heartbeat_s:
-                    beat = time.time()
-                    self.lost = not self.store.update(self.job_id, only_if=self.held(), heartbeat_at=beat)
-                else:
-                    job = self.store.get(self.job_id)
-                    self.lost = job is None or job.state != RUNNING or job.worker != self.token
+                job = self.store.get(self.job_id)
+                self.lost = job is None or job.state != RUNNING or job.worker != self.token
             except Exception as err:  # the store is briefly unreachable: keep rendering
                 log.warning("job %s: cannot reach the job store (%s)", self.job_id, err)
             if self.lost:
@@ -248,6 +253,10 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
     if job is None or job.state not in (QUEUED, RUNNING):
         return
     now = time.time()
+    if job.attempts >= config.worker.max_attempts:  # a delivery again after its worker died: stop here
+        if give_up(store, job, config.worker.max_attempts, now - config.worker.stale_s):
+            notify(app, store.get(job_id))
+        return
     token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     claim = dict(state=RUNNING, worker=token, heartbeat_at=now, attempts=job.attempts + 1, started_at=now,
                  stage="starting", frames_done=0, error=None)
@@ -256,7 +265,7 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
         return  # finished, cancelled, or held by a live worker: this delivery is a duplicate
     log.info("job %s claimed by %s (attempt %d)", job_id, token, job.attempts + 1)
 
-    with tempfile.TemporaryDirectory(prefix="talker-job-") as tmp, Claim(store, job_id, token, config.worker.heartbeat_s) as held:
+    with tempfile.TemporaryDirectory(prefix="talker-job-") as tmp, Claim(store, config.store_url, job_id, token, config.worker.heartbeat_s) as held:
         last, frames = [0.0], [0]
 
         def progress(p: Progress) -> None:
@@ -315,6 +324,17 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
             results.delete(ended["video"])  # cancelled after the render: leave no file
         return
     notify(app, store.get(job_id))
+
+
+def give_up(store, job: Job, max_attempts: int, stale_before: float) -> bool:
+    """Fail a job that was started ``max_attempts`` times and whose worker stopped each time (it
+    is queued again, or running with no heartbeat since ``stale_before``), naming the reason; True
+    when this call failed it."""
+    ended = dict(state=FAILED, finished_at=time.time(), error=(
+        f"gave up after {job.attempts} attempt{'s' if job.attempts != 1 else ''} (worker.max_attempts is {max_attempts}): the worker stopped "
+        f"each time before the job ended (last stage: {job.stage or 'starting'}); a shorter or lighter input may pass"))
+    return (store.update(job.id, only_if={"state": [QUEUED]}, **ended)
+            or store.update(job.id, only_if={"state": [RUNNING], "worker": [job.worker]}, heartbeat_before=stale_before, **ended))
 
 
 def _patiently(call, patience_s: float = 30.0):

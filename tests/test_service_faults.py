@@ -1,0 +1,183 @@
+"""The job service under attack and faults, on its single-machine default (SQLite queue and store),
+with a real `talker serve` and a real Celery `talker worker` as subprocesses: a /metrics flood,
+inputs whose length lies or that cannot make a video, a worker that keeps dying, a heartbeat
+next to a render that holds the interpreter lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import httpx
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+import service_helpers as sh
+
+KEY = "key-faults-0123456789"
+AUDIO_LIMIT_S = 30
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faults-media")
+    image, audio = sh.tiny_media(folder)
+    return {"image": image, "audio": audio, "long": sh.long_speech(folder), "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    config = {
+        "tenants": {"acme": {"key": KEY}},
+        "limits": {"upload_bytes": 3_000_000, "image_pixels": 1_000_000, "audio_seconds": AUDIO_LIMIT_S},
+        "worker": {"heartbeat_s": 0.5, "stale_s": 3, "reap_interval_s": 1, "max_attempts": 1},
+    }
+    with sh.running(tmp_path_factory.mktemp("service-faults"), None, config) as svc:
+        yield svc
+
+
+@pytest.fixture()
+def acme(service):
+    with service.client(KEY) as c:
+        yield c
+
+
+def test_a_metrics_flood_leaves_submissions_working(service, media):
+    """40 concurrent keep-alive scrapes, 3 rounds, the connections left open; then a submission is
+    accepted in under a second and its job runs."""
+    image, audio = media["image"].read_bytes(), media["audio"].read_bytes()
+
+    async def flood_then_submit():
+        limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+        async with httpx.AsyncClient(base_url=service.base, limits=limits, timeout=60) as scraper, \
+                httpx.AsyncClient(base_url=service.base, headers={"authorization": f"Bearer {KEY}"}, timeout=60) as client:
+            for _ in range(3):
+                answers = await asyncio.gather(*(scraper.get("/metrics") for _ in range(40)))
+                assert [a.status_code for a in answers] == [200] * 40
+                assert all(b"talker_queue_depth" in a.content for a in answers)
+            start = time.perf_counter()
+            r = await client.post("/v1/jobs", files={"image": ("face.jpg", image), "audio": ("map.wav", audio)})
+            return r, time.perf_counter() - start
+
+    r, took = asyncio.run(flood_then_submit())
+    assert r.status_code == 202, r.text
+    assert took < 1.0, f"the submission took {took:.1f} s after the flood"
+    with service.client(KEY) as c:
+        assert sh.wait_job(c, r.json()["id"], timeout_s=90)["state"] == "done", service.logs()
+    print(f"submission after the flood accepted in {took * 1000:.0f} ms")
+
+
+def lying_mp3(path, seconds: float, claimed_frames: int = 100):
+    """An MP3 of ``seconds`` of tone whose Xing header claims ``claimed_frames`` frames (~2.6 s)."""
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                    "-i", f"sine=frequency=300:duration={seconds}", "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame",
+                    "-b:a", "32k", str(path)], check=True)
+    data = bytearray(path.read_bytes())
+    at = max(data.find(b"Xing"), data.find(b"Info"))
+    assert at > 0 and struct.unpack(">I", data[at + 4:at + 8])[0] & 1, "no Xing frame count to change"
+    data[at:at + 4] = b"Xing"
+    data[at + 8:at + 12] = struct.pack(">I", claimed_frames)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def png_header_only(path, width: int, height: int):
+    """A PNG that declares ``width`` x ``height`` pixels and holds none."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))  # noqa: E731
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+def test_lengths_are_measured_not_read_from_headers(service, acme, media, tmp_path):
+    """A 60 s MP3 whose header says 2.6 s, and text that takes longer to speak than the audio
+    limit, are refused before a job exists."""
+    from talker.media import probe_media
+
+    mp3 = lying_mp3(tmp_path / "liar.mp3", 60)
+    assert probe_media(mp3)["duration_s"] < 3  # what the header claims
+    r = sh.submit(acme, media["image"], mp3)
+    assert r.status_code == 413, r.text
+    assert f"lasts at least {AUDIO_LIMIT_S + 1} s, over the {AUDIO_LIMIT_S} s audio limit" in r.json()["error"]
+
+    text = "We promise to listen, and we promise to help you move faster. " * 12  # ~750 characters, ~45 s
+    r = sh.submit(acme, media["image"], text=text)
+    assert r.status_code == 413, r.text
+    assert "takes" in r.json()["error"] and f"to speak, over the {AUDIO_LIMIT_S} s audio limit" in r.json()["error"]
+    assert sh.submit(acme, media["image"], text="Hello there.").status_code == 202
+    assert not [j for j in acme.get("/v1/jobs").json()["jobs"] if len(j["options"].get("text") or "") > 100]
+
+
+def test_inputs_that_cannot_make_a_video_are_refused_before_202(service, acme, media, tmp_path):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000 * 2, np.float32), 16000)
+    r = sh.submit(acme, media["image"], silent)
+    assert r.status_code == 422 and "only silence" in r.json()["error"], r.text
+
+    short = tmp_path / "short.wav"
+    sf.write(short, np.random.default_rng(0).normal(0, 0.1, 1600).astype(np.float32), 16000)
+    r = sh.submit(acme, media["image"], short)
+    assert r.status_code == 422 and "0.10 s long" in r.json()["error"], r.text
+
+    noisy = tmp_path / "noisy.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (400, 400, 3), np.uint8)).save(noisy)
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(noisy.read_bytes()[: noisy.stat().st_size // 2])
+    r = sh.submit(acme, truncated, media["audio"])
+    assert r.status_code == 415 and "truncated or damaged" in r.json()["error"], r.text
+
+    huge = png_header_only(tmp_path / "huge.png", 30000, 30000)
+    r = sh.submit(acme, huge, media["audio"])
+    assert r.status_code == 413 and "megapixel limit" in r.json()["error"], r.text
+
+
+def test_a_heartbeat_survives_a_render_that_holds_the_interpreter_lock(tmp_path):
+    """The heartbeat keeps being written while this process holds the GIL for 4 s (a switch
+    interval of 60 s lets no other thread of this process run, as a long C call does)."""
+    from talker.service.jobs import RUNNING, Job, open_store
+    from talker.service.tasks import Claim
+
+    url = f"sqlite:///{tmp_path / 'jobs.sqlite'}"
+    store = open_store(url)
+    job = store.add(Job(tenant="t", state=RUNNING, worker="me", heartbeat_at=time.time()))
+    with Claim(store, url, job.id, "me", heartbeat_s=0.3):
+        time.sleep(1.0)  # the heartbeat process starts
+        before = store.get(job.id).heartbeat_at
+        held_from = time.time()
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(60)
+        try:
+            while time.time() - held_from < 4.0:
+                pass
+        finally:
+            sys.setswitchinterval(interval)
+        during = store.get(job.id).heartbeat_at
+    assert during > before and during > held_from + 3.0, (before, held_from, during)
+    last = store.get(job.id).heartbeat_at
+    time.sleep(1.0)
+    assert store.get(job.id).heartbeat_at == last, "the heartbeat went on after the claim ended"
+
+
+def test_a_job_whose_worker_keeps_dying_fails_with_the_reason(service, acme, media):
+    """worker.max_attempts is 1 here: the render's node is killed once, and the job fails, naming
+    why, instead of being queued again for ever; a new worker then runs other jobs."""
+    job_id = sh.submit(acme, media["image"], media["long"], size=512, preprocess="full").json()["id"]
+    sh.wait_for(lambda: acme.get(f"/v1/jobs/{job_id}").json()["frames_done"] > 0, 90, "the render to start")
+    for node in service.workers:
+        node.kill()
+    job = sh.wait_job(acme, job_id, timeout_s=30)
+    assert job["state"] == "failed" and job["attempts"] == 1, job
+    assert "gave up after 1 attempt (worker.max_attempts is 1): the worker stopped each time" in job["error"]
+    service.start_worker()
+    time.sleep(3)
+    assert acme.get(f"/v1/jobs/{job_id}").json()["state"] == "failed"
+    other = sh.submit(acme, media["image"], media["audio"]).json()["id"]
+    assert sh.wait_job(acme, other, timeout_s=90)["state"] == "done"
