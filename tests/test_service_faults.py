@@ -7,6 +7,8 @@ next to a render that holds the interpreter lock.
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import struct
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import soundfile as sf
+from nacl.signing import SigningKey
 from PIL import Image
 
 import service_helpers as sh
@@ -34,14 +37,24 @@ def media(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def discord_key():
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, media, discord_key):
+    fake_discord = sh.Receiver(statuses=(200,))
     config = {
         "tenants": {"acme": {"key": KEY}},
-        "limits": {"upload_bytes": 3_000_000, "image_pixels": 1_000_000, "audio_seconds": AUDIO_LIMIT_S},
+        "limits": {"upload_bytes": 3_000_000, "batch_bytes": 10_000_000, "image_pixels": 1_000_000,
+                   "audio_seconds": AUDIO_LIMIT_S},
         "worker": {"heartbeat_s": 0.5, "stale_s": 3, "reap_interval_s": 1, "max_attempts": 1},
+        "discord": {"public_key": discord_key.verify_key.encode().hex(), "tenant": "acme",
+                    "api_base": fake_discord.url + "/api/v10", "avatars": {"anna": str(media["image"])}},
     }
     with sh.running(tmp_path_factory.mktemp("service-faults"), None, config) as svc:
         yield svc
+    fake_discord.close()
 
 
 @pytest.fixture()
@@ -137,6 +150,53 @@ def test_inputs_that_cannot_make_a_video_are_refused_before_202(service, acme, m
     huge = png_header_only(tmp_path / "huge.png", 30000, 30000)
     r = sh.submit(acme, huge, media["audio"])
     assert r.status_code == 413 and "megapixel limit" in r.json()["error"], r.text
+
+
+def test_bodies_are_cut_at_the_limit_while_they_stream(service):
+    """A 300 MB unsigned Discord body, a chunked 60 MB upload and a batch declaring 5 GB are
+    answered 413 after at most the limit (plus what the sockets buffer) was sent, and the API's
+    memory does not grow with them."""
+    before = sh.peak_rss_mb(service.api.pid)
+    status, discord_sent = sh.post_streaming(service.port, "/v1/discord/interactions",
+                                             {"content-type": "application/json"}, 300_000_000)
+    assert status == 413 and discord_sent < 20_000_000, (status, discord_sent)
+
+    boundary = "talkerboundary"
+    preamble = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="face.png"\r\n'
+                "Content-Type: image/png\r\n\r\n").encode()
+    headers = {"authorization": f"Bearer {KEY}", "content-type": f"multipart/form-data; boundary={boundary}"}
+    status, sent = sh.post_streaming(service.port, "/v1/jobs", headers, 60_000_000, preamble)
+    assert status == 413 and sent < 7_000_000 + 13_000_000, (status, sent)
+
+    status, sent_batch = sh.post_streaming(service.port, "/v1/batches", headers, 5 * 10**9, preamble, declare=True)
+    assert status == 413 and sent_batch < 20_000_000, (status, sent_batch)
+    with socket.create_connection(("127.0.0.1", service.port)) as s:  # declared, nothing sent: refused at once
+        s.sendall(f"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: {5 * 10**9}\r\n"
+                  f"Authorization: Bearer {KEY}\r\n\r\n".encode())
+        answer = s.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413") and b"10 MB limit" in answer, answer
+    grew = sh.peak_rss_mb(service.api.pid) - before
+    assert grew < 40, f"the API grew by {grew:.0f} MB"
+    print(f"413 after {discord_sent / 1e6:.1f} MB of a Discord body, {sent / 1e6:.1f} MB of an upload, "
+          f"{sent_batch / 1e6:.1f} MB of a batch; API peak memory grew {grew:.0f} MB")
+
+
+def _discord(service, key, payload: dict, timestamp: float | None = None) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    stamp = str(int(time.time() if timestamp is None else timestamp))
+    signature = key.sign(stamp.encode() + body).signature.hex()
+    return httpx.post(f"{service.base}/v1/discord/interactions", content=body, timeout=10,
+                      headers={"x-signature-ed25519": signature, "x-signature-timestamp": stamp,
+                               "content-type": "application/json"})
+
+
+def test_discord_refuses_old_and_replayed_requests(service, discord_key):
+    ping = {"id": f"ping-{time.time_ns()}", "type": 1}
+    a_year_ago = _discord(service, discord_key, ping, timestamp=time.time() - 365 * 86400)
+    assert a_year_ago.status_code == 401 and "5 minutes" in a_year_ago.json()["error"]
+    assert _discord(service, discord_key, ping).json() == {"type": 1}
+    again = _discord(service, discord_key, ping)
+    assert again.status_code == 409 and "already handled" in again.json()["error"]
 
 
 def test_a_heartbeat_survives_a_render_that_holds_the_interpreter_lock(tmp_path):

@@ -27,6 +27,9 @@ from talker.service.security import Refused
 log = logging.getLogger(__name__)
 
 MAX_BATCH_JOBS = 1000
+MAX_BATCH_FILES = 200
+FORM_FIELDS_BYTES = 1_000_000  # room for a job's form fields beside its two files
+DISCORD_MAX_BYTES = 16_384  # an interaction is a few kB of JSON
 _SERVICE_FIELDS = ("webhook", "report")
 
 
@@ -138,9 +141,11 @@ def create_app(config: ServiceConfig):
     from starlette.background import BackgroundTask
 
     from talker.service.batches import parse_manifest
+    from talker.service.discord import SeenInteractions
     from talker.service.forms import openapi_schema, options_from_form
 
     svc = Service(config)
+    seen_interactions = SeenInteractions()
     stop = threading.Event()
     if not config.tenants:
         log.warning("no tenants in the service config: every /v1 request will be refused (401); see README 'Job service'")
@@ -167,12 +172,10 @@ def create_app(config: ServiceConfig):
     def tenant(request: Request) -> Tenant:
         return security.tenant_of(config, request.headers)
 
-    async def read_form(request: Request, max_files: int):
-        length = int(request.headers.get("content-length") or 0)
-        if length > config.limits.upload_bytes * max_files + 1_000_000:
-            raise Refused(413, f"the request is {length / 1e6:.1f} MB, over the limit of {max_files} files of "
-                               f"{config.limits.upload_bytes / 1e6:.1f} MB; send smaller files")
-        return await request.form(max_files=max_files, max_fields=1000)
+    async def read_form(request: Request, max_files: int, max_bytes: int):
+        """The multipart form, its body cut at ``max_bytes`` while it streams in."""
+        what = f"the request ({max_files} files at most)"
+        return await security.capped(request, max_bytes, what).form(max_files=max_files, max_fields=1000)
 
     @app.get("/healthz", tags=["service"])
     def healthz():
@@ -196,7 +199,7 @@ def create_app(config: ServiceConfig):
         """Submit a render: a portrait and speech (or text) plus any option of ``talker make``.
         An ``Idempotency-Key`` header returns the job made earlier with the same key (200)."""
         who = tenant(request)
-        form = await read_form(request, max_files=2)
+        form = await read_form(request, max_files=2, max_bytes=2 * config.limits.upload_bytes + FORM_FIELDS_BYTES)
 
         def work():
             uploads = {k: form[k] for k in ("image", "audio") if hasattr(form.get(k), "filename")}
@@ -310,7 +313,7 @@ def create_app(config: ServiceConfig):
         import uuid
 
         who = tenant(request)
-        form = await read_form(request, max_files=200)
+        form = await read_form(request, max_files=MAX_BATCH_FILES, max_bytes=config.limits.batch_bytes)
 
         def work():
             manifest = form.get("manifest")
@@ -326,8 +329,8 @@ def create_app(config: ServiceConfig):
                 keys[name] = svc.save_upload(up, role, f"{who.name}/batches/{batch}/{len(keys):03d}")
                 (avatars if role == "image" else recordings).append(name)
             rows = parse_manifest(manifest.file.read(), avatars, recordings, MAX_BATCH_JOBS)
-            for row in rows:
-                security.check_text(row.options.get("text"), config.limits, spoken=row.audio is None)
+            for text, spoken in {(row.options.get("text"), row.audio is None) for row in rows}:  # each script once
+                security.check_text(text, config.limits, spoken)
             extra = svc.service_fields(who, form)
             ids = []
             for row in rows:
@@ -380,14 +383,20 @@ def create_app(config: ServiceConfig):
         settings = config.discord
         if not settings.public_key or settings.tenant not in config.tenants:
             raise Refused(404, "Discord is not set up: give discord.public_key and discord.tenant in the service config")
-        body = await request.body()
+        body = await security.capped(request, DISCORD_MAX_BYTES, "a Discord interaction").body()
         if not discord.verify(settings.public_key, request.headers.get("x-signature-ed25519", ""),
                               request.headers.get("x-signature-timestamp", ""), body):
             raise Refused(401, "invalid request signature")
+        if not discord.fresh(request.headers.get("x-signature-timestamp", "")):
+            raise Refused(401, f"the request's timestamp is more than {discord.MAX_AGE_S / 60:.0f} minutes from the server's clock")
         try:
             interaction = json.loads(body)
         except json.JSONDecodeError:
             raise Refused(400, "the interaction is not JSON") from None
+        if not isinstance(interaction, dict) or not isinstance(interaction.get("id"), str):
+            raise Refused(400, "the interaction must be a JSON object with its id")
+        if not seen_interactions.first_time(interaction["id"]):
+            raise Refused(409, f"interaction {interaction['id']} was already handled (a replayed request)")
         if interaction.get("type") == discord.PING:
             return {"type": discord.PONG}
         if interaction.get("type") != discord.APPLICATION_COMMAND or not interaction.get("token") or not interaction.get("application_id"):

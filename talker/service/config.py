@@ -10,7 +10,7 @@ defaults below. Example file (every key optional)::
     tenants:
       marketing: {key: "long-random-key", webhook_secret: "another-secret"}
       agency:    {key_sha256: "<sha256 hex of the key>", allow_private_webhooks: false}
-    limits: {upload_bytes: 25000000, image_pixels: 16000000, audio_seconds: 300}
+    limits: {upload_bytes: 25000000, batch_bytes: 200000000, image_pixels: 16000000, audio_seconds: 300}
     worker: {heartbeat_s: 5, stale_s: 30, max_attempts: 3, visibility_timeout_s: 3600, checkpoints: null}
     webhooks: {retries: 6, backoff_s: 2, timeout_s: 10}
     discord: {public_key: "<hex>", tenant: marketing, api_base: "https://discord.com/api/v10",
@@ -48,9 +48,11 @@ class Tenant:
 
 @dataclass
 class Limits:
-    """Upload limits: bytes per uploaded file, pixels of a portrait, seconds of audio."""
+    """Upload limits: bytes per uploaded file, bytes of a whole batch request, pixels of a portrait,
+    seconds of audio (or of spoken text), characters of text."""
 
     upload_bytes: int = 25_000_000
+    batch_bytes: int = 200_000_000
     image_pixels: int = 16_000_000
     audio_seconds: float = 300.0
     text_chars: int = 5000

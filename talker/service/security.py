@@ -68,6 +68,33 @@ def _head(path: Path) -> bytes:
         return f.read(16)
 
 
+def capped(request, max_bytes: int, what: str):
+    """``request`` (a Starlette Request) with its body cut at ``max_bytes``: a declared
+    Content-Length over it is refused before anything is read, and a body that streams past it
+    (chunked, or longer than declared) is refused when the byte after the limit arrives, so nothing
+    bigger is ever held in memory or spooled to disk. Refused(413) names ``what`` and the limit."""
+    from starlette.requests import Request
+
+    def refuse(size: str):
+        return Refused(413, f"{what} is {size}, over the {max_bytes / 1e6:.3g} MB limit; send less")
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise refuse(f"{int(declared) / 1e6:.3g} MB")
+    seen = 0
+
+    async def receive():
+        nonlocal seen
+        message = await request.receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > max_bytes:
+                raise refuse("longer")
+        return message
+
+    return Request(request.scope, receive)
+
+
 def check_size(name: str, size: int, limits: Limits) -> None:
     if size > limits.upload_bytes:
         raise Refused(413, f"{name} is {size / 1e6:.1f} MB, over the {limits.upload_bytes / 1e6:.1f} MB upload limit; send a smaller file")
