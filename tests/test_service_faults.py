@@ -42,8 +42,14 @@ def discord_key():
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory, media, discord_key):
-    fake_discord = sh.Receiver(statuses=(200,))
+def fake_discord():
+    fake = sh.Receiver(statuses=(200,))
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, media, discord_key, fake_discord):
     config = {
         "tenants": {"acme": {"key": KEY}},
         "limits": {"upload_bytes": 3_000_000, "batch_bytes": 10_000_000, "image_pixels": 1_000_000,
@@ -54,7 +60,6 @@ def service(tmp_path_factory, media, discord_key):
     }
     with sh.running(tmp_path_factory.mktemp("service-faults"), None, config) as svc:
         yield svc
-    fake_discord.close()
 
 
 @pytest.fixture()
@@ -197,6 +202,32 @@ def test_discord_refuses_old_and_replayed_requests(service, discord_key):
     assert _discord(service, discord_key, ping).json() == {"type": 1}
     again = _discord(service, discord_key, ping)
     assert again.status_code == 409 and "already handled" in again.json()["error"]
+
+
+def test_job_errors_show_no_server_paths(service, acme, media):
+    """A job that needs the face enhancer's weights, which this machine lacks, fails with the
+    model loader's message, without the models folder's path on the server."""
+    import re
+
+    from enhance.gfpgan_files import find_gfpgan
+    from talker.models.store import open_store
+
+    store = open_store()
+    if any(find_gfpgan(f) for f in [store.root, *store.folders("gfpgan/weights"), *store.folders("checkpoints")]):
+        pytest.skip("the GFPGAN weights are installed here, so the job would not fail")
+    job = sh.wait_job(acme, sh.submit(acme, media["image"], media["audio"], enhancer="gfpgan").json()["id"], timeout_s=90)
+    assert job["state"] == "failed" and "GFPGANv1.4.pth" in job["error"], job
+    assert str(store.root) not in job["error"] and not re.search(r"(^|[\s(])/\w", job["error"]), job["error"]
+
+
+def test_discord_tokens_stay_out_of_the_logs(service, discord_key, fake_discord):
+    token = f"secret-token-{time.time_ns()}"
+    command = {"id": f"cmd-{time.time_ns()}", "type": 2, "application_id": "app9", "token": token,
+               "data": {"name": "talk", "options": [{"name": "text", "value": "Hello there."}]}}
+    assert _discord(service, discord_key, command).json() == {"type": 5}
+    sh.wait_for(lambda: [q for q in fake_discord.requests if token in q["path"]], 90, "the follow-up")
+    time.sleep(0.5)
+    assert token not in service.logs() and all(token not in n.log_text() for n in service.workers)
 
 
 def test_a_heartbeat_survives_a_render_that_holds_the_interpreter_lock(tmp_path):

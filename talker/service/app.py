@@ -15,13 +15,13 @@ import threading
 import time
 import zipfile
 from contextlib import asynccontextmanager
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from talker.errors import TalkerError
 from talker.service import security
-from talker.service.config import ServiceConfig, Tenant
+from talker.service.config import ServiceConfig, Tenant, data_dir
 from talker.service.jobs import CANCELLED, QUEUED, RUNNING, Job, open_store
-from talker.service.results import S3Results, open_results
+from talker.service.results import FolderResults, S3Results, open_results
 from talker.service.security import Refused
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,39 @@ MAX_BATCH_JOBS = 1000
 MAX_BATCH_FILES = 200
 FORM_FIELDS_BYTES = 1_000_000  # room for a job's form fields beside its two files
 DISCORD_MAX_BYTES = 16_384  # an interaction is a few kB of JSON
+RETRY_AFTER_S = 5  # what a 503 asks the client to wait, in seconds
+
+
+def failure_classes() -> list[type]:
+    """The base exception classes of the store and broker clients installed here."""
+    import importlib
+
+    found = []
+    for module, name in (("sqlalchemy.exc", "SQLAlchemyError"), ("redis.exceptions", "RedisError"),
+                         ("kombu.exceptions", "KombuError")):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except ImportError:
+            continue
+    return found
+
+
+def outage(err: BaseException) -> str | None:
+    """What is down when ``err`` means the job store, the broker or the disk failed (the request
+    was fine: 503), else None."""
+    import errno
+
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return "the server's disk is full"
+    kinds = {"sqlalchemy.exc": "the job store is unavailable", "redis.exceptions": "the job store is unavailable",
+             "kombu.exceptions": "the queue (broker) is unavailable", "amqp.exceptions": "the queue (broker) is unavailable"}
+    for cls in type(err).__mro__:
+        module = cls.__module__
+        if module in kinds and cls.__name__ in ("OperationalError", "ConnectionError", "TimeoutError", "DBAPIError"):
+            if "full" in str(err):
+                return "the server's disk is full"
+            return kinds[module]
+    return None
 _SERVICE_FIELDS = ("webhook", "report")
 
 
@@ -103,6 +136,25 @@ class Service:
             raise Refused(404, f"no job {job_id} (a job is visible only with its own tenant's key)")
         return job
 
+    def readiness(self) -> dict[str, str]:
+        """'ok' or what is wrong, for the broker, the job store and the disk."""
+        def disk():
+            folders = [tempfile.gettempdir(), data_dir()] + ([self.results.root] if isinstance(self.results, FolderResults) else [])
+            for folder in folders:
+                free = shutil.disk_usage(folder if Path(folder).exists() else tempfile.gettempdir()).free
+                if free < self.config.limits.min_free_bytes:
+                    raise OSError(f"{free / 1e9:.2f} GB free in {folder}, under limits.min_free_bytes "
+                                  f"({self.config.limits.min_free_bytes / 1e9:.2f} GB)")
+
+        checks = {}
+        for name, check in (("broker", self.metrics.collector.depth.read), ("store", self.store.counts), ("disk", disk)):
+            try:
+                check()
+                checks[name] = "ok"
+            except Exception as err:
+                checks[name] = f"{type(err).__name__}: {err}"[:300]
+        return checks
+
     # --------------------------------------------------------------------------- controller
 
     def reap(self) -> None:
@@ -136,9 +188,11 @@ class Service:
 
 def create_app(config: ServiceConfig):
     from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
     from starlette.background import BackgroundTask
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from talker.service.batches import parse_manifest
     from talker.service.discord import SeenInteractions
@@ -161,13 +215,40 @@ def create_app(config: ServiceConfig):
                   description="Render talking-head videos from a portrait and speech: jobs, batches, webhooks, Discord.")
     app.state.service = svc
 
+    # every answer that is not a success has one shape: {"error": "what is wrong and what to do"}
+    def error(status: int, message: str, headers: dict | None = None, **extra):
+        return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
     @app.exception_handler(Refused)
     async def _refused(_req, err: Refused):
-        return JSONResponse({"error": err.message}, status_code=err.status)
+        return error(err.status, err.message, err.headers)
 
     @app.exception_handler(TalkerError)
     async def _talker_error(_req, err: TalkerError):
-        return JSONResponse({"error": str(err)}, status_code=422)
+        return error(422, str(err))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_req, err: StarletteHTTPException):
+        return error(err.status_code, str(err.detail), getattr(err, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req, err: RequestValidationError):
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "the request"
+        return error(422, f"{where}: {first.get('msg', 'invalid')}")
+
+    async def _unexpected(_req, err: Exception):
+        reason = outage(err)
+        if reason:
+            log.warning("answered 503: %s (%s: %s)", reason, type(err).__name__, err)
+            return error(503, f"{reason}; try again shortly", {"Retry-After": str(RETRY_AFTER_S)})
+        log.error("internal error", exc_info=err)
+        return error(500, "internal error; the service's log has the details")
+
+    # the store's, the broker's and the disk's failures are answered here, on a connection that
+    # stays usable; anything else reaches the server-error handler (a bug: 500, then logged again)
+    for kind in (OSError, *failure_classes(), Exception):
+        app.add_exception_handler(kind, _unexpected)
 
     def tenant(request: Request) -> Tenant:
         return security.tenant_of(config, request.headers)
@@ -179,9 +260,20 @@ def create_app(config: ServiceConfig):
 
     @app.get("/healthz", tags=["service"])
     def healthz():
-        """200 when the job store answers."""
+        """Liveness: 200 when the process answers and the job store answers."""
         svc.store.counts()
         return {"ok": True}
+
+    @app.get("/readyz", tags=["service"])
+    def readyz():
+        """Readiness: 200 when the broker, the job store and the disk (free space of the results,
+        data and temporary folders over limits.min_free_bytes) all work; 503 naming what does not."""
+        checks = svc.readiness()
+        failed = {name: state for name, state in checks.items() if state != "ok"}
+        if failed:
+            return error(503, "not ready: " + "; ".join(f"{k}: {v}" for k, v in failed.items()),
+                         {"Retry-After": str(RETRY_AFTER_S)}, checks=checks)
+        return {"ok": True, "checks": checks}
 
     @app.get("/metrics", tags=["service"])
     def metrics():
@@ -325,7 +417,7 @@ def create_app(config: ServiceConfig):
                 head = up.file.read(16)
                 up.file.seek(0)
                 role = "image" if security.image_type(head) else "audio"
-                name = Path(up.filename or f"file{len(keys)}").name
+                name = PureWindowsPath(up.filename or f"file{len(keys)}").name  # no folder, '/' or '\\'-separated
                 keys[name] = svc.save_upload(up, role, f"{who.name}/batches/{batch}/{len(keys):03d}")
                 (avatars if role == "image" else recordings).append(name)
             rows = parse_manifest(manifest.file.read(), avatars, recordings, MAX_BATCH_JOBS)

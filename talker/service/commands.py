@@ -45,6 +45,8 @@ def _config(args):
     import logging
 
     logging.basicConfig(force=True, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpcore"):  # their INFO lines carry whole URLs: webhook and Discord tokens
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     from talker.service.config import load_config
 
     return load_config(args.config, broker=args.broker, results=args.results, store=args.store)

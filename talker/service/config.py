@@ -49,13 +49,15 @@ class Tenant:
 @dataclass
 class Limits:
     """Upload limits: bytes per uploaded file, bytes of a whole batch request, pixels of a portrait,
-    seconds of audio (or of spoken text), characters of text."""
+    seconds of audio (or of spoken text), characters of text; min_free_bytes: the free disk space
+    under which the service reports itself not ready (/readyz)."""
 
     upload_bytes: int = 25_000_000
     batch_bytes: int = 200_000_000
     image_pixels: int = 16_000_000
     audio_seconds: float = 300.0
     text_chars: int = 5000
+    min_free_bytes: int = 1_000_000_000
 
 
 @dataclass

@@ -20,9 +20,9 @@ from talker.service.config import Limits, ServiceConfig, Tenant
 class Refused(Exception):
     """A request the API turns down: HTTP ``status`` and a message that says what to change."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers
 
 
 def tenant_of(config: ServiceConfig, headers) -> Tenant:

@@ -114,8 +114,8 @@ def make_celery(config: ServiceConfig):
             return
         try:
             check_url(job.webhook, tenant.allow_private_webhooks)  # again: DNS may have changed
-        except Exception as err:
-            log.warning("webhook of job %s not sent: %s", job_id, err)
+        except Exception:
+            log.warning("webhook of job %s not sent: its address is refused now", job_id)
             return
         try:
             status = post_signed(job.webhook, tenant.webhook_secret, {"event": event, "job": job.public()},
@@ -314,16 +314,26 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
                          stage=f"cancelled: stopped after {frames[0]} frames", heartbeat_at=time.time())
             return
         except TalkerError as err:
-            ended = dict(state=FAILED, error=str(err), finished_at=time.time())
+            ended = dict(state=FAILED, error=without_paths(str(err), Path(tmp)), finished_at=time.time())
         except Exception as err:  # a bug, not the user's mistake: keep the traceback in the log
             log.exception("job %s failed", job_id)
-            ended = dict(state=FAILED, error=f"internal error ({type(err).__name__}): {err}", finished_at=time.time())
+            ended = dict(state=FAILED, error=f"internal error ({type(err).__name__}); the service's log has the details",
+                         finished_at=time.time())
 
     if not _patiently(lambda: store.update(job_id, only_if={"state": [RUNNING], "worker": [token]}, **ended)):
         if ended.get("video") and store.get(job_id).state == CANCELLED:
             results.delete(ended["video"])  # cancelled after the render: leave no file
         return
     notify(app, store.get(job_id))
+
+
+def without_paths(message: str, folder: Path) -> str:
+    """``message`` as a tenant may see it: files of the job's ``folder``, and any other absolute
+    path on the server, shown by their names only."""
+    import re
+
+    message = message.replace(f"{folder}{os.sep}", "")
+    return re.sub(r"(?<![\w.:/])/(?:[^\s'\"/:]+/)+([^\s'\":/]+)", r"\1", message)
 
 
 def give_up(store, job: Job, max_attempts: int, stale_before: float) -> bool:

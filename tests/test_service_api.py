@@ -1,0 +1,113 @@
+"""The job service's HTTP answers when things fail, with a real `talker serve` (no render worker is
+needed) on a real redis-server that the tests stop and start: one JSON error shape for every
+status, 503 while the broker and store are down, a readiness route, manifests that used to give
+plain-text 500s.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+from nacl.signing import SigningKey
+
+import service_helpers as sh
+
+KEY = "key-api-0123456789"
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    server = sh.RedisServer(tmp_path_factory.mktemp("api-redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def discord_key():
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    image, audio = sh.tiny_media(tmp_path_factory.mktemp("api-media"))
+    return {"image": image, "audio": audio}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory, redis_server, discord_key, media):
+    config = {"tenants": {"acme": {"key": KEY}},
+              "discord": {"public_key": discord_key.verify_key.encode().hex(), "tenant": "acme",
+                          "avatars": {"anna": str(media["image"])}}}
+    svc = sh.Service(tmp_path_factory.mktemp("api"), redis_server.url, config)
+    try:
+        yield svc.start_api()
+    finally:
+        svc.stop()
+
+
+@pytest.fixture()
+def acme(api):
+    with api.client(KEY) as c:
+        yield c
+
+
+def assert_error(r: httpx.Response, status: int, *words: str) -> None:
+    """The one error shape: a JSON object whose 'error' says what is wrong."""
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"] == "application/json", r.headers
+    body = r.json()
+    assert isinstance(body.get("error"), str) and body["error"], body
+    for word in words:
+        assert word in body["error"], (word, body)
+
+
+def test_every_status_has_the_one_json_error_shape(api, acme, discord_key):
+    assert_error(acme.get("/v1/nothing-here"), 404, "Not Found")
+    assert_error(acme.put("/v1/jobs"), 405, "Method Not Allowed")
+    assert_error(acme.get("/v1/jobs", params={"limit": "many"}), 422, "limit:")
+    assert_error(httpx.get(f"{api.base}/v1/jobs"), 401, "API key")
+
+    wide = b"text,avatar\n" + b"a" * 200_000 + b",face.jpg\n"
+    assert_error(acme.post("/v1/batches", files=[("manifest", ("m.csv", wide))]), 422, "128 kB")
+    deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    assert_error(acme.post("/v1/batches", files=[("manifest", ("m.jsonl", deep))]), 422, "nested too deeply")
+
+    body, stamp = b"[1, 2, 3]", str(int(time.time()))
+    signed = discord_key.sign(stamp.encode() + body).signature.hex()
+    r = httpx.post(f"{api.base}/v1/discord/interactions", content=body,
+                   headers={"x-signature-ed25519": signed, "x-signature-timestamp": stamp})
+    assert_error(r, 400, "JSON object")
+
+
+def test_broker_and_store_down_503_and_readiness(api, acme, redis_server, media):
+    ready = httpx.get(f"{api.base}/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"broker": "ok", "store": "ok", "disk": "ok"}
+    redis_server.stop()
+    try:
+        r = sh.submit(acme, media["image"], media["audio"])
+        assert_error(r, 503, "job store is unavailable", "try again")
+        assert r.headers["retry-after"] == "5"
+        assert_error(acme.get("/v1/jobs"), 503, "unavailable")
+        not_ready = httpx.get(f"{api.base}/readyz", timeout=30)
+        assert_error(not_ready, 503, "not ready", "broker", "store")
+        assert not_ready.json()["checks"]["disk"] == "ok"
+    finally:
+        redis_server.start()
+    sh.wait_for(lambda: httpx.get(f"{api.base}/readyz", timeout=30).status_code == 200, 30, "readiness after the restart")
+    assert sh.submit(acme, media["image"], media["audio"]).status_code == 202
+
+
+def test_readiness_reports_a_disk_short_of_space(tmp_path, redis_server):
+    svc = sh.Service(tmp_path, redis_server.url, {"tenants": {"acme": {"key": KEY}},
+                                                   "limits": {"min_free_bytes": 10**18}})
+    try:
+        svc.start_api()
+        r = httpx.get(f"{svc.base}/readyz")
+        assert_error(r, 503, "disk:", "under limits.min_free_bytes")
+        assert json.loads(r.text)["checks"]["broker"] == "ok"
+        assert httpx.get(f"{svc.base}/healthz").status_code == 200  # alive, not ready
+    finally:
+        svc.stop()
