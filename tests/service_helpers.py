@@ -238,10 +238,10 @@ def long_speech(folder: Path, seconds_hint: str = "long") -> Path:
 
 
 class Receiver:
-    """A loopback HTTP server that records each POST (path, headers, body) and answers with the
-    next status of ``statuses`` (the last one repeats)."""
+    """A loopback HTTP server that records each POST (path, headers, body) and answers, after
+    ``delay_s`` seconds, with the next status of ``statuses`` (the last one repeats)."""
 
-    def __init__(self, statuses=(200,)):
+    def __init__(self, statuses=(200,), delay_s: float = 0.0):
         self.requests: list[dict] = []
         self.statuses = list(statuses)
         outer = self
@@ -252,6 +252,7 @@ class Receiver:
                 outer.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                        "body": body, "at": time.time()})
                 status = outer.statuses[min(len(outer.requests) - 1, len(outer.statuses) - 1)]
+                time.sleep(delay_s)
                 payload = json.dumps({"ok": status < 300}).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

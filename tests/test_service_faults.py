@@ -51,7 +51,8 @@ def fake_discord():
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, media, discord_key, fake_discord):
     config = {
-        "tenants": {"acme": {"key": KEY}},
+        "tenants": {"acme": {"key": KEY, "webhook_secret": "faults-secret", "allow_private_webhooks": True}},
+        "webhooks": {"retries": 1, "backoff_s": 0.2, "timeout_s": 30},
         "limits": {"upload_bytes": 3_000_000, "batch_bytes": 10_000_000, "image_pixels": 1_000_000,
                    "audio_seconds": AUDIO_LIMIT_S},
         "worker": {"heartbeat_s": 0.5, "stale_s": 3, "reap_interval_s": 1, "max_attempts": 1},
@@ -228,6 +229,26 @@ def test_discord_tokens_stay_out_of_the_logs(service, discord_key, fake_discord)
     sh.wait_for(lambda: [q for q in fake_discord.requests if token in q["path"]], 90, "the follow-up")
     time.sleep(0.5)
     assert token not in service.logs() and all(token not in n.log_text() for n in service.workers)
+
+
+def test_a_slow_webhook_receiver_holds_no_render_process(service, acme, media):
+    """One render process; job A's receiver takes 12 s to answer 500 (so it is tried twice). Job B,
+    submitted as A ends, is rendered meanwhile; both deliveries carry A's one event id."""
+    slow = sh.Receiver(statuses=(500, 200), delay_s=12)
+    try:
+        a = sh.submit(acme, media["image"], media["audio"], webhook=slow.url + "/hook").json()["id"]
+        assert sh.wait_job(acme, a, timeout_s=90)["state"] == "done"
+        sh.wait_for(lambda: slow.requests, 10, "the first delivery to start")
+        b = sh.submit(acme, media["image"], media["audio"]).json()["id"]
+        job_b = sh.wait_job(acme, b, timeout_s=90)
+        waited = job_b["started_at"] - job_b["created_at"]
+        assert job_b["state"] == "done" and waited < 6, f"job B waited {waited:.1f} s for a render process"
+        sh.wait_for(lambda: len(slow.requests) >= 2, 40, "the retried delivery")
+        ids = {r["headers"]["x-talker-event-id"] for r in slow.requests}
+        assert ids == {f"{a}.job.done"}, ids
+    finally:
+        slow.close()
+    print(f"job B started {waited:.1f} s after it was submitted, during a 12 s webhook delivery")
 
 
 def test_a_heartbeat_survives_a_render_that_holds_the_interpreter_lock(tmp_path):

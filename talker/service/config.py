@@ -76,6 +76,11 @@ class WorkerSettings:
     checkpoints: str | None = None
     queue: str = "talker"
 
+    @property
+    def notify_queue(self) -> str:
+        """The queue of webhook deliveries and Discord follow-ups: '<queue>.notify'."""
+        return f"{self.queue}.notify"
+
 
 @dataclass
 class WebhookSettings:

@@ -86,6 +86,8 @@ def make_celery(config: ServiceConfig):
         broker_connection_max_retries=None,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         worker_hijack_root_logger=False,
+        # notifications wait for slow receivers on a queue of their own, never in a render process
+        task_routes={WEBHOOK: {"queue": config.worker.notify_queue}, DISCORD: {"queue": config.worker.notify_queue}},
         # a pool process loads the models before it reports up (warm_up, tens of seconds on a busy
         # CPU); Celery's 4 s default killed replacement after replacement of a killed process
         worker_proc_alive_timeout=PROCESS_START_TIMEOUT_S,
@@ -106,22 +108,21 @@ def make_celery(config: ServiceConfig):
 
     @app.task(name=WEBHOOK, bind=True, max_retries=config.webhooks.retries)
     def webhook(self, job_id: str, event: str) -> None:
-        from talker.service.webhooks import check_url, post_signed
+        from talker.errors import OptionError
+        from talker.service.webhooks import post_signed
 
         job = rt.store.get(job_id)
         tenant = config.tenants.get(job.tenant) if job else None
         if job is None or not job.webhook or tenant is None or not tenant.webhook_secret:
             return
-        try:
-            check_url(job.webhook, tenant.allow_private_webhooks)  # again: DNS may have changed
-        except Exception:
+        try:  # resolved and checked again (DNS may have changed), then sent to the checked address
+            status = post_signed(job.webhook, tenant.webhook_secret, {"event": event, "job": job.public()},
+                                 f"{job.id}.{event}", config.webhooks.timeout_s, tenant.allow_private_webhooks)
+        except OptionError:
             log.warning("webhook of job %s not sent: its address is refused now", job_id)
             return
-        try:
-            status = post_signed(job.webhook, tenant.webhook_secret, {"event": event, "job": job.public()},
-                                 config.webhooks.timeout_s)
         except Exception as err:
-            status = f"{type(err).__name__}: {err}"
+            status = type(err).__name__
         if not (isinstance(status, int) and 200 <= status < 300):
             log.info("webhook of job %s: %s, retrying", job_id, status)
             raise self.retry(countdown=config.webhooks.backoff_s * 2**self.request.retries)
@@ -141,9 +142,10 @@ def make_celery(config: ServiceConfig):
             message = "Here is your video." if video else f"Sorry, the video could not be made: {job.error or job.state}"
             try:
                 status = follow_up(config.discord.api_base, job.discord, video, message, config.webhooks.timeout_s)
-            except Exception as err:
-                status = f"{type(err).__name__}: {err}"
+            except Exception as err:  # its message would name the URL, which holds the token
+                status = type(err).__name__
         if not (isinstance(status, int) and 200 <= status < 300):
+            log.info("Discord follow-up of job %s: %s, retrying", job_id, status)
             raise self.retry(countdown=config.webhooks.backoff_s * 2**self.request.retries)
 
     return app
@@ -160,7 +162,7 @@ def started_at(pid: int) -> float:
 
 
 def notify(app, job: Job) -> None:
-    """Queue the webhook and the Discord follow-up of a job that ended."""
+    """Queue the webhook and the Discord follow-up of a job that ended (on the notify queue)."""
     if job.webhook:
         app.send_task(WEBHOOK, args=[job.id, f"job.{job.state}"])
     if job.discord:
