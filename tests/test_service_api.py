@@ -39,6 +39,8 @@ def media(tmp_path_factory):
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, redis_server, discord_key, media):
     config = {"tenants": {"acme": {"key": KEY}},
+              "retention": {"finished_s": 2, "orphan_s": 3600, "sweep_interval_s": 0.5},
+              "worker": {"reap_interval_s": 0.5},
               "discord": {"public_key": discord_key.verify_key.encode().hex(), "tenant": "acme",
                           "avatars": {"anna": str(media["image"])}}}
     svc = sh.Service(tmp_path_factory.mktemp("api"), redis_server.url, config)
@@ -89,6 +91,7 @@ def test_broker_and_store_down_503_and_readiness(api, acme, redis_server, media)
     try:
         r = sh.submit(acme, media["image"], media["audio"])
         assert_error(r, 503, "job store is unavailable", "try again")
+        assert not list(api.results.rglob("*.*")), "the refused submission left its uploads"
         assert r.headers["retry-after"] == "5"
         assert_error(acme.get("/v1/jobs"), 503, "unavailable")
         not_ready = httpx.get(f"{api.base}/readyz", timeout=30)
@@ -111,3 +114,49 @@ def test_readiness_reports_a_disk_short_of_space(tmp_path, redis_server):
         assert httpx.get(f"{svc.base}/healthz").status_code == 200  # alive, not ready
     finally:
         svc.stop()
+
+
+def test_refused_submissions_leave_no_files(api, acme, media, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    left = lambda: sorted(p for p in api.results.rglob("*") if p.name not in ("acme", "batches"))  # noqa: E731
+    before = left()
+    assert_error(sh.submit(acme, media["image"], silent), 422, "only silence")  # the portrait was fine
+    files = [("manifest", ("m.csv", b"avatar,text\nface.jpg,hi\nnobody.png,hi\n")),
+             ("files", ("face.jpg", media["image"].read_bytes())), ("files", ("map.wav", media["audio"].read_bytes()))]
+    assert_error(acme.post("/v1/batches", files=files), 422, "nobody.png")
+    files[0] = ("manifest", ("m.csv", b"avatar,audio\nface.jpg,map.wav\n"))
+    files.append(("files", ("silent.wav", silent.read_bytes())))
+    assert_error(acme.post("/v1/batches", files=files), 422, "only silence")
+    assert left() == before
+
+
+def test_finished_jobs_and_orphans_are_swept(api, media):
+    """retention.finished_s is 2 s here: a finished job's record and files go; a job folder and a
+    batch folder that belong to no job go once older than retention.orphan_s; recent ones stay."""
+    import os
+
+    from talker.service.jobs import DONE, Job
+
+    store = api.store()
+    job = Job(tenant="acme", id="f" * 32)
+    job.inputs, job.video = {"image": f"acme/{job.id}/image.jpg"}, f"acme/{job.id}/video.mp4"
+    store.add(job)
+    store.update(job.id, state=DONE, finished_at=time.time())
+    for key in (*job.inputs.values(), job.video):
+        (api.results / key).parent.mkdir(parents=True, exist_ok=True)
+        (api.results / key).write_bytes(b"x")
+    old, recent, old_batch = api.results / "acme" / ("0" * 32), api.results / "acme" / ("1" * 32), api.results / "acme" / "batches" / "b1"
+    for folder in (old, recent, old_batch):
+        folder.mkdir(parents=True)
+        (folder / "image.jpg").write_bytes(b"x")
+    for folder in (old, old_batch):
+        os.utime(folder, (time.time() - 7200, time.time() - 7200))
+    sh.wait_for(lambda: store.get(job.id) is None, 20, "the finished job to be deleted")
+    sh.wait_for(lambda: not old.exists() and not old_batch.exists(), 10, "the orphans to be deleted")
+    assert not (api.results / "acme" / job.id).exists() and recent.exists()
+    with api.client(KEY) as c:
+        assert c.get(f"/v1/jobs/{job.id}").status_code == 404

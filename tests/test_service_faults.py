@@ -288,7 +288,10 @@ def test_a_job_whose_worker_keeps_dying_fails_with_the_reason(service, acme, med
     job = sh.wait_job(acme, job_id, timeout_s=30)
     assert job["state"] == "failed" and job["attempts"] == 1, job
     assert "gave up after 1 attempt (worker.max_attempts is 1): the worker stopped each time" in job["error"]
+    left = list(service.tmp.glob("talker-job-*"))
+    assert left, "the killed render left no temporary folder: nothing to show"
     service.start_worker()
+    assert not any(p.exists() for p in left), "the new worker did not delete the killed one's temporary folder"
     time.sleep(3)
     assert acme.get(f"/v1/jobs/{job_id}").json()["state"] == "failed"
     other = sh.submit(acme, media["image"], media["audio"]).json()["id"]

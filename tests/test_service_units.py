@@ -147,3 +147,17 @@ def test_store_updates_are_conditional(store):
     assert (got.state, got.worker, got.options) == (CANCELLED, "w1", {"size": 256})
     assert store.counts()[CANCELLED] == 1 and store.counts()[QUEUED] == 1 and store.active()[0].tenant == "beta"
     assert [j.id for j in store.jobs("acme")] == [job.id] and store.find("acme", "k").id == job.id
+
+
+def test_finished_jobs_are_found_by_age_and_forgotten(store):
+    old, new, running = (store.add(Job(tenant="acme", idempotency_key=k)) for k in ("a", "b", "c"))
+    store.update(old.id, state="done", finished_at=time.time() - 100)
+    store.update(new.id, state="failed", finished_at=time.time())
+    store.update(running.id, state="running")
+    time.sleep(0.01)
+    assert [j.id for j in store.finished_before(time.time() - 50)] == [old.id]
+    assert {j.id for j in store.finished_before(time.time() + 5)} == {old.id, new.id}
+    store.delete(store.get(old.id))
+    assert store.get(old.id) is None and store.find("acme", "a") is None
+    assert store.counts()["done"] == 0 and store.counts()["failed"] == 1 and store.counts()["running"] == 1
+    assert {j.id for j in store.jobs("acme")} == {new.id, running.id}

@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path, PureWindowsPath
 
 from talker.errors import TalkerError
@@ -98,6 +98,17 @@ class Service:
             self.results.put_file(key, Path(tmp.name))
         return key
 
+    @contextmanager
+    def nothing_left_if_refused(self, folder: str, unless=lambda: False):
+        """Delete the results ``folder`` of a submission that raised (a refused upload, the store
+        down), unless ``unless()`` says jobs already use it."""
+        try:
+            yield
+        except BaseException:
+            if not unless():
+                self.results.delete_folder(folder)
+            raise
+
     def submit(self, job: Job) -> tuple[Job, bool]:
         """Store the job and publish it; (job, True) when new, (the earlier job, False) for a reused
         idempotency key. A failed publish is retried by the controller."""
@@ -178,10 +189,36 @@ class Service:
             elif job.state == QUEUED and not job.enqueued and job.created_at < now - 1.0:
                 self.publish(job)
 
+    def sweep(self) -> None:
+        """Delete finished jobs older than retention.finished_s (record, inputs, outputs) and, in a
+        results folder, job and batch folders that belong to no job and are older than
+        retention.orphan_s."""
+        now, keep = time.time(), self.config.retention
+        if keep.finished_s is not None:
+            for job in self.store.finished_before(now - keep.finished_s):
+                for key in [*job.inputs.values(), job.video, job.report]:
+                    if key and "/batches/" not in key:  # a batch's uploads serve its other jobs
+                        self.results.delete(key)
+                self.results.delete_folder(f"{job.tenant}/{job.id}")
+                self.store.delete(job)
+                log.info("job %s: deleted, %.0f s after it ended (retention.finished_s)", job.id, now - job.finished_at)
+        if isinstance(self.results, FolderResults):
+            for folder in self.results.folders(older_than=now - keep.orphan_s):
+                tenant, *rest = folder.split("/")
+                owned = (self.store.jobs(tenant, batch=rest[1], limit=1) if rest[0] == "batches"
+                         else self.store.get(rest[0]) is not None)
+                if not owned:
+                    self.results.delete_folder(folder)
+                    log.info("deleted %s: it belongs to no job (retention.orphan_s)", folder)
+
     def run_controller(self, stop: threading.Event) -> None:
+        swept = 0.0
         while not stop.wait(self.config.worker.reap_interval_s):
             try:
                 self.reap()
+                if time.monotonic() - swept >= self.config.retention.sweep_interval_s:
+                    swept = time.monotonic()
+                    self.sweep()
             except Exception as err:
                 log.warning("controller: %s", err)
 
@@ -304,14 +341,18 @@ def create_app(config: ServiceConfig):
                       **svc.service_fields(who, form))
             if job.idempotency_key and (earlier := svc.store.find(who.name, job.idempotency_key)) is not None:
                 return earlier, False
-            job.inputs = {role: svc.save_upload(up, role, f"{who.name}/{job.id}") for role, up in uploads.items()}
-            stored, created = svc.submit(job)
+            with svc.nothing_left_if_refused(f"{who.name}/{job.id}"):
+                job.inputs = {role: svc.save_upload(up, role, f"{who.name}/{job.id}") for role, up in uploads.items()}
+                stored, created = svc.submit(job)
             if not created:  # the same key raced in from another request: drop this one's uploads
                 for key in job.inputs.values():
                     svc.results.delete(key)
             return stored, created
 
-        job, created = await run_in_threadpool(work)
+        try:
+            job, created = await run_in_threadpool(work)
+        finally:
+            await form.close()  # the spooled uploads
         return JSONResponse(job.public(), status_code=202 if created else 200)
 
     @app.get("/v1/jobs", tags=["jobs"])
@@ -412,27 +453,33 @@ def create_app(config: ServiceConfig):
             if not hasattr(manifest, "filename"):
                 raise Refused(422, "no manifest: send the CSV or JSONL as the multipart file field 'manifest'")
             batch = uuid.uuid4().hex
-            keys, avatars, recordings = {}, [], []
+            files, avatars, recordings = {}, [], []
             for up in form.getlist("files"):
                 head = up.file.read(16)
                 up.file.seek(0)
                 role = "image" if security.image_type(head) else "audio"
-                name = PureWindowsPath(up.filename or f"file{len(keys)}").name  # no folder, '/' or '\\'-separated
-                keys[name] = svc.save_upload(up, role, f"{who.name}/batches/{batch}/{len(keys):03d}")
+                name = PureWindowsPath(up.filename or f"file{len(files)}").name  # no folder, '/' or '\\'-separated
+                files[name] = (up, role)
                 (avatars if role == "image" else recordings).append(name)
             rows = parse_manifest(manifest.file.read(), avatars, recordings, MAX_BATCH_JOBS)
             for text, spoken in {(row.options.get("text"), row.audio is None) for row in rows}:  # each script once
                 security.check_text(text, config.limits, spoken)
             extra = svc.service_fields(who, form)
             ids = []
-            for row in rows:
-                inputs = {"image": keys[row.avatar]} | ({"audio": keys[row.audio]} if row.audio else {})
-                job, _ = svc.submit(Job(tenant=who.name, batch=batch, name=row.name, options=row.options,
-                                        inputs=inputs, **extra))
-                ids.append(job.id)
+            with svc.nothing_left_if_refused(f"{who.name}/batches/{batch}", unless=lambda: ids):
+                keys = {name: svc.save_upload(up, role, f"{who.name}/batches/{batch}/{n:03d}")
+                        for n, (name, (up, role)) in enumerate(files.items())}
+                for row in rows:
+                    inputs = {"image": keys[row.avatar]} | ({"audio": keys[row.audio]} if row.audio else {})
+                    job, _ = svc.submit(Job(tenant=who.name, batch=batch, name=row.name, options=row.options,
+                                            inputs=inputs, **extra))
+                    ids.append(job.id)
             return {"id": batch, "jobs": ids, "links": {"self": f"/v1/batches/{batch}", "zip": f"/v1/batches/{batch}/zip"}}
 
-        return JSONResponse(await run_in_threadpool(work), status_code=202)
+        try:
+            return JSONResponse(await run_in_threadpool(work), status_code=202)
+        finally:
+            await form.close()
 
     def batch_jobs(request: Request, batch_id: str) -> list[Job]:
         jobs = svc.store.jobs(tenant(request).name, batch=batch_id, limit=MAX_BATCH_JOBS)

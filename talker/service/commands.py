@@ -83,9 +83,10 @@ def _run_worker(args) -> int:
     import socket
 
     from talker.errors import OptionError
-    from talker.service.tasks import PROCESSES_ENV, make_celery
+    from talker.service.tasks import PROCESSES_ENV, make_celery, sweep_temp
 
     config = _config(args)
+    sweep_temp()  # what killed workers left
     if args.concurrency < 1:
         raise OptionError(f"--concurrency must be at least 1, not {args.concurrency}")
     queues = args.queues or config.worker.queue

@@ -15,6 +15,7 @@ defaults below. Example file (every key optional)::
     webhooks: {retries: 6, backoff_s: 2, timeout_s: 10}
     discord: {public_key: "<hex>", tenant: marketing, api_base: "https://discord.com/api/v10",
               avatars: {anna: /srv/talker/avatars/anna.png}}
+    retention: {finished_s: 2592000, orphan_s: 86400, sweep_interval_s: 600}
 """
 
 from __future__ import annotations
@@ -92,6 +93,18 @@ class WebhookSettings:
 
 
 @dataclass
+class RetentionSettings:
+    """finished_s: how long a finished job (its record, inputs and outputs) is kept after it ended,
+    in seconds (null: for ever); orphan_s: after how long files in the results folder that belong to
+    no job (a killed upload, a batch whose jobs are all gone) are deleted; sweep_interval_s: how often
+    the controller looks."""
+
+    finished_s: float | None = 30 * 86400.0
+    orphan_s: float = 86400.0
+    sweep_interval_s: float = 600.0
+
+
+@dataclass
 class DiscordSettings:
     """public_key: the application's Ed25519 key (hex); tenant: whose jobs the commands make;
     avatars: portrait name -> file; api_base: where follow-ups are posted."""
@@ -112,6 +125,7 @@ class ServiceConfig:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def broker_url(self) -> str:
@@ -172,6 +186,7 @@ def load_config(path: str | Path | None = None, **overrides) -> ServiceConfig:
             worker=WorkerSettings(**(raw.get("worker") or {})),
             webhooks=WebhookSettings(**(raw.get("webhooks") or {})),
             discord=DiscordSettings(**(raw.get("discord") or {})),
+            retention=RetentionSettings(**(raw.get("retention") or {})),
         )
     except TypeError as err:
         raise OptionError(f"{where}: {err} (see 'Job service' in README.md for the keys)") from None

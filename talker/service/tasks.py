@@ -100,6 +100,7 @@ def make_celery(config: ServiceConfig):
     def _load_models(**_):
         rt.process_start = started_at(os.getppid())  # the `talker worker` node that forked this process
         share_cores(int(os.environ.get(PROCESSES_ENV, "1")))
+        sweep_temp()
         warm_up()
 
     @app.task(name=RENDER, bind=True)
@@ -134,7 +135,7 @@ def make_celery(config: ServiceConfig):
         job = rt.store.get(job_id)
         if job is None or not job.discord:
             return
-        with tempfile.TemporaryDirectory(prefix="talker-discord-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
             video = None
             if job.state == DONE:
                 video = Path(tmp) / f"talker-{job.id[:8]}.mp4"
@@ -182,6 +183,20 @@ def share_cores(processes: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, processes)))
+
+
+TEMP_PREFIX = "talker-job-"  # a job's temporary folder: talker-job-<pid of its process>-<random>
+
+
+def sweep_temp() -> None:
+    """Delete the temporary folders of jobs whose process is gone (a killed worker leaves them)."""
+    import shutil
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        pid = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("deleted %s, left by a worker process that is gone", folder)
 
 
 def warm_up() -> None:
@@ -267,7 +282,7 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
         return  # finished, cancelled, or held by a live worker: this delivery is a duplicate
     log.info("job %s claimed by %s (attempt %d)", job_id, token, job.attempts + 1)
 
-    with tempfile.TemporaryDirectory(prefix="talker-job-") as tmp, Claim(store, config.store_url, job_id, token, config.worker.heartbeat_s) as held:
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp, Claim(store, config.store_url, job_id, token, config.worker.heartbeat_s) as held:
         last, frames = [0.0], [0]
 
         def progress(p: Progress) -> None:
