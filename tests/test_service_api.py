@@ -160,3 +160,44 @@ def test_finished_jobs_and_orphans_are_swept(api, media):
     assert not (api.results / "acme" / job.id).exists() and recent.exists()
     with api.client(KEY) as c:
         assert c.get(f"/v1/jobs/{job.id}").status_code == 404
+
+
+def test_first_run_without_config_makes_a_key_shown_once(tmp_path):
+    """`talker serve` with no config file: a key is made and stored 0600 in the data folder, printed
+    once with a curl line; requests without it are still refused; a restart keeps it and hides it."""
+    import stat
+
+    port = sh.free_port()
+    env = {"TALKER_DATA": str(tmp_path / "data"), "TALKER_CONFIG": ""}
+    base = f"http://127.0.0.1:{port}"
+
+    def start() -> sh.Node:
+        node = sh.Node("serve", ["--port", port, "--results", tmp_path / "results"], tmp_path, env)
+        sh.wait_for(lambda: httpx.get(f"{base}/healthz", timeout=2).status_code == 200 if _listening(port) else False,
+                    60, "talker serve to start")
+        return node
+
+    node = start()
+    try:
+        key_file = tmp_path / "data" / "api-key"
+        key = key_file.read_text().strip()
+        assert len(key) >= 40 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        log = node.log_text()
+        assert log.count(key) == 2 and f"curl -H 'Authorization: Bearer {key}'" in log and f"http://127.0.0.1:{port}/v1/jobs" in log
+        assert_error(httpx.get(f"{base}/v1/jobs"), 401, "API key")
+        assert httpx.get(f"{base}/v1/jobs", headers={"authorization": f"Bearer {key}"}).status_code == 200
+    finally:
+        node.stop()
+    node = start()
+    try:
+        assert key not in node.log_text() and str(key_file) in node.log_text()
+        assert httpx.get(f"{base}/v1/jobs", headers={"authorization": f"Bearer {key}"}).status_code == 200
+    finally:
+        node.stop()
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

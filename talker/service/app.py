@@ -239,7 +239,7 @@ def create_app(config: ServiceConfig):
     seen_interactions = SeenInteractions()
     stop = threading.Event()
     if not config.tenants:
-        log.warning("no tenants in the service config: every /v1 request will be refused (401); see README 'Job service'")
+        log.warning("no tenants in the service config: every /v1 request will be refused (401); see docs/service.md")
 
     @asynccontextmanager
     async def lifespan(_app):

@@ -73,9 +73,31 @@ def _run_serve(args) -> int:
 
     from talker.service.app import create_app
 
-    app = create_app(_config(args))
+    config = _config(args)
+    if not config.tenants:
+        _first_run_key(config, args)
+    app = create_app(config)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5)
     return 0
+
+
+def _first_run_key(config, args) -> None:
+    """With no tenants configured, one local tenant whose key is kept in the data folder: made and
+    printed once (with a ready curl line) on the first start, named by its file afterwards."""
+    import hashlib
+
+    from talker.service.config import KEY_FILE, LOCAL_TENANT, Tenant, data_dir, local_key
+
+    key, made = local_key(data_dir())
+    config.tenants[LOCAL_TENANT] = Tenant(name=LOCAL_TENANT, key_sha256=hashlib.sha256(key.encode()).hexdigest())
+    where = data_dir() / KEY_FILE
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    if made:
+        print(f"No tenants in the service config, so this machine got an API key (shown once; kept in {where}, "
+              f"readable by you only):\n\n    {key}\n\nTry it:\n\n    curl -H 'Authorization: Bearer {key}' "
+              f"-F image=@portrait.jpg -F text='Hello there.' http://{host}:{args.port}/v1/jobs\n", flush=True)
+    else:
+        print(f"No tenants in the service config: requests need the API key kept in {where}", flush=True)
 
 
 def _run_worker(args) -> int:

@@ -160,6 +160,29 @@ class ServiceConfig:
         return found
 
 
+LOCAL_TENANT = "local"
+KEY_FILE = "api-key"
+
+
+def local_key(folder: Path) -> tuple[str, bool]:
+    """The API key of a service run with no tenants configured: read from ``folder``/api-key, or,
+    on the first start, made (32 random bytes, URL-safe) and stored there readable by its owner
+    only (0600). Returns (key, True when made now)."""
+    import secrets
+
+    path = Path(folder) / KEY_FILE
+    try:
+        return path.read_text().strip(), False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key, True
+
+
 def load_config(path: str | Path | None = None, **overrides) -> ServiceConfig:
     """Read the YAML file at ``path`` (or $TALKER_CONFIG), apply $TALKER_BROKER / $TALKER_RESULTS /
     $TALKER_STORE, then the non-None ``overrides`` (broker, results, store). Raises OptionError
@@ -189,7 +212,7 @@ def load_config(path: str | Path | None = None, **overrides) -> ServiceConfig:
             retention=RetentionSettings(**(raw.get("retention") or {})),
         )
     except TypeError as err:
-        raise OptionError(f"{where}: {err} (see 'Job service' in README.md for the keys)") from None
+        raise OptionError(f"{where}: {err} (see docs/service.md for the keys)") from None
     unknown = set(raw) - {f.name for f in dataclasses.fields(ServiceConfig)}
     if unknown:
         raise OptionError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
