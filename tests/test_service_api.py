@@ -16,6 +16,7 @@ from nacl.signing import SigningKey
 import service_helpers as sh
 
 KEY = "key-api-0123456789"
+HASTY, SMALL, OPS = "key-hasty-0123456789", "key-small-0123456789", "key-ops-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,8 @@ def media(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, redis_server, discord_key, media):
-    config = {"tenants": {"acme": {"key": KEY}},
+    config = {"tenants": {"acme": {"key": KEY}, "hasty": {"key": HASTY, "rate_per_minute": 2},
+                          "small": {"key": SMALL, "max_active_jobs": 1}, "ops": {"key": OPS, "allow_options": ["batch_size"]}},
               "retention": {"finished_s": 2, "orphan_s": 3600, "sweep_interval_s": 0.5},
               "worker": {"reap_interval_s": 0.5},
               "discord": {"public_key": discord_key.verify_key.encode().hex(), "tenant": "acme",
@@ -201,3 +203,56 @@ def _listening(port: int) -> bool:
 
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_tenant_limits_options_and_idempotency(api, acme, media):
+    def as_(key, **fields):
+        with api.client(key) as c:
+            return sh.submit(c, media["image"], media["audio"], **fields)
+
+    first = as_(SMALL)
+    assert first.status_code == 202 and first.headers["location"] == f"/v1/jobs/{first.json()['id']}"
+    r = as_(SMALL)  # no worker here: the first job is still queued
+    assert_error(r, 429, "1 jobs queued or running", "may have 1 at once")
+    assert int(r.headers["retry-after"]) > 0
+
+    assert [as_(HASTY).status_code for _ in range(2)] == [202, 202]
+    r = as_(HASTY)
+    assert_error(r, 429, "2 times a minute")
+    assert 0 < int(r.headers["retry-after"]) <= 30
+
+    assert_error(sh.submit(acme, media["image"], media["audio"], device="cuda", batch_size=10**12), 403,
+                 "options device, batch_size are set by the service's operator")
+    assert as_(OPS, batch_size=4).status_code == 202
+    assert_error(as_(OPS, compile="true"), 403, "compile is set by the service's operator")
+    assert_error(sh.submit(acme, media["image"], media["audio"], report="banana"), 422, "report must be true or false")
+    assert_error(sh.submit(acme, media["image"], media["audio"], seed=-1), 422, "seed must be between 0 and")
+
+    key = {"idempotency-key": f"order-{time.time_ns()}"}
+    made = sh.submit(acme, media["image"], media["audio"], headers=key, seed=1)
+    again = sh.submit(acme, media["image"], media["audio"], headers=key, seed=1)
+    assert (made.status_code, again.status_code) == (202, 200) and made.json()["id"] == again.json()["id"]
+    assert_error(sh.submit(acme, media["image"], media["audio"], headers=key, seed=2), 422, "used for another request")
+
+
+def test_openapi_document_and_head_on_a_video(api, acme):
+    doc = httpx.get(f"{api.base}/openapi.json").json()
+    assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer", **{
+        "description": "Authorization: Bearer <the tenant's API key>"}}
+    assert set(doc["components"]["schemas"]["Job"]["properties"]) >= {"id", "state", "links", "error"}
+    post = doc["paths"]["/v1/jobs"]["post"]
+    assert post["security"] == [{"bearer": []}, {"apiKey": []}] and "Location" in post["responses"]["202"]["headers"]
+    assert post["responses"]["429"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert "head" in doc["paths"]["/v1/jobs/{job_id}/video"]
+    assert "security" not in doc["paths"]["/v1/discord/interactions"]["post"]
+
+    from talker.service.jobs import DONE, Job
+
+    store = api.store()
+    job = store.add(Job(tenant="acme"))
+    video = api.results / "acme" / job.id / "video.mp4"
+    video.parent.mkdir(parents=True)
+    video.write_bytes(b"\0" * 1234)
+    store.update(job.id, state=DONE, video=f"acme/{job.id}/video.mp4", finished_at=time.time() + 3600)
+    head = acme.head(f"/v1/jobs/{job.id}/video")
+    assert head.status_code == 200 and head.headers["content-length"] == "1234" and head.content == b""

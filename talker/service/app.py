@@ -22,7 +22,7 @@ from talker.service import security
 from talker.service.config import ServiceConfig, Tenant, data_dir
 from talker.service.jobs import CANCELLED, QUEUED, RUNNING, Job, open_store
 from talker.service.results import FolderResults, S3Results, open_results
-from talker.service.security import Refused
+from talker.service.security import RateLimits, Refused
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,23 @@ MAX_BATCH_FILES = 200
 FORM_FIELDS_BYTES = 1_000_000  # room for a job's form fields beside its two files
 DISCORD_MAX_BYTES = 16_384  # an interaction is a few kB of JSON
 RETRY_AFTER_S = 5  # what a 503 asks the client to wait, in seconds
+
+
+def fingerprint(form) -> str:
+    """sha256 hex of a submission's fields and files (to tell a retry from another request)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, value in sorted(form.multi_items(), key=lambda item: item[0]):
+        digest.update(name.encode() + b"\0")
+        if isinstance(value, str):
+            digest.update(value.encode() + b"\0")
+        else:
+            value.file.seek(0)
+            for chunk in iter(lambda: value.file.read(1 << 20), b""):
+                digest.update(chunk)
+            value.file.seek(0)
+    return digest.hexdigest()
 
 
 def failure_classes() -> list[type]:
@@ -132,7 +149,9 @@ class Service:
         """webhook and report from a form, checked (OptionError for a refused webhook)."""
         from talker.service.webhooks import check_url
 
-        out = {"webhook": form.get("webhook") or None, "want_report": str(form.get("report", "")).lower() in ("1", "true", "yes", "on")}
+        from talker.service.forms import parse_bool
+
+        out = {"webhook": form.get("webhook") or None, "want_report": parse_bool("report", str(form.get("report", "")))}
         if out["webhook"]:
             if not tenant.webhook_secret:
                 from talker.errors import OptionError
@@ -237,6 +256,7 @@ def create_app(config: ServiceConfig):
 
     svc = Service(config)
     seen_interactions = SeenInteractions()
+    rate_limits = RateLimits()
     stop = threading.Event()
     if not config.tenants:
         log.warning("no tenants in the service config: every /v1 request will be refused (401); see docs/service.md")
@@ -328,6 +348,7 @@ def create_app(config: ServiceConfig):
         """Submit a render: a portrait and speech (or text) plus any option of ``talker make``.
         An ``Idempotency-Key`` header returns the job made earlier with the same key (200)."""
         who = tenant(request)
+        rate_limits.take(who)
         form = await read_form(request, max_files=2, max_bytes=2 * config.limits.upload_bytes + FORM_FIELDS_BYTES)
 
         def work():
@@ -336,11 +357,16 @@ def create_app(config: ServiceConfig):
             if "image" not in uploads:
                 raise Refused(422, "no portrait: send the picture as the multipart file field 'image'")
             options = options_from_form(fields, has_audio="audio" in uploads)
-            security.check_text(options.get("text"), config.limits, spoken="audio" not in uploads)
+            security.check_operator_options(options, who)
             job = Job(tenant=who.name, options=options, idempotency_key=request.headers.get("idempotency-key"),
-                      **svc.service_fields(who, form))
+                      fingerprint=fingerprint(form), **svc.service_fields(who, form))
             if job.idempotency_key and (earlier := svc.store.find(who.name, job.idempotency_key)) is not None:
+                if earlier.fingerprint not in (None, job.fingerprint):
+                    raise Refused(422, f"Idempotency-Key {job.idempotency_key!r} was used for another request (other "
+                                       "files or fields); send a new key for a new job")
                 return earlier, False
+            RateLimits.check_active(who, svc.store)
+            security.check_text(options.get("text"), config.limits, spoken="audio" not in uploads)
             with svc.nothing_left_if_refused(f"{who.name}/{job.id}"):
                 job.inputs = {role: svc.save_upload(up, role, f"{who.name}/{job.id}") for role, up in uploads.items()}
                 stored, created = svc.submit(job)
@@ -353,7 +379,7 @@ def create_app(config: ServiceConfig):
             job, created = await run_in_threadpool(work)
         finally:
             await form.close()  # the spooled uploads
-        return JSONResponse(job.public(), status_code=202 if created else 200)
+        return JSONResponse(job.public(), status_code=202 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
 
     @app.get("/v1/jobs", tags=["jobs"])
     def list_jobs(request: Request, limit: int = 100):
@@ -392,7 +418,7 @@ def create_app(config: ServiceConfig):
             return RedirectResponse(svc.results.url(key), status_code=307)
         return FileResponse(svc.results.path(key), media_type=media_type, filename=f"{job.name or job.id}{Path(key).suffix}")
 
-    @app.get("/v1/jobs/{job_id}/video", tags=["jobs"])
+    @app.api_route("/v1/jobs/{job_id}/video", methods=["GET", "HEAD"], tags=["jobs"])
     def get_video(job_id: str, request: Request):
         """The MP4 of a finished job (HTTP Range requests are served)."""
         job = svc.job_of(tenant(request), job_id)
@@ -446,6 +472,7 @@ def create_app(config: ServiceConfig):
         import uuid
 
         who = tenant(request)
+        rate_limits.take(who)
         form = await read_form(request, max_files=MAX_BATCH_FILES, max_bytes=config.limits.batch_bytes)
 
         def work():
@@ -462,6 +489,9 @@ def create_app(config: ServiceConfig):
                 files[name] = (up, role)
                 (avatars if role == "image" else recordings).append(name)
             rows = parse_manifest(manifest.file.read(), avatars, recordings, MAX_BATCH_JOBS)
+            for row in rows:
+                security.check_operator_options(row.options, who)
+            RateLimits.check_active(who, svc.store, adding=len(rows))
             for text, spoken in {(row.options.get("text"), row.audio is None) for row in rows}:  # each script once
                 security.check_text(text, config.limits, spoken)
             extra = svc.service_fields(who, form)
@@ -477,7 +507,8 @@ def create_app(config: ServiceConfig):
             return {"id": batch, "jobs": ids, "links": {"self": f"/v1/batches/{batch}", "zip": f"/v1/batches/{batch}/zip"}}
 
         try:
-            return JSONResponse(await run_in_threadpool(work), status_code=202)
+            made = await run_in_threadpool(work)
+            return JSONResponse(made, status_code=202, headers={"Location": made["links"]["self"]})
         finally:
             await form.close()
 
@@ -565,4 +596,12 @@ def create_app(config: ServiceConfig):
         return JSONResponse({"type": discord.DEFERRED_CHANNEL_MESSAGE},
                             background=BackgroundTask(svc.publish, job))
 
+    from talker.service.openapi import document
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app

@@ -9,7 +9,8 @@ defaults below. Example file (every key optional)::
                                           # file, or the same Redis)
     tenants:
       marketing: {key: "long-random-key", webhook_secret: "another-secret"}
-      agency:    {key_sha256: "<sha256 hex of the key>", allow_private_webhooks: false}
+      agency:    {key_sha256: "<sha256 hex of the key>", allow_private_webhooks: false,
+                  rate_per_minute: 60, max_active_jobs: 20, allow_options: [batch_size]}
     limits: {upload_bytes: 25000000, batch_bytes: 200000000, image_pixels: 16000000, audio_seconds: 300}
     worker: {heartbeat_s: 5, stale_s: 30, max_attempts: 3, visibility_timeout_s: 3600, checkpoints: null}
     webhooks: {retries: 6, backoff_s: 2, timeout_s: 10}
@@ -38,13 +39,20 @@ def data_dir() -> Path:
 
 @dataclass
 class Tenant:
-    """One customer: its API key (plain or as sha256 hex) and webhook settings."""
+    """One customer: its API key (plain or as sha256 hex), webhook settings, limits and what it may set.
+
+    rate_per_minute: submissions (jobs or batches) a minute, per API process (None: no limit);
+    max_active_jobs: its queued and running jobs at once (None: no limit); allow_options: operator
+    options (device, precision, compile, batch_size) it may set in a job."""
 
     name: str
     key: str | None = None
     key_sha256: str | None = None
     webhook_secret: str | None = None
     allow_private_webhooks: bool = False
+    rate_per_minute: float | None = None
+    max_active_jobs: int | None = None
+    allow_options: list = field(default_factory=list)
 
 
 @dataclass

@@ -30,6 +30,8 @@ class Job:
     of its ``talker worker`` node to that first rendered frame.
 
     name: a label (a batch row's '<row>_<avatar>', used for the file in the batch's zip);
+    fingerprint: sha256 hex of the request that made it (fields and files), to tell a retry of
+    that request from another request reusing its Idempotency-Key;
     options: MakeOptions fields from the form (validated); inputs: role ('image', 'audio') ->
     key in the results store; video / report: keys of the outputs once done.
     """
@@ -41,6 +43,7 @@ class Job:
     batch: str | None = None
     name: str | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None
     state: str = QUEUED
     stage: str | None = None
     frames_done: int = 0
@@ -131,6 +134,11 @@ class SqlJobStore:
             sa.Index("talker_jobs_tenant_batch", "tenant", "batch"),
         )
         meta.create_all(self.engine)
+        with self.engine.begin() as c:  # a table made by an older version lacks the newer fields
+            have = {col["name"] for col in sa.inspect(c).get_columns("talker_jobs")}
+            for column in columns:
+                if column.name not in have:
+                    c.execute(sa.text(f'ALTER TABLE talker_jobs ADD COLUMN "{column.name}" {column.type.compile(self.engine.dialect)}'))
 
     def add(self, job: Job) -> Job:
         """Insert ``job``; with an idempotency key already used by its tenant, return that job instead."""

@@ -5,6 +5,8 @@
 - Upload limits (bytes per file, pixels of a portrait, seconds of audio, characters and seconds of
   spoken text): 413 with the limit named. Lengths are measured, never read from a header: audio is
   decoded (at most the limit plus a second of it), text is spoken by espeak-ng.
+- Per tenant: submissions a minute and jobs queued or running at once (429 with Retry-After), and
+  the operator's options (device, precision, compile, batch_size) refused unless allowed (403).
 - Types judged from the content (magic bytes, then decoding), never from file names: 415.
 - Inputs that cannot make a video (a truncated picture, silent or too short audio): 422, before
   the job is accepted.
@@ -35,6 +37,56 @@ def tenant_of(config: ServiceConfig, headers) -> Tenant:
     if tenant is None:
         raise Refused(401, "missing or wrong API key: send 'Authorization: Bearer <key>' with a key from the service's config")
     return tenant
+
+
+def check_operator_options(options: dict, tenant: Tenant) -> None:
+    """Refused(403) when ``options`` set an operator option that ``tenant.allow_options`` does not list."""
+    from talker.service.forms import OPERATOR_OPTIONS
+
+    refused = [name for name in OPERATOR_OPTIONS if name in options and name not in tenant.allow_options]
+    if refused:
+        raise Refused(403, f"option{'s' if len(refused) > 1 else ''} {', '.join(refused)} {'are' if len(refused) > 1 else 'is'} "
+                           "set by the service's operator; leave it out (or ask for it in the tenant's allow_options)")
+
+
+class RateLimits:
+    """Per-tenant submissions a minute (a token bucket per API process) and jobs queued or running
+    at once (counted in the store); Refused(429) with Retry-After when over."""
+
+    def __init__(self):
+        import threading
+
+        self._buckets: dict[str, tuple[float, float]] = {}  # tenant -> (tokens, at monotonic seconds)
+        self._lock = threading.Lock()
+
+    def take(self, tenant: Tenant) -> None:
+        """Spend one submission of ``tenant``'s rate_per_minute."""
+        import time
+
+        rate = tenant.rate_per_minute
+        if not rate:
+            return
+        with self._lock:
+            now = time.monotonic()
+            tokens, at = self._buckets.get(tenant.name, (rate, now))
+            tokens = min(rate, tokens + (now - at) * rate / 60.0)
+            if tokens < 1.0:
+                self._buckets[tenant.name] = (tokens, now)
+                wait = max(1, int((1.0 - tokens) * 60.0 / rate + 0.999))
+                raise Refused(429, f"tenant {tenant.name!r} may submit {rate:g} times a minute; try again in {wait} s",
+                              {"Retry-After": str(wait)})
+            self._buckets[tenant.name] = (tokens - 1.0, now)
+
+    @staticmethod
+    def check_active(tenant: Tenant, store, adding: int = 1) -> None:
+        """Refused(429) when ``adding`` more jobs would put ``tenant`` over its max_active_jobs."""
+        if tenant.max_active_jobs is None:
+            return
+        active = sum(1 for job in store.active() if job.tenant == tenant.name)
+        if active + adding > tenant.max_active_jobs:
+            raise Refused(429, f"tenant {tenant.name!r} has {active} jobs queued or running and may have "
+                               f"{tenant.max_active_jobs} at once; submit again when some have ended",
+                          {"Retry-After": "10"})
 
 
 _IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"BM", ".bmp"))
