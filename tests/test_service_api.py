@@ -256,3 +256,34 @@ def test_openapi_document_and_head_on_a_video(api, acme):
     store.update(job.id, state=DONE, video=f"acme/{job.id}/video.mp4", finished_at=time.time() + 3600)
     head = acme.head(f"/v1/jobs/{job.id}/video")
     assert head.status_code == 200 and head.headers["content-length"] == "1234" and head.content == b""
+
+
+def test_abandoned_live_requests_cost_nothing(api, acme, media):
+    """100 clients open /live on a queued job (no worker here) and leave; the API then idles."""
+    import asyncio
+    import os
+
+    job_id = sh.submit(acme, media["image"], media["audio"]).json()["id"]
+
+    async def open_and_leave():
+        async with httpx.AsyncClient(base_url=api.base, headers={"authorization": f"Bearer {KEY}"}, timeout=5,
+                                     limits=httpx.Limits(max_connections=100)) as c:
+            async def one():
+                try:
+                    await c.get(f"/v1/jobs/{job_id}/live", timeout=1.0)
+                except httpx.TimeoutException:
+                    pass  # gave up waiting: the connection is closed
+
+            await asyncio.gather(*(one() for _ in range(100)))
+
+    asyncio.run(open_and_leave())
+    time.sleep(2.0)
+
+    def cpu_s() -> float:
+        fields = open(f"/proc/{api.api.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    before = cpu_s()
+    time.sleep(3.0)
+    used = cpu_s() - before
+    assert used < 0.3, f"the API used {used:.2f} s of CPU in 3 s after its /live clients left"

@@ -31,6 +31,8 @@ MAX_BATCH_FILES = 200
 FORM_FIELDS_BYTES = 1_000_000  # room for a job's form fields beside its two files
 DISCORD_MAX_BYTES = 16_384  # an interaction is a few kB of JSON
 RETRY_AFTER_S = 5  # what a 503 asks the client to wait, in seconds
+LIVE_WAIT_S = 600.0  # how long /live waits for a queued job to start before answering 503
+LIVE_POLL_S = 0.5  # how often /live looks at a queued job (and at whether its client left)
 
 
 def fingerprint(form) -> str:
@@ -427,7 +429,8 @@ def create_app(config: ServiceConfig):
     @app.get("/v1/jobs/{job_id}/live", tags=["jobs"])
     async def get_live(job_id: str, request: Request):
         """The video while it renders: a fragmented MP4 that grows until the job ends (players start
-        at once). Waits while the job is queued; a finished job is redirected to its video. Needs a
+        at once). Waits while the job is queued (up to LIVE_WAIT_S, and only while the client is
+        connected); a finished job is redirected to its video. Needs a
         results folder shared by the API and the workers (not S3)."""
         import asyncio
 
@@ -444,13 +447,19 @@ def create_app(config: ServiceConfig):
         def ended() -> bool:
             return svc.store.get(job_id).state not in (QUEUED, RUNNING)
 
+        since = time.monotonic()
         while not live.exists():  # queued, or starting: the worker opens the stream at its first frame
+            if await request.is_disconnected():
+                return Response(status_code=204)  # nobody is listening any more
+            if time.monotonic() - since > LIVE_WAIT_S:
+                raise Refused(503, f"job {job_id} has not started in {LIVE_WAIT_S:.0f} s; open /live again later",
+                              {"Retry-After": "30"})
             job = await run_in_threadpool(svc.store.get, job_id)
             if job.state not in (QUEUED, RUNNING):
                 if job.video:
                     return RedirectResponse(f"/v1/jobs/{job_id}/video", status_code=307)
                 raise Refused(409, f"job {job_id} ended ({job.state}) without a video" + (f": {job.error}" if job.error else ""))
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(LIVE_POLL_S)
         return StreamingResponse(follow(live, done=ended), media_type="video/mp4",
                                  headers={"Cache-Control": "no-store"})
 
