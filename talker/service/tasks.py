@@ -219,9 +219,9 @@ def warm_up() -> None:
 
 
 class Claim:
-    """This process's hold on a running job: its heartbeat (``talker.service.heartbeat``, a process
-    of its own, so a render that holds the interpreter lock cannot starve it) and a thread that
-    notices a cancel or a take-over.
+    """This process's hold on a running job: its heartbeats (sent by ``talker.service.heartbeat``,
+    a process of its own, so a render that holds the interpreter lock cannot starve them) and a
+    thread that notices a cancel or a take-over.
 
     ``lost`` turns True within ``CANCEL_POLL_S`` of the job being cancelled or re-queued, and the
     progress callback then raises ``talker.errors.Cancelled`` so the render stops.
@@ -237,16 +237,18 @@ class Claim:
         return {"state": [RUNNING], "worker": [self.token]}
 
     def __enter__(self) -> "Claim":
-        from talker.service.heartbeat import Heartbeat
+        from talker.service import heartbeat
 
-        self._heartbeat = Heartbeat(self.store_url, self.job_id, self.token, self.heartbeat_s)
+        heartbeat.hold(self.store_url, self.heartbeat_s, self.job_id, self.token)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        from talker.service import heartbeat
+
         self._stop.set()
         self._thread.join()
-        self._heartbeat.close()
+        heartbeat.release(self.store_url, self.heartbeat_s)
 
     def _run(self) -> None:
         while not self._stop.wait(CANCEL_POLL_S):
