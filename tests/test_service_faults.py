@@ -297,27 +297,3 @@ def test_a_job_whose_worker_keeps_dying_fails_with_the_reason(service, acme, med
     other = sh.submit(acme, media["image"], media["audio"]).json()["id"]
     assert sh.wait_job(acme, other, timeout_s=90)["state"] == "done"
 
-
-def test_a_killed_pool_process_is_replaced_and_the_replacement_works(service, acme, media):
-    """SIGKILL of the render process (not its node): Celery starts a replacement, which loads the
-    models for longer than Celery's 4 s default start timeout and is not killed for it; the next
-    job is rendered by it."""
-    import os
-    import re
-    import signal
-
-    node = service.workers[-1]
-    first = sh.submit(acme, media["image"], media["audio"]).json()["id"]
-    assert sh.wait_job(acme, first, timeout_s=90)["state"] == "done"
-    pool_pid = int(service.store().get(first).worker.split(":")[1])
-    os.kill(pool_pid, signal.SIGKILL)
-    killed_at = time.time()
-    second = sh.submit(acme, media["image"], media["audio"]).json()["id"]
-    job = sh.wait_job(acme, second, timeout_s=120)
-    assert job["state"] == "done", (job, node.log_text()[-3000:])
-    new_pid = int(service.store().get(second).worker.split(":")[1])
-    log = node.log_text()
-    ready = [float(s) for pid, s in re.findall(r"worker process (\d+) ready in ([\d.]+) s", log) if int(pid) == new_pid]
-    assert new_pid != pool_pid and ready, log[-3000:]
-    assert "Timed out waiting for UP message" not in log
-    print(f"replacement warmed up in {ready[0]:.1f} s; the next job ended {job['finished_at'] - killed_at:.1f} s after the kill")
