@@ -296,4 +296,3 @@ def test_a_job_whose_worker_keeps_dying_fails_with_the_reason(service, acme, med
     assert acme.get(f"/v1/jobs/{job_id}").json()["state"] == "failed"
     other = sh.submit(acme, media["image"], media["audio"]).json()["id"]
     assert sh.wait_job(acme, other, timeout_s=90)["state"] == "done"
-
