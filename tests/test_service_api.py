@@ -287,3 +287,18 @@ def test_abandoned_live_requests_cost_nothing(api, acme, media):
     time.sleep(3.0)
     used = cpu_s() - before
     assert used < 0.3, f"the API used {used:.2f} s of CPU in 3 s after its /live clients left"
+
+
+def test_an_address_guessing_keys_is_locked_out(tmp_path, redis_server):
+    svc = sh.Service(tmp_path, redis_server.url, {"tenants": {"acme": {"key": KEY}}, "limits": {"wrong_keys_per_minute": 5}})
+    try:
+        svc.start_api()
+        with svc.client("guess") as guesser, svc.client(KEY) as right:
+            assert right.get("/v1/jobs").status_code == 200
+            assert [guesser.get("/v1/jobs").status_code for _ in range(5)] == [401] * 5
+            r = guesser.get("/v1/jobs")
+            assert_error(r, 429, "too many wrong API keys")
+            assert 50 <= int(r.headers["retry-after"]) <= 61
+            assert right.get("/v1/jobs").status_code == 429  # a right guess now would not be told apart
+    finally:
+        svc.stop()

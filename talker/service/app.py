@@ -22,7 +22,7 @@ from talker.service import security
 from talker.service.config import ServiceConfig, Tenant, data_dir
 from talker.service.jobs import CANCELLED, QUEUED, RUNNING, Job, open_store
 from talker.service.results import FolderResults, S3Results, open_results
-from talker.service.security import RateLimits, Refused
+from talker.service.security import Lockout, RateLimits, Refused
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +259,7 @@ def create_app(config: ServiceConfig):
     svc = Service(config)
     seen_interactions = SeenInteractions()
     rate_limits = RateLimits()
+    lockout = Lockout(config.limits.wrong_keys_per_minute)
     stop = threading.Event()
     if not config.tenants:
         log.warning("no tenants in the service config: every /v1 request will be refused (401); see docs/service.md")
@@ -310,7 +311,13 @@ def create_app(config: ServiceConfig):
         app.add_exception_handler(kind, _unexpected)
 
     def tenant(request: Request) -> Tenant:
-        return security.tenant_of(config, request.headers)
+        address = request.client.host if request.client else "unknown"
+        lockout.check(address)
+        try:
+            return security.tenant_of(config, request.headers)
+        except Refused:
+            lockout.failed(address)
+            raise
 
     async def read_form(request: Request, max_files: int, max_bytes: int):
         """The multipart form, its body cut at ``max_bytes`` while it streams in."""

@@ -59,7 +59,8 @@ class Tenant:
 class Limits:
     """Upload limits: bytes per uploaded file, bytes of a whole batch request, pixels of a portrait,
     seconds of audio (or of spoken text), characters of text; min_free_bytes: the free disk space
-    under which the service reports itself not ready (/readyz)."""
+    under which the service reports itself not ready (/readyz); wrong_keys_per_minute: wrong API
+    keys from one client address after which it is refused for a minute (None: never)."""
 
     upload_bytes: int = 25_000_000
     batch_bytes: int = 200_000_000
@@ -67,6 +68,7 @@ class Limits:
     audio_seconds: float = 300.0
     text_chars: int = 5000
     min_free_bytes: int = 1_000_000_000
+    wrong_keys_per_minute: int | None = 20
 
 
 @dataclass

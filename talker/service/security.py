@@ -5,6 +5,8 @@
 - Upload limits (bytes per file, pixels of a portrait, seconds of audio, characters and seconds of
   spoken text): 413 with the limit named. Lengths are measured, never read from a header: audio is
   decoded (at most the limit plus a second of it), text is spoken by espeak-ng.
+- Wrong keys: a client address that sent ``limits.wrong_keys_per_minute`` wrong keys within a
+  minute is refused (429) for the next minute, whatever key it sends.
 - Per tenant: submissions a minute and jobs queued or running at once (429 with Retry-After), and
   the operator's options (device, precision, compile, batch_size) refused unless allowed (403).
 - Types judged from the content (magic bytes, then decoding), never from file names: 415.
@@ -47,6 +49,41 @@ def check_operator_options(options: dict, tenant: Tenant) -> None:
     if refused:
         raise Refused(403, f"option{'s' if len(refused) > 1 else ''} {', '.join(refused)} {'are' if len(refused) > 1 else 'is'} "
                            "set by the service's operator; leave it out (or ask for it in the tenant's allow_options)")
+
+
+class Lockout:
+    """Client addresses that sent too many wrong keys, refused for a minute (per API process)."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self, limit: int | None):
+        import threading
+
+        self.limit = limit
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, address: str) -> None:
+        """Refused(429) while ``address`` is locked out."""
+        import time
+
+        if not self.limit:
+            return
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._failures.get(address, []) if t > now - self.WINDOW_S]
+            self._failures[address] = recent
+            if len(recent) >= self.limit:
+                wait = int(recent[-self.limit] + self.WINDOW_S - now) + 1
+                raise Refused(429, f"too many wrong API keys from {address}; try again in {wait} s",
+                              {"Retry-After": str(wait)})
+
+    def failed(self, address: str) -> None:
+        import time
+
+        if self.limit:
+            with self._lock:
+                self._failures.setdefault(address, []).append(time.monotonic())
 
 
 class RateLimits:
