@@ -302,3 +302,24 @@ def test_an_address_guessing_keys_is_locked_out(tmp_path, redis_server):
             assert right.get("/v1/jobs").status_code == 429  # a right guess now would not be told apart
     finally:
         svc.stop()
+
+
+def test_the_job_list_pages_and_filters(api):
+    from talker.service.jobs import DONE, Job
+
+    store = api.store()
+    made = []
+    for n in range(5):
+        job = store.add(Job(tenant="acme", name=f"page{n}", created_at=time.time() - 10_000 + n))
+        made.append(job.id)
+    store.update(made[1], state=DONE, finished_at=time.time() + 3600)
+    with api.client(KEY) as c:
+        first = c.get("/v1/jobs", params={"limit": 2, "before": time.time() - 9_000}).json()
+        assert [j["id"] for j in first["jobs"]] == made[4:2:-1] and first["next"]
+        second = c.get(first["next"]).json()
+        assert [j["id"] for j in second["jobs"]] == made[2:0:-1]
+        third = c.get(second["next"]).json()
+        assert [j["id"] for j in third["jobs"]] == made[:1] and third["next"] is None
+        done = c.get("/v1/jobs", params={"state": "done", "before": time.time() - 9_000}).json()
+        assert [j["id"] for j in done["jobs"]] == [made[1]]
+        assert_error(c.get("/v1/jobs", params={"state": "finished"}), 422, "state must be one of")

@@ -161,3 +161,4 @@ def test_finished_jobs_are_found_by_age_and_forgotten(store):
     assert store.get(old.id) is None and store.find("acme", "a") is None
     assert store.counts()["done"] == 0 and store.counts()["failed"] == 1 and store.counts()["running"] == 1
     assert {j.id for j in store.jobs("acme")} == {new.id, running.id}
+    assert [j.id for j in store.jobs("acme", before=running.created_at)] == [new.id]  # a page of older jobs

@@ -391,9 +391,24 @@ def create_app(config: ServiceConfig):
         return JSONResponse(job.public(), status_code=202 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
 
     @app.get("/v1/jobs", tags=["jobs"])
-    def list_jobs(request: Request, limit: int = 100):
-        """The tenant's jobs, newest first (at most 1000)."""
-        return {"jobs": [j.public() for j in svc.store.jobs(tenant(request).name, limit=min(max(limit, 1), 1000))]}
+    def list_jobs(request: Request, limit: int = 100, state: str | None = None, before: float | None = None):
+        """The tenant's jobs, newest first, ``limit`` at most (1 to 1000), only those in ``state``
+        when given; ``next`` is the address of the following page (None after the last)."""
+        from talker.service.jobs import STATES
+
+        name, limit = tenant(request).name, min(max(limit, 1), 1000)
+        if state is not None and state not in STATES:
+            raise Refused(422, f"state must be one of {', '.join(STATES)}, not {state!r}")
+        found, cursor = [], before
+        while len(found) < limit:
+            page = svc.store.jobs(name, limit=limit, before=cursor)
+            found += [j for j in page if state is None or j.state == state]
+            if len(page) < limit:
+                break
+            cursor = page[-1].created_at
+        found = found[:limit]
+        more = f"/v1/jobs?limit={limit}&before={found[-1].created_at!r}" + (f"&state={state}" if state else "")
+        return {"jobs": [j.public() for j in found], "next": more if len(found) == limit else None}
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"])
     def get_job(job_id: str, request: Request):

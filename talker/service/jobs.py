@@ -175,12 +175,15 @@ class SqlJobStore:
         with self.engine.begin() as c:
             return c.execute(t.update().where(cond).values(**values)).rowcount == 1
 
-    def jobs(self, tenant: str, batch: str | None = None, limit: int = 1000) -> list[Job]:
-        """A tenant's jobs (of one batch), newest first."""
+    def jobs(self, tenant: str, batch: str | None = None, limit: int = 1000, before: float | None = None) -> list[Job]:
+        """A tenant's jobs (of one batch), newest first; only those created before ``before``
+        (Unix seconds) when given."""
         t = self.table
         cond = t.c.tenant == tenant
         if batch is not None:
             cond &= t.c.batch == batch
+        if before is not None:
+            cond &= t.c.created_at < before
         return self._select(cond, limit)
 
     def active(self) -> list[Job]:
@@ -307,9 +310,10 @@ class RedisJobStore:
         keys = [f"{self.P}job:{job_id}", f"{self.P}counts", f"{self.P}active", f"{self.P}finished"]
         return self._update(keys=keys, args=args) == 1
 
-    def jobs(self, tenant: str, batch: str | None = None, limit: int = 1000) -> list[Job]:
+    def jobs(self, tenant: str, batch: str | None = None, limit: int = 1000, before: float | None = None) -> list[Job]:
         index = f"{self.P}batch:{tenant}:{batch}" if batch else f"{self.P}tenant:{tenant}"
-        return self._load([i.decode() for i in self.r.zrevrange(index, 0, limit - 1)])
+        top = "+inf" if before is None else f"({before!r}"
+        return self._load([i.decode() for i in self.r.zrevrangebyscore(index, top, "-inf", start=0, num=limit)])
 
     def active(self) -> list[Job]:
         found = self._load([i.decode() for i in self.r.smembers(f"{self.P}active")])
