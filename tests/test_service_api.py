@@ -323,3 +323,13 @@ def test_the_job_list_pages_and_filters(api):
         done = c.get("/v1/jobs", params={"state": "done", "before": time.time() - 9_000}).json()
         assert [j["id"] for j in done["jobs"]] == [made[1]]
         assert_error(c.get("/v1/jobs", params={"state": "finished"}), 422, "state must be one of")
+
+
+def test_batch_file_names_lose_their_folders(acme, media):
+    """A portrait uploaded as 'C:\\shoot\\face.jpg' (a Windows browser's name) is 'face.jpg' in the manifest and the zip."""
+    files = [("manifest", ("m.csv", b"avatar,text\nface.jpg,Hello there.\n")),
+             ("files", ("C:\\shoot\\face.jpg", media["image"].read_bytes()))]
+    r = acme.post("/v1/batches", files=files)
+    assert r.status_code == 202, r.text
+    assert r.headers["location"] == f"/v1/batches/{r.json()['id']}"
+    assert [j["name"] for j in acme.get(r.headers["location"]).json()["jobs"]] == ["001_face"]
