@@ -292,12 +292,26 @@ def post_streaming(port: int, path: str, headers: dict, total_bytes: int, preamb
         else:
             if sent >= total_bytes and not declare:
                 s.sendall(b"0\r\n\r\n")
+        answer = b""
         try:
-            answer = s.recv(4096)
+            while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < _length(answer):
+                more = s.recv(4096)
+                if not more:
+                    break
+                answer += more
         except OSError:
-            return None, sent
+            if not answer:
+                return None, sent
     status = answer.split(b" ", 2)[1] if answer.startswith(b"HTTP/") else None
     return (int(status) if status else None), sent
+
+
+def _length(head: bytes) -> int:
+    """The Content-Length of an HTTP answer's head (0 when absent)."""
+    for line in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 0
 
 
 def peak_rss_mb(pid: int) -> float:

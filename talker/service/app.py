@@ -406,9 +406,10 @@ def create_app(config: ServiceConfig):
             if len(page) < limit:
                 break
             cursor = page[-1].created_at
-        found = found[:limit]
-        more = f"/v1/jobs?limit={limit}&before={found[-1].created_at!r}" + (f"&state={state}" if state else "")
-        return {"jobs": [j.public() for j in found], "next": more if len(found) == limit else None}
+        found, more = found[:limit], None
+        if len(found) == limit:
+            more = f"/v1/jobs?limit={limit}&before={found[-1].created_at!r}" + (f"&state={state}" if state else "")
+        return {"jobs": [j.public() for j in found], "next": more}
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"])
     def get_job(job_id: str, request: Request):
