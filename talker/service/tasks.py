@@ -6,7 +6,12 @@ unacknowledged message again after ``visibility_timeout_s``. Exactly-once comple
 the job store, not the broker: a worker *claims* the job (queued -> running, or a running job whose
 heartbeat is older than ``stale_s``) and writes every later change only while it still holds the
 claim; a second delivery of the same job finds it claimed or finished and does nothing. A worker
-that dies stops heartbeating, and the controller (in ``talker serve``) re-queues its job.
+that dies stops heartbeating, and the controller (in ``talker serve``) re-queues its job, or fails
+it after ``worker.max_attempts`` starts. Heartbeats come from a process of their own
+(``talker.service.heartbeat``), so a render holding the interpreter lock cannot starve them.
+
+Webhooks and Discord follow-ups go to the notify queue (``<queue>.notify``), which the notifier of
+each ``talker worker`` node consumes: a slow receiver never holds a render process.
 
 Each pool process loads the models once, when it starts (``worker_process_init``), and records the
 cold start on the first job it renders: seconds from the start of its ``talker worker`` node (the
