@@ -127,3 +127,23 @@ def test_worker_sigkilled_mid_render_the_job_completes_once_on_another(service, 
     assert abs(facts["duration_s"] - job["frames_total"] / 25) < 0.1
     assert not list(service.results.rglob(".part-*"))
     print(f"killed at frame {first.frames_done}; re-run finished {final.finished_at - killed_at:.1f} s after the kill")
+
+
+def test_pool_process_sigkilled_mid_render_the_job_completes_once(service, client, media):
+    """SIGKILL of the render process only (its node lives on and starts a replacement): the job's
+    message is put back or its heartbeat stops, and the job is rendered once more and done."""
+    import signal
+
+    job_id = sh.submit(client, media["image"], media["long"], size=512, preprocess="full").json()["id"]
+    sh.wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["frames_done"] > 0, 60, "the render to start")
+    store = service.store()
+    first = store.get(job_id)
+    pool_pid = int(first.worker.split(":")[1])
+    os.kill(pool_pid, signal.SIGKILL)
+    killed_at = time.time()
+    job = sh.wait_job(client, job_id, timeout_s=120)
+    assert job["state"] == "done", (job, service.logs())
+    final = store.get(job_id)
+    assert final.attempts == 2 and int(final.worker.split(":")[1]) != pool_pid
+    assert sorted(p.name for p in (service.results / "team" / job_id).iterdir()) == ["audio.wav", "image.jpg", "video.mp4"]
+    print(f"pool process killed at frame {first.frames_done}; the job finished {final.finished_at - killed_at:.1f} s after the kill")
