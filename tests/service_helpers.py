@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -237,10 +238,10 @@ def long_speech(folder: Path, seconds_hint: str = "long") -> Path:
 
 
 class Receiver:
-    """A loopback HTTP server that records each POST (path, headers, body) and answers with the
-    next status of ``statuses`` (the last one repeats)."""
+    """A loopback HTTP server that records each POST (path, headers, body) and answers, after
+    ``delay_s`` seconds, with the next status of ``statuses`` (the last one repeats)."""
 
-    def __init__(self, statuses=(200,)):
+    def __init__(self, statuses=(200,), delay_s: float = 0.0):
         self.requests: list[dict] = []
         self.statuses = list(statuses)
         outer = self
@@ -251,6 +252,7 @@ class Receiver:
                 outer.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                        "body": body, "at": time.time()})
                 status = outer.statuses[min(len(outer.requests) - 1, len(outer.statuses) - 1)]
+                time.sleep(delay_s)
                 payload = json.dumps({"ok": status < 300}).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -268,3 +270,51 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def post_streaming(port: int, path: str, headers: dict, total_bytes: int, preamble: bytes = b"",
+                   declare: bool = False, chunk: int = 1 << 16, timeout_s: float = 20) -> tuple[int | None, int]:
+    """POST a body of ``preamble`` then zeros, ``total_bytes`` in all, over a raw socket (chunked,
+    or with ``declare`` as a Content-Length), and stop sending as soon as the server answers,
+    closes, or stops reading for ``timeout_s``. Returns (the HTTP status, or None without an
+    answer; the body bytes sent)."""
+    framing = f"Content-Length: {total_bytes}" if declare else "Transfer-Encoding: chunked"
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{framing}\r\n{head}\r\n".encode())
+        sent, block = 0, preamble + bytes(chunk)
+        while sent < total_bytes and not select.select([s], [], [], 0.01 if not sent else 0)[0]:
+            try:
+                s.sendall(block if declare else b"%x\r\n%s\r\n" % (len(block), block))
+            except OSError:
+                break
+            sent, block = sent + len(block), bytes(chunk)
+        else:
+            if sent >= total_bytes and not declare:
+                s.sendall(b"0\r\n\r\n")
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < _length(answer):
+                more = s.recv(4096)
+                if not more:
+                    break
+                answer += more
+        except OSError:
+            if not answer:
+                return None, sent
+    status = answer.split(b" ", 2)[1] if answer.startswith(b"HTTP/") else None
+    return (int(status) if status else None), sent
+
+
+def _length(head: bytes) -> int:
+    """The Content-Length of an HTTP answer's head (0 when absent)."""
+    for line in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 0
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The most resident memory process ``pid`` has held (VmHWM), in MB."""
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024

@@ -363,15 +363,15 @@ def test_models_are_on_a_read_only_many_volume_mounted_read_only_by_every_servin
     assert any(m["name"] in ("models",) for m in container["volumeMounts"])
 
 
-def test_api_probes_healthz_on_the_port_it_serves():
+def test_api_probes_readyz_and_healthz_on_the_port_it_serves():
     (api,) = [d for d in find("Deployment")
               if any(parse_talker(c["args"]).command == "serve" for c in d["spec"]["template"]["spec"]["containers"])]
     (container,) = api["spec"]["template"]["spec"]["containers"]
     args = parse_talker(container["args"])
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):  # ready: broker, store, disk
         get = container[probe]["httpGet"]
-        assert get["path"] == "/healthz" and ports[get["port"]] == args.port
+        assert get["path"] == path and ports[get["port"]] == args.port
     (svc,) = find("Service", "talker-api")
     assert svc["spec"]["selector"].items() <= api["spec"]["template"]["metadata"]["labels"].items()
     # API and workers read and write the same results store and broker

@@ -243,7 +243,7 @@ def test_webhook_is_signed_and_retried_after_a_500(service, acme, media):
 
 
 def _discord_post(service, key, payload: dict, good: bool = True) -> httpx.Response:
-    body = json.dumps(payload).encode()
+    body = json.dumps({"id": str(time.time_ns()), **payload}).encode()  # Discord gives every interaction an id
     timestamp = str(int(time.time()))
     signed = (key if good else SigningKey.generate()).sign(timestamp.encode() + body).signature.hex()
     return httpx.post(f"{service.base}/v1/discord/interactions", content=body, timeout=10,

@@ -14,7 +14,7 @@ from talker.service.config import load_config
 from talker.service.forms import options_from_form
 from talker.service.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, RedisJobStore, SqlJobStore
 from talker.service.security import audio_type, image_type
-from talker.service.webhooks import check_url, signature, verify_signature
+from talker.service.webhooks import check_url, post_signed, signature, verify_signature
 
 
 def test_form_values_are_typed_and_judged_by_make_options():
@@ -67,13 +67,37 @@ def test_webhook_signature_and_private_addresses():
     assert not verify_signature("s3cret", ts, body + b" ", sig)
     assert not verify_signature("s3cret", str(int(time.time()) - 3600), body, signature("s3cret", str(int(time.time()) - 3600), body))
     for url in ("http://127.0.0.1:8080/hook", "http://10.1.2.3/h", "http://192.168.0.5/h", "http://[::1]/h",
-                "http://169.254.169.254/latest/meta-data", "http://localhost/h", "http://0.0.0.0/h"):
+                "http://169.254.169.254/latest/meta-data", "http://localhost/h", "http://0.0.0.0/h",
+                # private IPv4 addresses written as IPv6: IPv4-compatible, IPv4-mapped, NAT64, 6to4, Teredo
+                "http://[::127.0.0.1]/h", "http://[::ffff:10.0.0.1]/h", "http://[64:ff9b::a9fe:a9fe]/h",
+                "http://[64:ff9b:1::a9fe:a9fe]/h", "http://[2002:a9fe:a9fe::]/h", "http://[2002:7f00:1::1]/h",
+                "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/h"):
         with pytest.raises(OptionError, match="loopback, private or reserved"):
             check_url(url, allow_private=False)
         check_url(url, allow_private=True)
     with pytest.raises(OptionError, match="http:// or https://"):
         check_url("file:///etc/passwd", allow_private=True)
-    check_url("https://93.184.215.14/hook", allow_private=False)  # a public address (no DNS needed)
+    assert check_url("https://93.184.215.14/hook", allow_private=False) == ["93.184.215.14"]  # public, no DNS needed
+    for public in ("http://[2606:4700:4700::1111]/h", "http://[64:ff9b::5db8:d70e]/h", "http://[2002:5db8:d70e::]/h"):
+        check_url(public, allow_private=False)  # public IPv6, and public IPv4 behind NAT64 and 6to4
+
+
+def test_a_webhook_goes_to_the_address_that_was_checked():
+    """The name is resolved once and the POST connects to that address, sending the name as Host."""
+    import service_helpers as sh
+
+    receiver = sh.Receiver()
+    try:
+        port = receiver.url.rsplit(":", 1)[1]
+        status = post_signed(f"http://localhost:{port}/hook", "s3cret", {"event": "job.done"}, "job1.job.done", 5, True)
+        assert status == 200
+        [request] = receiver.requests
+        assert request["headers"]["host"] == f"localhost:{port}" and request["headers"]["x-talker-event-id"] == "job1.job.done"
+        with pytest.raises(OptionError, match="loopback"):
+            post_signed(f"http://localhost:{port}/hook", "s3cret", {}, "e", 5, False)
+        assert len(receiver.requests) == 1
+    finally:
+        receiver.close()
 
 
 def test_settings_file_errors_name_the_key(tmp_path, monkeypatch):
@@ -123,3 +147,18 @@ def test_store_updates_are_conditional(store):
     assert (got.state, got.worker, got.options) == (CANCELLED, "w1", {"size": 256})
     assert store.counts()[CANCELLED] == 1 and store.counts()[QUEUED] == 1 and store.active()[0].tenant == "beta"
     assert [j.id for j in store.jobs("acme")] == [job.id] and store.find("acme", "k").id == job.id
+
+
+def test_finished_jobs_are_found_by_age_and_forgotten(store):
+    old, new, running = (store.add(Job(tenant="acme", idempotency_key=k)) for k in ("a", "b", "c"))
+    store.update(old.id, state="done", finished_at=time.time() - 100)
+    store.update(new.id, state="failed", finished_at=time.time())
+    store.update(running.id, state="running")
+    time.sleep(0.01)
+    assert [j.id for j in store.finished_before(time.time() - 50)] == [old.id]
+    assert {j.id for j in store.finished_before(time.time() + 5)} == {old.id, new.id}
+    store.delete(store.get(old.id))
+    assert store.get(old.id) is None and store.find("acme", "a") is None
+    assert store.counts()["done"] == 0 and store.counts()["failed"] == 1 and store.counts()["running"] == 1
+    assert {j.id for j in store.jobs("acme")} == {new.id, running.id}
+    assert [j.id for j in store.jobs("acme", before=running.created_at)] == [new.id]  # a page of older jobs

@@ -42,11 +42,16 @@ def parse_manifest(data: bytes, avatars: list[str], recordings: list[str], max_r
                     row = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise OptionError(f"manifest line {n} is not JSON: {err.msg}") from None
+                except RecursionError:
+                    raise OptionError(f"manifest line {n} is nested too deeply; a row is one flat JSON object") from None
                 if not isinstance(row, dict):
                     raise OptionError(f"manifest line {n} must be a JSON object")
                 rows.append((n, row))
     else:
-        rows = [(n, row) for n, row in enumerate(csv.DictReader(io.StringIO(text)), 2)]
+        try:
+            rows = [(n, row) for n, row in enumerate(csv.DictReader(io.StringIO(text)), 2)]
+        except csv.Error as err:  # e.g. a field over the csv module's 128 kB limit
+            raise OptionError(f"the CSV manifest cannot be read: {err}; keep each field under 128 kB") from None
     if not rows:
         raise OptionError("the manifest has no rows")
     jobs = []

@@ -2,6 +2,10 @@
 
     talker serve  [--host H] [--port P] [--broker URL] [--results DIR|s3://B/P] [--store URL] [--config FILE]
     talker worker [--broker URL] [--results ...] [--store URL] [--config FILE] [--concurrency N] [--queues Q]
+                  [--no-notifier]
+
+A render worker node also starts its notifier, a process of its own that sends webhooks and Discord
+follow-ups from the '<queue>.notify' queue.
 
 Both read the same settings (``talker.service.config``); with no --broker they share a SQLite
 queue in the data folder, so one machine needs no other server. Nothing heavy is imported here.
@@ -37,6 +41,9 @@ def add_service_commands(sub) -> None:
     p.add_argument("--name", help="worker name (default: talker-<pid>@<host>)")
     p.add_argument("--pool", choices=("prefork", "solo", "threads"), default="prefork",
                    help="prefork: one process per --concurrency; solo: render in this process")
+    p.add_argument("--no-notifier", action="store_true",
+                   help="start no notifier process beside the render processes (run `talker worker --queues "
+                        "talker.notify --pool threads --concurrency 8` elsewhere to send webhooks and Discord follow-ups)")
     p.set_defaults(run=_run_worker)
 
 
@@ -45,6 +52,8 @@ def _config(args):
     import logging
 
     logging.basicConfig(force=True, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpcore"):  # their INFO lines carry whole URLs: webhook and Discord tokens
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     from talker.service.config import load_config
 
     return load_config(args.config, broker=args.broker, results=args.results, store=args.store)
@@ -64,9 +73,31 @@ def _run_serve(args) -> int:
 
     from talker.service.app import create_app
 
-    app = create_app(_config(args))
+    config = _config(args)
+    if not config.tenants:
+        _first_run_key(config, args)
+    app = create_app(config)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5)
     return 0
+
+
+def _first_run_key(config, args) -> None:
+    """With no tenants configured, one local tenant whose key is kept in the data folder: made and
+    printed once (with a ready curl line) on the first start, named by its file afterwards."""
+    import hashlib
+
+    from talker.service.config import KEY_FILE, LOCAL_TENANT, Tenant, data_dir, local_key
+
+    key, made = local_key(data_dir())
+    config.tenants[LOCAL_TENANT] = Tenant(name=LOCAL_TENANT, key_sha256=hashlib.sha256(key.encode()).hexdigest())
+    where = data_dir() / KEY_FILE
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    if made:
+        print(f"No tenants in the service config, so this machine got an API key (shown once; kept in {where}, "
+              f"readable by you only):\n\n    {key}\n\nTry it:\n\n    curl -H 'Authorization: Bearer {key}' "
+              f"-F image=@portrait.jpg -F text='Hello there.' http://{host}:{args.port}/v1/jobs\n", flush=True)
+    else:
+        print(f"No tenants in the service config: requests need the API key kept in {where}", flush=True)
 
 
 def _run_worker(args) -> int:
@@ -74,22 +105,60 @@ def _run_worker(args) -> int:
     import socket
 
     from talker.errors import OptionError
-    from talker.service.tasks import PROCESSES_ENV, make_celery
+    from talker.service.tasks import PROCESSES_ENV, make_celery, sweep_temp
 
     config = _config(args)
+    sweep_temp()  # what killed workers left
     if args.concurrency < 1:
         raise OptionError(f"--concurrency must be at least 1, not {args.concurrency}")
+    queues = args.queues or config.worker.queue
+    renders = config.worker.queue in queues.split(",")
     app = make_celery(config)
     os.environ[PROCESSES_ENV] = str(args.concurrency)  # read by the pool processes (share_cores)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle torch threads sleep instead of spinning
-    if args.pool != "prefork":  # prefork pool processes load the models themselves (worker_process_init)
+    if args.pool != "prefork" and renders:  # prefork pool processes load the models themselves (worker_process_init)
         from talker.service.tasks import share_cores, warm_up
 
         share_cores(1)
         warm_up()
+    notifier = _start_notifier(args, config) if renders and not args.no_notifier else None
     name = args.name or f"talker-{os.getpid()}@{socket.gethostname()}"
-    app.worker_main([
-        "worker", "--loglevel=INFO", f"--concurrency={args.concurrency}", f"--queues={args.queues or config.worker.queue}",
-        f"--hostname={name}", f"--pool={args.pool}", "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ])
+    try:
+        app.worker_main([
+            "worker", "--loglevel=INFO", f"--concurrency={args.concurrency}", f"--queues={queues}",
+            f"--hostname={name}", f"--pool={args.pool}", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ])
+    finally:
+        if notifier is not None:
+            notifier.terminate()
+            notifier.wait(15)
     return 0
+
+
+NOTIFIER_THREADS = 8  # webhook deliveries and Discord follow-ups in flight at once per notifier
+
+
+def _start_notifier(args, config):
+    """The node's notifier: a `talker worker` of its own on the notify queue (threads, no models),
+    so that slow webhook receivers never hold a render process. It stops with this node (SIGTERM
+    when this process ends or dies, on Linux)."""
+    import signal
+    import subprocess
+    import sys
+
+    passed = [x for flag in ("config", "broker", "results", "store") if getattr(args, flag)
+              for x in (f"--{flag}", getattr(args, flag))]
+
+    def die_with_parent():
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "talker.cli", "worker", "--queues", config.worker.notify_queue, "--pool", "threads",
+         "--concurrency", str(NOTIFIER_THREADS), "--no-notifier", *passed],
+        preexec_fn=die_with_parent,
+    )

@@ -9,12 +9,14 @@ defaults below. Example file (every key optional)::
                                           # file, or the same Redis)
     tenants:
       marketing: {key: "long-random-key", webhook_secret: "another-secret"}
-      agency:    {key_sha256: "<sha256 hex of the key>", allow_private_webhooks: false}
-    limits: {upload_bytes: 25000000, image_pixels: 16000000, audio_seconds: 300}
-    worker: {heartbeat_s: 5, stale_s: 30, visibility_timeout_s: 3600, checkpoints: null}
+      agency:    {key_sha256: "<sha256 hex of the key>", allow_private_webhooks: false,
+                  rate_per_minute: 60, max_active_jobs: 20, allow_options: [batch_size]}
+    limits: {upload_bytes: 25000000, batch_bytes: 200000000, image_pixels: 16000000, audio_seconds: 300}
+    worker: {heartbeat_s: 5, stale_s: 30, max_attempts: 3, visibility_timeout_s: 3600, checkpoints: null}
     webhooks: {retries: 6, backoff_s: 2, timeout_s: 10}
     discord: {public_key: "<hex>", tenant: marketing, api_base: "https://discord.com/api/v10",
               avatars: {anna: /srv/talker/avatars/anna.png}}
+    retention: {finished_s: 2592000, orphan_s: 86400, sweep_interval_s: 600}
 """
 
 from __future__ import annotations
@@ -37,37 +39,58 @@ def data_dir() -> Path:
 
 @dataclass
 class Tenant:
-    """One customer: its API key (plain or as sha256 hex) and webhook settings."""
+    """One customer: its API key (plain or as sha256 hex), webhook settings, limits and what it may set.
+
+    rate_per_minute: submissions (jobs or batches) a minute, per API process (None: no limit);
+    max_active_jobs: its queued and running jobs at once (None: no limit); allow_options: operator
+    options (device, precision, compile, batch_size) it may set in a job."""
 
     name: str
     key: str | None = None
     key_sha256: str | None = None
     webhook_secret: str | None = None
     allow_private_webhooks: bool = False
+    rate_per_minute: float | None = None
+    max_active_jobs: int | None = None
+    allow_options: list = field(default_factory=list)
 
 
 @dataclass
 class Limits:
-    """Upload limits: bytes per uploaded file, pixels of a portrait, seconds of audio."""
+    """Upload limits: bytes per uploaded file, bytes of a whole batch request, pixels of a portrait,
+    seconds of audio (or of spoken text), characters of text; min_free_bytes: the free disk space
+    under which the service reports itself not ready (/readyz); wrong_keys_per_minute: wrong API
+    keys from one client address after which it is refused for a minute (None: never)."""
 
     upload_bytes: int = 25_000_000
+    batch_bytes: int = 200_000_000
     image_pixels: int = 16_000_000
     audio_seconds: float = 300.0
     text_chars: int = 5000
+    min_free_bytes: int = 1_000_000_000
+    wrong_keys_per_minute: int | None = 20
 
 
 @dataclass
 class WorkerSettings:
     """heartbeat_s: how often a running job proves its worker alive; stale_s: after how long
-    without a heartbeat the controller re-queues it; visibility_timeout_s: after how long an
-    unacknowledged Redis message is delivered again; reap_interval_s: how often the controller looks."""
+    without a heartbeat the controller re-queues it; max_attempts: how many times a job is started
+    before a job whose worker keeps stopping is failed with the reason; visibility_timeout_s: after
+    how long an unacknowledged Redis message is delivered again; reap_interval_s: how often the
+    controller looks."""
 
     heartbeat_s: float = 5.0
     stale_s: float = 30.0
+    max_attempts: int = 3
     visibility_timeout_s: float = 3600.0
     reap_interval_s: float = 5.0
     checkpoints: str | None = None
     queue: str = "talker"
+
+    @property
+    def notify_queue(self) -> str:
+        """The queue of webhook deliveries and Discord follow-ups: '<queue>.notify'."""
+        return f"{self.queue}.notify"
 
 
 @dataclass
@@ -77,6 +100,18 @@ class WebhookSettings:
     retries: int = 6
     backoff_s: float = 2.0
     timeout_s: float = 10.0
+
+
+@dataclass
+class RetentionSettings:
+    """finished_s: how long a finished job (its record, inputs and outputs) is kept after it ended,
+    in seconds (null: for ever); orphan_s: after how long files in the results folder that belong to
+    no job (a killed upload, a batch whose jobs are all gone) are deleted; sweep_interval_s: how often
+    the controller looks."""
+
+    finished_s: float | None = 30 * 86400.0
+    orphan_s: float = 86400.0
+    sweep_interval_s: float = 600.0
 
 
 @dataclass
@@ -100,6 +135,7 @@ class ServiceConfig:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def broker_url(self) -> str:
@@ -134,6 +170,29 @@ class ServiceConfig:
         return found
 
 
+LOCAL_TENANT = "local"
+KEY_FILE = "api-key"
+
+
+def local_key(folder: Path) -> tuple[str, bool]:
+    """The API key of a service run with no tenants configured: read from ``folder``/api-key, or,
+    on the first start, made (32 random bytes, URL-safe) and stored there readable by its owner
+    only (0600). Returns (key, True when made now)."""
+    import secrets
+
+    path = Path(folder) / KEY_FILE
+    try:
+        return path.read_text().strip(), False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key, True
+
+
 def load_config(path: str | Path | None = None, **overrides) -> ServiceConfig:
     """Read the YAML file at ``path`` (or $TALKER_CONFIG), apply $TALKER_BROKER / $TALKER_RESULTS /
     $TALKER_STORE, then the non-None ``overrides`` (broker, results, store). Raises OptionError
@@ -160,6 +219,7 @@ def load_config(path: str | Path | None = None, **overrides) -> ServiceConfig:
             worker=WorkerSettings(**(raw.get("worker") or {})),
             webhooks=WebhookSettings(**(raw.get("webhooks") or {})),
             discord=DiscordSettings(**(raw.get("discord") or {})),
+            retention=RetentionSettings(**(raw.get("retention") or {})),
         )
     except TypeError as err:
         raise OptionError(f"{where}: {err} (see docs/service.md for the keys)") from None

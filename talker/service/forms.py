@@ -23,6 +23,10 @@ def _kind(annotation: str) -> str:
     return annotation.split(" |")[0].strip()
 
 
+# options that decide how the server's hardware is used: a tenant may set them only when its
+# allow_options lists them
+OPERATOR_OPTIONS = ("device", "precision", "compile", "batch_size")
+
 # the options a form may set: the scalar MakeOptions fields that are not the server's own
 OPTION_FIELDS = {f.name: f for f in fields(MakeOptions) if f.name not in _SERVER_FIELDS and _kind(f.type) in _SCALARS}
 
@@ -41,21 +45,28 @@ def options_from_form(form: dict, has_audio: bool, has_image: bool = True) -> di
         kind, text = _kind(OPTION_FIELDS[key].type), str(raw).strip()
         try:
             if kind == "bool":
-                if text.lower() not in _TRUE + _FALSE:
-                    raise ValueError
-                values[key] = text.lower() in _TRUE
+                values[key] = parse_bool(name, text)
             elif text == "" and "None" in OPTION_FIELDS[key].type:
                 values[key] = None
             else:
                 values[key] = {"int": int, "float": float}.get(kind, str)(text)
         except ValueError:
             raise OptionError(f"option {name} must be {'true or false' if kind == 'bool' else 'a ' + kind}, not {text!r}") from None
+    if not 0 <= values.get("seed", 0) < 2**32:
+        raise OptionError(f"option seed must be between 0 and {2**32 - 1}, not {values['seed']}")
     if any(sep in str(values.get("preset") or "") for sep in ("/", "\\")):
         raise OptionError("option preset must be a preset name; files on the server cannot be named")
     MakeOptions(
         image=Path("portrait") if has_image else None, audio=Path("speech") if has_audio else None, **values
     ).validate()
     return values
+
+
+def parse_bool(name: str, text: str) -> bool:
+    """A form's true/false value (1/0, true/false, yes/no, on/off; empty is false); OptionError otherwise."""
+    if text.strip().lower() not in _TRUE + _FALSE:
+        raise OptionError(f"option {name} must be true or false, not {text.strip()!r}")
+    return text.strip().lower() in _TRUE
 
 
 def openapi_schema(files: dict[str, str], extra: dict[str, dict]) -> dict:

@@ -30,6 +30,8 @@ class Job:
     of its ``talker worker`` node to that first rendered frame.
 
     name: a label (a batch row's '<row>_<avatar>', used for the file in the batch's zip);
+    fingerprint: sha256 hex of the request that made it (fields and files), to tell a retry of
+    that request from another request reusing its Idempotency-Key;
     options: MakeOptions fields from the form (validated); inputs: role ('image', 'audio') ->
     key in the results store; video / report: keys of the outputs once done.
     """
@@ -41,6 +43,7 @@ class Job:
     batch: str | None = None
     name: str | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None
     state: str = QUEUED
     stage: str | None = None
     frames_done: int = 0
@@ -131,6 +134,11 @@ class SqlJobStore:
             sa.Index("talker_jobs_tenant_batch", "tenant", "batch"),
         )
         meta.create_all(self.engine)
+        with self.engine.begin() as c:  # a table made by an older version lacks the newer fields
+            have = {col["name"] for col in sa.inspect(c).get_columns("talker_jobs")}
+            for column in columns:
+                if column.name not in have:
+                    c.execute(sa.text(f'ALTER TABLE talker_jobs ADD COLUMN "{column.name}" {column.type.compile(self.engine.dialect)}'))
 
     def add(self, job: Job) -> Job:
         """Insert ``job``; with an idempotency key already used by its tenant, return that job instead."""
@@ -167,17 +175,33 @@ class SqlJobStore:
         with self.engine.begin() as c:
             return c.execute(t.update().where(cond).values(**values)).rowcount == 1
 
-    def jobs(self, tenant: str, batch: str | None = None, limit: int = 1000) -> list[Job]:
-        """A tenant's jobs (of one batch), newest first."""
+    def jobs(self, tenant: str, batch: str | None = None, limit: int = 1000, before: float | None = None) -> list[Job]:
+        """A tenant's jobs (of one batch), newest first; only those created before ``before``
+        (Unix seconds) when given."""
         t = self.table
         cond = t.c.tenant == tenant
         if batch is not None:
             cond &= t.c.batch == batch
+        if before is not None:
+            cond &= t.c.created_at < before
         return self._select(cond, limit)
 
     def active(self) -> list[Job]:
         """All queued and running jobs."""
         return self._select(self.table.c.state.in_([QUEUED, RUNNING]), limit=100_000)
+
+    def finished_before(self, when: float, limit: int = 1000) -> list[Job]:
+        """Jobs that ended before ``when`` (Unix seconds), oldest first."""
+        t = self.table
+        cond = t.c.state.in_(list(FINAL)) & (t.c.finished_at < when)
+        with self.engine.connect() as c:
+            rows = c.execute(self.sa.select(t).where(cond).order_by(t.c.finished_at).limit(limit)).mappings().all()
+        return [_job(dict(r)) for r in rows]
+
+    def delete(self, job: Job) -> None:
+        """Forget ``job`` (its record and idempotency key)."""
+        with self.engine.begin() as c:
+            c.execute(self.table.delete().where(self.table.c.id == job.id))
 
     def counts(self) -> dict[str, int]:
         """Number of jobs in each state."""
@@ -201,7 +225,7 @@ def _job(row: dict) -> Job:
 
 
 # The conditional update of one Redis hash, atomic on the server. Fields hold JSON text.
-# KEYS: job hash, counts hash, active set. ARGV: id, n conditions, (field, n values, values...)*,
+# KEYS: job hash, counts hash, active set, finished sorted set (score: Unix seconds). ARGV: id, n conditions, (field, n values, values...)*,
 # heartbeat_before ('' for none), then field, value pairs to set.
 _UPDATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -218,15 +242,20 @@ if ARGV[i] ~= '' then
 end
 i = i + 1
 local old = redis.call('HGET', KEYS[1], 'state')
+local final = false
 while i < #ARGV do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   if ARGV[i] == 'state' and ARGV[i + 1] ~= old then
     local s = cjson.decode(ARGV[i + 1])
     redis.call('HINCRBY', KEYS[2], cjson.decode(old), -1); redis.call('HINCRBY', KEYS[2], s, 1)
-    if s == 'done' or s == 'failed' or s == 'cancelled' then redis.call('SREM', KEYS[3], ARGV[1])
-    else redis.call('SADD', KEYS[3], ARGV[1]) end
+    if s == 'done' or s == 'failed' or s == 'cancelled' then redis.call('SREM', KEYS[3], ARGV[1]); final = true
+    else redis.call('SADD', KEYS[3], ARGV[1]); redis.call('ZREM', KEYS[4], ARGV[1]) end
   end
   i = i + 2
+end
+if final then
+  local at = tonumber(redis.call('HGET', KEYS[1], 'finished_at')) or tonumber(redis.call('TIME')[1])
+  redis.call('ZADD', KEYS[4], at, ARGV[1])
 end
 return 1
 """
@@ -278,16 +307,37 @@ class RedisJobStore:
         args.append("" if heartbeat_before is None else repr(float(heartbeat_before)))
         for k, v in values.items():
             args += [k, json.dumps(v)]
-        keys = [f"{self.P}job:{job_id}", f"{self.P}counts", f"{self.P}active"]
+        keys = [f"{self.P}job:{job_id}", f"{self.P}counts", f"{self.P}active", f"{self.P}finished"]
         return self._update(keys=keys, args=args) == 1
 
-    def jobs(self, tenant: str, batch: str | None = None, limit: int = 1000) -> list[Job]:
+    def jobs(self, tenant: str, batch: str | None = None, limit: int = 1000, before: float | None = None) -> list[Job]:
         index = f"{self.P}batch:{tenant}:{batch}" if batch else f"{self.P}tenant:{tenant}"
-        return self._load([i.decode() for i in self.r.zrevrange(index, 0, limit - 1)])
+        top = "+inf" if before is None else f"({before!r}"
+        return self._load([i.decode() for i in self.r.zrevrangebyscore(index, top, "-inf", start=0, num=limit)])
 
     def active(self) -> list[Job]:
         found = self._load([i.decode() for i in self.r.smembers(f"{self.P}active")])
         return sorted(found, key=lambda j: -j.created_at)
+
+    def finished_before(self, when: float, limit: int = 1000) -> list[Job]:
+        """Jobs that ended before ``when`` (Unix seconds), oldest first (from the ``finished``
+        index, which every finishing update fills)."""
+        return self._load([i.decode() for i in self.r.zrangebyscore(f"{self.P}finished", "-inf", f"({when}", 0, limit)])
+
+    def delete(self, job: Job) -> None:
+        """Forget ``job``: its record, indexes, idempotency key and its count."""
+        p = self.P
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(f"{p}job:{job.id}")
+        pipe.zrem(f"{p}tenant:{job.tenant}", job.id)
+        if job.batch:
+            pipe.zrem(f"{p}batch:{job.tenant}:{job.batch}", job.id)
+        if job.idempotency_key is not None:
+            pipe.delete(f"{p}idem:{job.tenant}:{job.idempotency_key}")
+        pipe.hincrby(f"{p}counts", job.state, -1)
+        pipe.srem(f"{p}active", job.id)
+        pipe.zrem(f"{p}finished", job.id)
+        pipe.execute()
 
     def _load(self, ids: list[str]) -> list[Job]:
         pipe = self.r.pipeline(transaction=False)

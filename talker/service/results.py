@@ -61,6 +61,20 @@ class FolderResults:
         """A binary file object to read ``key``."""
         return open(self.path(key), "rb")
 
+    def delete_folder(self, prefix: str) -> None:
+        """Delete every key under ``prefix`` (a folder: '<tenant>/<job>')."""
+        shutil.rmtree(self.path(prefix), ignore_errors=True)
+
+    def folders(self, older_than: float) -> list[str]:
+        """Keys of the job folders ('<tenant>/<job>') and batch folders ('<tenant>/batches/<batch>')
+        last changed before ``older_than`` (Unix seconds)."""
+        found = []
+        for tenant in (d for d in self.root.iterdir() if d.is_dir()):
+            for folder in (d for d in tenant.iterdir() if d.is_dir()):
+                inner = [b for b in folder.iterdir() if b.is_dir()] if folder.name == "batches" else [folder]
+                found += [f.relative_to(self.root).as_posix() for f in inner if f.stat().st_mtime < older_than]
+        return found
+
 
 class S3Results:
     def __init__(self, bucket: str, prefix: str = ""):
@@ -92,6 +106,14 @@ class S3Results:
 
     def open(self, key: str):
         return self.s3.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+
+    def delete_folder(self, prefix: str) -> None:
+        """Delete every key under ``prefix``/."""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix) + "/")
+        for page in pages:
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
 
     def url(self, key: str, expires_s: int = 3600) -> str:
         """A pre-signed GET address (the bucket serves Range requests itself)."""

@@ -6,7 +6,12 @@ unacknowledged message again after ``visibility_timeout_s``. Exactly-once comple
 the job store, not the broker: a worker *claims* the job (queued -> running, or a running job whose
 heartbeat is older than ``stale_s``) and writes every later change only while it still holds the
 claim; a second delivery of the same job finds it claimed or finished and does nothing. A worker
-that dies stops heartbeating, and the controller (in ``talker serve``) re-queues its job.
+that dies stops heartbeating, and the controller (in ``talker serve``) re-queues its job, or fails
+it after ``worker.max_attempts`` starts. Heartbeats come from a process of their own
+(``talker.service.heartbeat``), so a render holding the interpreter lock cannot starve them.
+
+Webhooks and Discord follow-ups go to the notify queue (``<queue>.notify``), which the notifier of
+each ``talker worker`` node consumes: a slow receiver never holds a render process.
 
 Each pool process loads the models once, when it starts (``worker_process_init``), and records the
 cold start on the first job it renders: seconds from the start of its ``talker worker`` node (the
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 RENDER, WEBHOOK, DISCORD = "talker.render", "talker.webhook", "talker.discord"
 PROGRESS_EVERY_S = 0.5  # progress written to the store at most this often
 CANCEL_POLL_S = 0.25  # how often a running job looks for a cancel
+PROCESS_START_TIMEOUT_S = 300.0  # how long a new pool process may take to warm up
 
 
 class Runtime:
@@ -85,6 +91,11 @@ def make_celery(config: ServiceConfig):
         broker_connection_max_retries=None,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         worker_hijack_root_logger=False,
+        # notifications wait for slow receivers on a queue of their own, never in a render process
+        task_routes={WEBHOOK: {"queue": config.worker.notify_queue}, DISCORD: {"queue": config.worker.notify_queue}},
+        # a pool process loads the models before it reports up (warm_up, tens of seconds on a busy
+        # CPU); Celery's 4 s default killed replacement after replacement of a killed process
+        worker_proc_alive_timeout=PROCESS_START_TIMEOUT_S,
         worker_send_task_events=False,
     )
     rt = Runtime(config)
@@ -94,6 +105,7 @@ def make_celery(config: ServiceConfig):
     def _load_models(**_):
         rt.process_start = started_at(os.getppid())  # the `talker worker` node that forked this process
         share_cores(int(os.environ.get(PROCESSES_ENV, "1")))
+        sweep_temp()
         warm_up()
 
     @app.task(name=RENDER, bind=True)
@@ -102,22 +114,21 @@ def make_celery(config: ServiceConfig):
 
     @app.task(name=WEBHOOK, bind=True, max_retries=config.webhooks.retries)
     def webhook(self, job_id: str, event: str) -> None:
-        from talker.service.webhooks import check_url, post_signed
+        from talker.errors import OptionError
+        from talker.service.webhooks import post_signed
 
         job = rt.store.get(job_id)
         tenant = config.tenants.get(job.tenant) if job else None
         if job is None or not job.webhook or tenant is None or not tenant.webhook_secret:
             return
-        try:
-            check_url(job.webhook, tenant.allow_private_webhooks)  # again: DNS may have changed
-        except Exception as err:
-            log.warning("webhook of job %s not sent: %s", job_id, err)
-            return
-        try:
+        try:  # resolved and checked again (DNS may have changed), then sent to the checked address
             status = post_signed(job.webhook, tenant.webhook_secret, {"event": event, "job": job.public()},
-                                 config.webhooks.timeout_s)
+                                 f"{job.id}.{event}", config.webhooks.timeout_s, tenant.allow_private_webhooks)
+        except OptionError:
+            log.warning("webhook of job %s not sent: its address is refused now", job_id)
+            return
         except Exception as err:
-            status = f"{type(err).__name__}: {err}"
+            status = type(err).__name__
         if not (isinstance(status, int) and 200 <= status < 300):
             log.info("webhook of job %s: %s, retrying", job_id, status)
             raise self.retry(countdown=config.webhooks.backoff_s * 2**self.request.retries)
@@ -129,7 +140,7 @@ def make_celery(config: ServiceConfig):
         job = rt.store.get(job_id)
         if job is None or not job.discord:
             return
-        with tempfile.TemporaryDirectory(prefix="talker-discord-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
             video = None
             if job.state == DONE:
                 video = Path(tmp) / f"talker-{job.id[:8]}.mp4"
@@ -137,9 +148,10 @@ def make_celery(config: ServiceConfig):
             message = "Here is your video." if video else f"Sorry, the video could not be made: {job.error or job.state}"
             try:
                 status = follow_up(config.discord.api_base, job.discord, video, message, config.webhooks.timeout_s)
-            except Exception as err:
-                status = f"{type(err).__name__}: {err}"
+            except Exception as err:  # its message would name the URL, which holds the token
+                status = type(err).__name__
         if not (isinstance(status, int) and 200 <= status < 300):
+            log.info("Discord follow-up of job %s: %s, retrying", job_id, status)
             raise self.retry(countdown=config.webhooks.backoff_s * 2**self.request.retries)
 
     return app
@@ -156,7 +168,7 @@ def started_at(pid: int) -> float:
 
 
 def notify(app, job: Job) -> None:
-    """Queue the webhook and the Discord follow-up of a job that ended."""
+    """Queue the webhook and the Discord follow-up of a job that ended (on the notify queue)."""
     if job.webhook:
         app.send_task(WEBHOOK, args=[job.id, f"job.{job.state}"])
     if job.discord:
@@ -176,6 +188,20 @@ def share_cores(processes: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, processes)))
+
+
+TEMP_PREFIX = "talker-job-"  # a job's temporary folder: talker-job-<pid of its process>-<random>
+
+
+def sweep_temp() -> None:
+    """Delete the temporary folders of jobs whose process is gone (a killed worker leaves them)."""
+    import shutil
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        pid = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("deleted %s, left by a worker process that is gone", folder)
 
 
 def warm_up() -> None:
@@ -198,14 +224,16 @@ def warm_up() -> None:
 
 
 class Claim:
-    """This process's hold on a running job: sends heartbeats, notices a cancel or a take-over.
+    """This process's hold on a running job: its heartbeats (sent by ``talker.service.heartbeat``,
+    a process of its own, so a render that holds the interpreter lock cannot starve them) and a
+    thread that notices a cancel or a take-over.
 
     ``lost`` turns True within ``CANCEL_POLL_S`` of the job being cancelled or re-queued, and the
     progress callback then raises ``talker.errors.Cancelled`` so the render stops.
     """
 
-    def __init__(self, store, job_id: str, token: str, heartbeat_s: float):
-        self.store, self.job_id, self.token, self.heartbeat_s = store, job_id, token, heartbeat_s
+    def __init__(self, store, store_url: str, job_id: str, token: str, heartbeat_s: float):
+        self.store, self.store_url, self.job_id, self.token, self.heartbeat_s = store, store_url, job_id, token, heartbeat_s
         self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -214,23 +242,24 @@ class Claim:
         return {"state": [RUNNING], "worker": [self.token]}
 
     def __enter__(self) -> "Claim":
+        from talker.service import heartbeat
+
+        heartbeat.hold(self.store_url, self.heartbeat_s, self.job_id, self.token)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        from talker.service import heartbeat
+
         self._stop.set()
         self._thread.join()
+        heartbeat.release(self.store_url, self.heartbeat_s)
 
     def _run(self) -> None:
-        beat = time.time()
         while not self._stop.wait(CANCEL_POLL_S):
             try:
-                if time.time() - beat >= self.heartbeat_s:
-                    beat = time.time()
-                    self.lost = not self.store.update(self.job_id, only_if=self.held(), heartbeat_at=beat)
-                else:
-                    job = self.store.get(self.job_id)
-                    self.lost = job is None or job.state != RUNNING or job.worker != self.token
+                job = self.store.get(self.job_id)
+                self.lost = job is None or job.state != RUNNING or job.worker != self.token
             except Exception as err:  # the store is briefly unreachable: keep rendering
                 log.warning("job %s: cannot reach the job store (%s)", self.job_id, err)
             if self.lost:
@@ -248,6 +277,10 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
     if job is None or job.state not in (QUEUED, RUNNING):
         return
     now = time.time()
+    if job.attempts >= config.worker.max_attempts:  # a delivery again after its worker died: stop here
+        if give_up(store, job, config.worker.max_attempts, now - config.worker.stale_s):
+            notify(app, store.get(job_id))
+        return
     token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     claim = dict(state=RUNNING, worker=token, heartbeat_at=now, attempts=job.attempts + 1, started_at=now,
                  stage="starting", frames_done=0, error=None)
@@ -256,7 +289,7 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
         return  # finished, cancelled, or held by a live worker: this delivery is a duplicate
     log.info("job %s claimed by %s (attempt %d)", job_id, token, job.attempts + 1)
 
-    with tempfile.TemporaryDirectory(prefix="talker-job-") as tmp, Claim(store, job_id, token, config.worker.heartbeat_s) as held:
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp, Claim(store, config.store_url, job_id, token, config.worker.heartbeat_s) as held:
         last, frames = [0.0], [0]
 
         def progress(p: Progress) -> None:
@@ -305,16 +338,37 @@ def run_job(rt: Runtime, app, job_id: str) -> None:
                          stage=f"cancelled: stopped after {frames[0]} frames", heartbeat_at=time.time())
             return
         except TalkerError as err:
-            ended = dict(state=FAILED, error=str(err), finished_at=time.time())
+            ended = dict(state=FAILED, error=without_paths(str(err), Path(tmp)), finished_at=time.time())
         except Exception as err:  # a bug, not the user's mistake: keep the traceback in the log
             log.exception("job %s failed", job_id)
-            ended = dict(state=FAILED, error=f"internal error ({type(err).__name__}): {err}", finished_at=time.time())
+            ended = dict(state=FAILED, error=f"internal error ({type(err).__name__}); the service's log has the details",
+                         finished_at=time.time())
 
     if not _patiently(lambda: store.update(job_id, only_if={"state": [RUNNING], "worker": [token]}, **ended)):
         if ended.get("video") and store.get(job_id).state == CANCELLED:
             results.delete(ended["video"])  # cancelled after the render: leave no file
         return
     notify(app, store.get(job_id))
+
+
+def without_paths(message: str, folder: Path) -> str:
+    """``message`` as a tenant may see it: files of the job's ``folder``, and any other absolute
+    path on the server, shown by their names only."""
+    import re
+
+    message = message.replace(f"{folder}{os.sep}", "")
+    return re.sub(r"(?<![\w.:/])/(?:[^\s'\"/:]+/)+([^\s'\":/]+)", r"\1", message)
+
+
+def give_up(store, job: Job, max_attempts: int, stale_before: float) -> bool:
+    """Fail a job that was started ``max_attempts`` times and whose worker stopped each time (it
+    is queued again, or running with no heartbeat since ``stale_before``), naming the reason; True
+    when this call failed it."""
+    ended = dict(state=FAILED, finished_at=time.time(), error=(
+        f"gave up after {job.attempts} attempt{'s' if job.attempts != 1 else ''} (worker.max_attempts is {max_attempts}): the worker stopped "
+        f"each time before the job ended (last stage: {job.stage or 'starting'}); a shorter or lighter input may pass"))
+    return (store.update(job.id, only_if={"state": [QUEUED]}, **ended)
+            or store.update(job.id, only_if={"state": [RUNNING], "worker": [job.worker]}, heartbeat_before=stale_before, **ended))
 
 
 def _patiently(call, patience_s: float = 30.0):
