@@ -14,8 +14,15 @@ Measures (units):
   closure_rate        share of p/b/m phones with closed lips (needs a transcript)
   vowel_opening       share of open vowels (60 ms or longer) whose peak opening exceeds the median of speech
                       (needs a transcript)
+  script_following    correlation, over the speech, of the mouth opening with the opening the aligned
+                      phones call for (open vowels wide, other vowels half, consonants a little, p/b/m
+                      shut; needs a transcript): low when the mouth moves but not with the words
   blink_rate          blinks per minute;  eye_motion: spread of eye opening (2-98 % range over the median)
-  head_motion         spread of the nose position (inter-ocular distances, std)
+  head_motion         spread of the nose position (inter-ocular distances, std; reported, not graded)
+  head_turn           the larger spread (std) of the head's turn and nod as the picture shows them: the
+                      nose tip's offset from the eyes' midpoint along and across the eye line (IOD).
+                      Real speakers measure 0.053-0.109 (turn) and 0.043-0.071 (nod); far below, a warning
+                      (never a failure: a still head can be intended)
   jitter              mean frame-to-frame acceleration of the face's rigid region (eyes, nose, forehead)
                       in the pixels, by phase correlation (inter-ocular distances)
   identity_distance   dlib face-embedding distance to the source portrait (needs --image and the
@@ -53,6 +60,8 @@ THRESHOLDS: dict[str, tuple[float, float, str]] = {
     "mouth_motion": (0.05, 0.025, "min"),
     "closure_rate": (0.8, 0.6, "min"),
     "vowel_opening": (0.8, 0.6, "min"),
+    "script_following": (0.45, 0.25, "min"),
+    "head_turn": (0.02, -np.inf, "min"),
     "blink_rate": (40.0, 60.0, "max"),
     "blink_rate_low": (6.0, 2.0, "min"),
     "eye_motion": (0.3, 0.15, "min"),
@@ -69,6 +78,8 @@ REASONS = {
     "mouth_motion": "the mouth hardly moves while speaking ({value:.3f} IOD)",
     "closure_rate": "lips close on only {value:.0%} of p/b/m sounds",
     "vowel_opening": "only {value:.0%} of open vowels open the mouth wider than usual speech",
+    "script_following": "the mouth does not follow the words (r = {value:.2f} with the opening they call for)",
+    "head_turn": "the head hardly turns or nods ({value:.3f} IOD; real speakers 0.04-0.11)",
     "blink_rate": "too many blinks ({value:.0f} per minute)",
     "blink_rate_low": "too few blinks ({value:.1f} per minute)",
     "eye_motion": "the eyes look frozen (opening varies by {value:.3f})",
@@ -188,6 +199,7 @@ def score_video(
     closure, vowel = _phonetic(phones, mouth, speech)
     checks.append(not_read("closure_rate") or grade("closure_rate", closure))
     checks.append(not_read("vowel_opening") or grade("vowel_opening", vowel))
+    checks.append(not_read("script_following") or grade("script_following", script_following(phones, mouth, speech)))
 
     # 4. Eyes: blink rate and whether they move at all.
     eye = _fill_nan(m.eye_open)
@@ -207,6 +219,7 @@ def score_video(
     nose = m.nose / iod[:, None]
     head = float(np.nanmean(np.nanstd(nose, axis=0)))
     checks.append(Check("head_motion", head, "pass", ""))
+    checks.append(grade("head_turn", head_turn(m.landmarks, iod)))
     checks.append(grade("jitter", motion.jitter()))
 
     # 6. Identity, sharpness, background: against the source portrait when given.
@@ -489,6 +502,47 @@ def _phonetic(phones, mouth: np.ndarray, speech: np.ndarray):
     speech_median = float(np.median(mouth[speech]))
     opened = float(np.mean([max(mouth[i] for i in f) > speech_median for f in vowel_phones]))
     return rate, opened
+
+
+PHONE_OPENING = {**{v: 1.0 for v in OPEN_VOWELS}, **{c: 0.0 for c in ("p", "b", "m")}}
+"""Mouth opening a phone calls for in script_following (0 shut .. 1 wide); other vowels
+VOWEL_OPENING, other consonants CONSONANT_OPENING, silence 0."""
+VOWEL_OPENING, CONSONANT_OPENING = 0.6, 0.3
+_VOWELS = frozenset("aa ae ah ao aw ax axr ay eh er ey ih ix iy ow oy uh uw".split())
+
+
+def script_following(phones, mouth: np.ndarray, speech: np.ndarray) -> float | None:
+    """Pearson correlation over the speech frames between the mouth opening (n,) and the opening
+    the phones call for (PHONE_OPENING), both averaged over 3 frames; None without phones or speech."""
+    if not phones or speech.sum() < 10:
+        return None
+    n = len(mouth)
+    wanted = np.zeros(n)
+    for start, end, name in phones:
+        name = name.lower().rstrip("012")
+        value = PHONE_OPENING.get(name, VOWEL_OPENING if name in _VOWELS else 0.0 if name in ("sil", "pau") else CONSONANT_OPENING)
+        wanted[list(phone_frames(start, end, n))] = value
+    smooth = np.ones(3) / 3
+    a, b = np.convolve(mouth, smooth, "same")[speech], np.convolve(wanted, smooth, "same")[speech]
+    if a.std() < 1e-6 or b.std() < 1e-6:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def head_turn(landmarks: np.ndarray, iod: np.ndarray) -> float | None:
+    """The larger std of the nose tip's offset (point 4) from the eyes' midpoint (outer corners 33,
+    263) along and across the eye line, in IOD, over frames with a face; landmarks (n, 478, 3) pixels,
+    iod (n,) pixels. None under 10 frames."""
+    xy = landmarks[..., :2]
+    ok = np.isfinite(xy[:, 4, 0]) & np.isfinite(iod) & (iod > 0)
+    if ok.sum() < 10:
+        return None
+    xy, iod = xy[ok], iod[ok]
+    along = (xy[:, 263] - xy[:, 33]) / iod[:, None]
+    offset = (xy[:, 4] - (xy[:, 33] + xy[:, 263]) / 2) / iod[:, None]
+    turn = np.sum(offset * along, axis=1)
+    nod = along[:, 0] * offset[:, 1] - along[:, 1] * offset[:, 0]
+    return float(max(np.std(turn), np.std(nod)))
 
 
 # Rigid points that move only with the head: eye corners, nose bridge and tip, forehead.

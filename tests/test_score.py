@@ -45,7 +45,8 @@ def good_report(full_mode_video, speech):
 def test_a_talker_clip_passes(good_report):
     assert good_report.verdict == "pass", [(c.name, c.value, c.reason) for c in good_report.checks if c.verdict != "pass"]
     v = verdicts(good_report)
-    for name in ("av_offset_ms", "closure_rate", "blink_rate", "jitter", "background_change", "sharpness_ratio"):
+    for name in ("av_offset_ms", "closure_rate", "script_following", "head_turn", "blink_rate", "jitter",
+                 "background_change", "sharpness_ratio"):
         assert v[name] == "pass", name
 
 
@@ -57,6 +58,7 @@ def test_a_mouth_that_never_moves_fails(tmp_path, speech):
     assert report.verdict == "fail"
     assert v["mouth_motion"] == "fail"
     assert v["eye_motion"] == "fail"
+    assert v["head_turn"] == "warn"  # a still head warns, never fails: it can be intended
 
 
 def test_audio_shifted_by_200_ms_fails(tmp_path, full_mode_video, speech, good_report):
@@ -67,6 +69,31 @@ def test_audio_shifted_by_200_ms_fails(tmp_path, full_mode_video, speech, good_r
     good = next(c for c in good_report.checks if c.name == "av_offset_ms")
     assert offset.verdict == "fail", offset
     assert offset.value - good.value == pytest.approx(-200, abs=40)  # the video now leads by 200 ms
+
+
+def test_a_mouth_a_second_off_its_words_does_not_follow_the_script(tmp_path, full_mode_video, speech, good_report):
+    """The clip's speech 0.6 s late: the words are still all there (alignment holds), but the mouth
+    no longer moves with them."""
+    late = Audio(np.concatenate([np.zeros(9600, np.float32), speech.samples])[: len(speech.samples)], transcript=LONG_TEXT)
+    path = reencode(read_video_frames(full_mode_video), late, tmp_path / "late.mp4")
+    report = score_video(path, late, transcript=LONG_TEXT)
+    following = next(c for c in report.checks if c.name == "script_following")
+    good = next(c for c in good_report.checks if c.name == "script_following")
+    assert good.verdict == "pass" and following.verdict == "fail", (good, following)
+
+
+def test_head_turn_reads_the_nose_against_the_eyes():
+    from talker.score import head_turn
+
+    lm = np.zeros((50, 478, 3))
+    lm[:, 33, :2], lm[:, 263, :2], lm[:, 4, :2] = (100, 100), (200, 100), (150, 160)
+    iod = np.full(50, 100.0)
+    assert head_turn(lm, iod) == pytest.approx(0.0, abs=1e-9)
+    turned = lm.copy()
+    turned[:, 4, 0] += 6 * np.sin(np.arange(50) / 4)  # the nose swings 6 px = 0.06 IOD either side
+    assert head_turn(turned, iod) == pytest.approx(0.06 / np.sqrt(2), rel=0.1)
+    moved = lm + np.array([30.0, -20.0, 0.0]) * np.sin(np.arange(50) / 4)[:, None, None]  # the whole face slides
+    assert head_turn(moved, iod) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_a_mouth_moving_to_other_speech_does_not_pass_the_sync(tmp_path, full_mode_video, speech, good_report):
