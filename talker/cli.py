@@ -83,8 +83,9 @@ def _add_make(sub) -> None:
                    help="'auto' or 'en' use English phones; any other value drives the mouth from loudness and formants")
     g.add_argument("--blink-rate", type=float, default=17.0, help="blinks per minute")
     g.add_argument("--no-blink", action="store_true", help="never blink")
-    g.add_argument("--pose-style", type=int, default=0, help="head-motion style, 0-45")
-    g.add_argument("--head-motion", type=float, default=1.0, help="scale of head motion (0 = still)")
+    g.add_argument("--pose-style", type=int, default=0, help="head-motion manner, 0-45: 0 calm presenter, 1 animated talker, 2 listener who tilts, "
+                   "3 nodder; 4-45 repeat them (style %% 4) with variations (embedded backend)")
+    g.add_argument("--head-motion", type=float, default=1.0, help="scale of head motion: 0 = still, 2 = twice the spread")
     g.add_argument("--still", action="store_true", help="keep the head still")
     g.add_argument("--expression-scale", type=float, default=1.0, help="scale of mouth and brow motion")
     g.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same video")
