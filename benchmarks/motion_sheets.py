@@ -85,7 +85,7 @@ def mouth_sheet(path: Path, tmp: Path) -> None:
     width = max(len(r) for r in rows)
     blank = np.full((TILE, int(TILE * 1.25), 3), 255, np.uint8)
     sheet = np.concatenate([np.concatenate(r + [blank] * (width - len(r)), axis=1) for r in rows], axis=0)
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
 def head_sheet(path: Path, tmp: Path) -> None:
@@ -97,8 +97,10 @@ def head_sheet(path: Path, tmp: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from audio2coeff.embedded.motion import MANNERS
+    from audio2coeff.embedded import motion
     from talker.types import EMBEDDED_CHANNELS
+
+    names = [m.name for m in getattr(motion, "MANNERS", ())] or [""] * 4  # --code of a version without manners
 
     image = _portraits()[0][1]
     rows = []
@@ -110,7 +112,7 @@ def head_sheet(path: Path, tmp: Path) -> None:
         t = np.arange(len(values)) / 25
         for name, colour in (("yaw", "tab:blue"), ("pitch", "tab:orange"), ("roll", "tab:green")):
             ax.plot(t, np.degrees(values[:, EMBEDDED_CHANNELS.index(name)]), colour, lw=1, label=name)
-        ax.set_title(f"style {style}: {MANNERS[style].name}", fontsize=7)
+        ax.set_title(f"style {style}: {names[style]}", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.legend(fontsize=5, loc="upper right")
         fig.tight_layout(pad=0.2)
@@ -120,7 +122,7 @@ def head_sheet(path: Path, tmp: Path) -> None:
         rows.append(np.concatenate(tiles + [cv2.resize(plot, (320, 128))], axis=1))
     width = max(r.shape[1] for r in rows)
     sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
 def main() -> None:

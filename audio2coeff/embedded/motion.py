@@ -145,8 +145,13 @@ motion must be large but slow: the score's jitter is the rigid region's frame-to
 which grows with the spread times the square of the motion's frequency."""
 NOD_S = 0.8
 """Width (s) of a nod or turn on a stressed syllable."""
-EASE_IN_S = 0.8
-"""The head starts in the portrait's own pose and reaches its motion over this time (s)."""
+EASE_IN_S = 1.0
+"""The head starts in the portrait's own pose and reaches its motion over this time (s; at most a
+third of the clip)."""
+FULL_SPREAD_S = 8.0
+"""Clips shorter than this (s) get a spread smaller by the square root of their share of it: over a
+few seconds a speaker's head covers less than over a minute, and packing a whole spread into a short
+clip would make it move faster (and jitter more) than a long one."""
 
 
 MIN_RAW_SPREAD = 0.25
@@ -225,7 +230,8 @@ def head_track(
     angles = _postures(num_frames, starts, ends, rng) * style.posture
     angles += drift[:, :3] * style.drift * (0.5 + 0.5 * speaking)[:, None]
     angles -= angles.mean(axis=0)
-    angles *= np.asarray(style.spread) / np.maximum(angles.std(axis=0), MIN_RAW_SPREAD)
+    short = np.sqrt(min(1.0, num_frames / FPS / FULL_SPREAD_S))
+    angles *= short * np.asarray(style.spread) / np.maximum(angles.std(axis=0), MIN_RAW_SPREAD)
     angles[:, 1] += _bumps(accent_times, style.nod * strength, num_frames, NOD_S, lead_s=0.05)
     turn_sign = rng.choice([-1.0, 1.0], len(accent_times))
     angles[:, 0] += _bumps(accent_times, style.turn * strength * turn_sign, num_frames, NOD_S, lead_s=0.05)
@@ -240,5 +246,5 @@ def head_track(
 
 def _ease_in(num_frames: int) -> np.ndarray:
     """(num_frames,) 0 at the first frame rising smoothly to 1 at EASE_IN_S."""
-    x = np.clip(np.arange(num_frames) / (EASE_IN_S * FPS), 0.0, 1.0)
+    x = np.clip(np.arange(num_frames) / max(min(EASE_IN_S * FPS, num_frames / 3), 1.0), 0.0, 1.0)
     return 0.5 - 0.5 * np.cos(np.pi * x)
