@@ -124,9 +124,11 @@ def embedded_track(
     found = _english_phones(audio, active) if language in ("auto", "en") and active.any() else None
     if found is None:
         method, used = "energy", []
+        log.info("mouth from loudness and formants")
         mouth = energy_mouth(samples, loudness, active, f0 > 0, num_frames)
     else:
         method, used = found[0], _gate_phones(found[1], active)
+        log.info("mouth from %s phones", method)
         mouth = mouth_track(used, num_frames, loudness, float(np.percentile(loudness[active], 90)), method == "recognised")
 
     # 3. pauses close the mouth: every channel to 0 but lip_close to 1 (70 ms ramps, exact further
