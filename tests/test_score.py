@@ -293,3 +293,21 @@ def test_a_mouth_the_landmark_model_cannot_read_is_judged_by_its_pixels():
     late = np.r_[np.full(5, activity[0]), activity[:-5]]  # the mouth 200 ms behind the sound
     _, (offset, _) = _mouth_unreadable(0.05, late, loud, speech)
     assert grade("av_offset_ms", offset).verdict == "fail", offset
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", ["Hello! I can talk now, and my lips move with the words.",
+                                  "Welcome to Zorblax 3000, Mr. Nakamura. Remember: bamboo bikes, by Monday, for 49 dollars."],
+                         ids=["readme", "names-and-numbers"])
+def test_a_spoken_script_passes_its_own_grade(tmp_path, astronaut_png, text):
+    """The README's quick start and a script full of names, numbers and back-to-back closures, spoken by
+    talker itself, pass `talker score --transcript ... --fail-on fail`, with the words followed."""
+    clip, words = tmp_path / "clip.mp4", tmp_path / "words.txt"
+    words.write_text(text)
+    made = run_talker("make", "--image", astronaut_png, "--text", text, "-o", clip)
+    assert made.returncode == 0, made.stderr
+    graded = run_talker("score", "--video", clip, "--image", astronaut_png, "--transcript", words, "--fail-on", "fail")
+    checks = {c["name"]: c for c in json.loads(clip.with_suffix(".report.json").read_text())["checks"]}
+    assert graded.returncode == 0, [c for c in checks.values() if c["verdict"] == "fail"]
+    for name in ("closure_rate", "script_following", "head_turn"):
+        assert checks[name]["verdict"] == "pass", checks[name]
