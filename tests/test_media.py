@@ -15,14 +15,7 @@ import soundfile as sf
 from PIL import Image
 
 from talker import media
-from talker.errors import (
-    InputAudioError,
-    InputImageError,
-    MissingDependencyError,
-    OptionError,
-    OutputError,
-    apt_get_install,
-)
+from talker.errors import InputAudioError, InputImageError, MissingDependencyError, OptionError, OutputError, apt_get_install
 from talker.types import SAMPLE_RATE, Audio
 
 TONE_SECONDS = 1.3
