@@ -16,14 +16,14 @@ from pathlib import Path
 
 from talker import __version__
 from talker.errors import TalkerError
-from talker.help_format import HelpFormatter
+from talker.help_format import ArgumentParser
 from talker.options import BACKENDS, DEVICES, ENHANCERS, PRECISIONS, MakeOptions
 from talker.presets import preset_names
 from talker.types import PREPROCESS_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="talker",
         description="Turn a portrait and a voice into a lip-synced spokesperson video.",
         epilog="Run 'talker make --help' for the options of a render.",
@@ -55,7 +55,6 @@ def _add_make(sub) -> None:
         "make",
         help="make a talking video from a portrait and speech",
         description="Make an MP4 in which the face of --image speaks --audio (or --text).",
-        formatter_class=HelpFormatter,
     )
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what each stage does")
 
@@ -129,16 +128,17 @@ def _add_coeffs(sub) -> None:
     p.add_argument("--text", help="words to speak with espeak-ng, or the transcript of --audio")
     p.add_argument("-o", "--out", type=Path, required=True, help=".npz file to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p.add_argument("--preprocess", choices=PREPROCESS_MODES, default="crop")
-    p.add_argument("--size", type=int, choices=(256, 512), default=256)
-    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    same = "as in 'talker make'"
+    p.add_argument("--preprocess", choices=PREPROCESS_MODES, default="crop", help=same)
+    p.add_argument("--size", type=int, choices=(256, 512), default=256, help="face resolution in pixels")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help=same)
     p.add_argument("--checkpoints", type=Path, help="folder with the SadTalker checkpoints")
-    p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--pose-style", type=int, default=0)
-    p.add_argument("--still", action="store_true")
-    p.add_argument("--no-blink", action="store_true")
-    p.add_argument("--expression-scale", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=DEVICES, default="auto", help=same)
+    p.add_argument("--pose-style", type=int, default=0, help="head-motion style, 0-45")
+    p.add_argument("--still", action="store_true", help="keep the head still")
+    p.add_argument("--no-blink", action="store_true", help="never blink")
+    p.add_argument("--expression-scale", type=float, default=1.0, help="scale of mouth and brow motion")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same motion")
     p.set_defaults(run=_run_coeffs)
 
 

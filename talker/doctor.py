@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from talker.errors import apt_get_install
+
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 MIN_PYTHON = (3, 10)
 _TIMEOUT = 20  # seconds for a probed program
@@ -188,9 +190,9 @@ def run_checks(models_dir: Path | str | None = None, manifest_path: Path | str |
         check_requirements(),
         check_face(),
         check_program("espeak-ng", "needed for --text (speech from words)",
-                      "sudo apt-get install espeak-ng (Debian/Ubuntu), brew install espeak-ng (macOS)"),
+                      f"{apt_get_install('espeak-ng')} (Debian/Ubuntu), brew install espeak-ng (macOS)"),
         check_program("festival", "optional: only the test suite uses it",
-                      "sudo apt-get install festival festvox-us-slt-hts", version_args=("--version",)),
+                      apt_get_install("festival", "festvox-us-slt-hts"), version_args=("--version",)),
         *check_models(models_dir, manifest_path, discover),
     ]
 

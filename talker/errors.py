@@ -8,6 +8,13 @@ what was wrong and what to do. The CLI prints ``error: <message>`` on one line a
 from __future__ import annotations
 
 
+def apt_get_install(*packages: str) -> str:
+    """The shell line that installs Debian/Ubuntu ``packages`` both as root without sudo (as in a
+    container) and as a user with sudo, in the README's form:
+    ``SUDO=$(command -v sudo || true); $SUDO apt-get update && $SUDO apt-get install -y espeak-ng``."""
+    return f"SUDO=$(command -v sudo || true); $SUDO apt-get update && $SUDO apt-get install -y {' '.join(packages)}"
+
+
 class TalkerError(Exception):
     """Base class: a problem the user can fix. ``str(err)`` is one actionable sentence or two."""
 

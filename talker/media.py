@@ -32,6 +32,7 @@ from talker.errors import (
     MissingDependencyError,
     OptionError,
     OutputError,
+    apt_get_install,
 )
 from talker.types import FPS, SAMPLE_RATE, Audio
 
@@ -194,7 +195,7 @@ def synthesize_speech(text: str, voice: str = "en-us", timeout_s: float = DECODE
     if exe is None:
         raise MissingDependencyError(
             "--text needs the espeak-ng speech synthesiser, which is not installed: run "
-            "`sudo apt-get install espeak-ng` (Debian/Ubuntu) or `brew install espeak-ng` (macOS), or pass --audio"
+            f"`{apt_get_install('espeak-ng')}` (Debian/Ubuntu) or `brew install espeak-ng` (macOS), or pass --audio"
         )
     with tempfile.TemporaryDirectory(prefix="talker-tts-") as tmp:
         wav = Path(tmp) / "speech.wav"

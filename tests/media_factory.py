@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from talker.errors import apt_get_install
+
 
 @dataclass(frozen=True)
 class Phone:
@@ -32,7 +34,7 @@ def festival_speech(text: str, wav_path: Path) -> list[Phone]:
     Returns the phones with their times; pauses are named 'pau'.
     """
     if shutil.which("festival") is None:
-        raise RuntimeError("festival is not installed: apt-get install festival festvox-us-slt-hts")
+        raise RuntimeError(f"festival is not installed: {apt_get_install('festival', 'festvox-us-slt-hts')}")
     wav_path = Path(wav_path)
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,7 +94,7 @@ def festival_sentences(sentences: list[str], wav_path: Path, gap_s: float = 0.6)
 def espeak_speech(text: str, wav_path: Path, voice: str = "en-us") -> None:
     """Speak ``text`` with espeak-ng into ``wav_path`` (WAV, 22.05 kHz mono)."""
     if shutil.which("espeak-ng") is None:
-        raise RuntimeError("espeak-ng is not installed: apt-get install espeak-ng")
+        raise RuntimeError(f"espeak-ng is not installed: {apt_get_install('espeak-ng')}")
     subprocess.run(["espeak-ng", "-v", voice, "-w", str(wav_path), text], check=True, capture_output=True, timeout=60)
 
 

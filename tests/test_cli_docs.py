@@ -7,6 +7,7 @@ standing for the file, folder or number. A row without a trigger here fails, so 
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 from pathlib import Path
@@ -17,7 +18,7 @@ import soundfile as sf
 
 import media_factory as mf
 from conftest import ROOT, run_talker
-from talker.cli import main
+from talker.cli import build_parser, main
 from talker.presets import SHIPPED
 
 TABLE = ROOT / "docs" / "troubleshooting.md"
@@ -82,6 +83,37 @@ def test_make_help_says_each_default_once_with_option_named_metavars():
     assert "(default: 256, or the preset's)" in " ".join(blocks["--size"].split())
     for preset in sorted(p.stem for p in (SHIPPED / "make").glob("*.yaml")):
         assert preset in " ".join(blocks["--preset"].split()), preset
+
+
+def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(words, parser) of every command and sub-command under ``parser`` (('models', 'download'), ...)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from commands(sub, (*path, name))
+
+
+def test_every_command_help_says_each_default_once_with_option_named_metavars(monkeypatch):
+    """Every command's --help (webui, serve, worker, models ... as well as make): a default is said
+    once where there is one worth saying, never '(default: None)'; no internal names as metavars."""
+    monkeypatch.setenv("COLUMNS", "300")
+    found = dict(commands(build_parser()))
+    assert {("make",), ("webui",), ("serve",), ("worker",), ("doctor",), ("models", "download"), ("coeffs",)} <= set(found)
+    for words, parser in found.items():
+        text = parser.format_help()
+        blocks = option_blocks(text)
+        for action in parser._actions:
+            if not action.option_strings or action.help in (None, argparse.SUPPRESS):
+                continue
+            long_name = max(action.option_strings, key=len)
+            said = " ".join(blocks[long_name].split())
+            assert said.count("default") <= 1, (words, long_name, said)
+            assert not re.search(r"\(default: (None|False|\[\]|)\)", said), (words, long_name, said)
+            worth = action.default not in (None, False, argparse.SUPPRESS, "", [])
+            assert not worth or "default" in said, (words, long_name, said)
+            if action.dest != long_name.lstrip("-").replace("-", "_"):
+                assert not re.search(rf"\b{action.dest.upper()}\b", text), (words, long_name, "internal metavar")
 
 
 def test_portrait_help_lists_every_preset():

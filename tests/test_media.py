@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import soundfile as sf
 from PIL import Image
 
 from talker import media
-from talker.errors import InputAudioError, InputImageError, MissingDependencyError, OptionError, OutputError
+from talker.errors import InputAudioError, InputImageError, MissingDependencyError, OptionError, OutputError, apt_get_install
 from talker.types import SAMPLE_RATE, Audio
 
 TONE_SECONDS = 1.3
@@ -235,8 +237,31 @@ def test_synthesize_speech_without_espeak(tmp_path, monkeypatch):
 
     monkeypatch.setattr(espeak, "available", lambda: False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(MissingDependencyError, match="apt-get install espeak-ng.*brew install espeak-ng"):
+    with pytest.raises(MissingDependencyError, match=re.escape(apt_get_install("espeak-ng")) + ".*brew install espeak-ng"):
         media.synthesize_speech("hello")
+
+
+def test_the_apt_line_of_the_messages_runs_as_root_without_sudo_and_through_sudo(tmp_path):
+    """The install line the messages give, run by bash with stand-ins for apt-get and sudo that log
+    their calls: without sudo (root in a container) apt-get is called itself; with sudo, through it."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+
+    def stand_in(name: str, body: str) -> None:
+        (bin_dir / name).write_text(f"#!{shutil.which('sh')}\necho \"{name} $*\" >> {log}\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+
+    def calls() -> list[str]:
+        subprocess.run([shutil.which("bash"), "-c", apt_get_install("espeak-ng")], env={"PATH": str(bin_dir)}, check=True)
+        lines = log.read_text().splitlines()
+        log.unlink()
+        return lines
+
+    stand_in("apt-get", "")
+    assert calls() == ["apt-get update", "apt-get install -y espeak-ng"]
+    stand_in("sudo", '"$@"')
+    assert calls() == ["sudo apt-get update", "apt-get update", "sudo apt-get install -y espeak-ng",
+                       "apt-get install -y espeak-ng"]
 
 
 def test_without_the_library_the_program_speaks_and_phones_are_found(monkeypatch):

@@ -140,12 +140,12 @@ class TalkerTextToSpeech:
 
     def speak(self, text: str, language: str, variant: str, speed: int):
         from talker import espeak
-        from talker.errors import MissingDependencyError, OptionError
+        from talker.errors import MissingDependencyError, OptionError, apt_get_install
 
         if not text.strip():
             raise OptionError("the text widget is empty; type the words to say")
         if not espeak.available():
-            raise MissingDependencyError("Text to Speech needs espeak-ng: run `sudo apt-get install espeak-ng` "
+            raise MissingDependencyError(f"Text to Speech needs espeak-ng: run `{apt_get_install('espeak-ng')}` "
                                          "(Debian/Ubuntu) or `brew install espeak-ng` (macOS), then restart ComfyUI")
         voice = language if variant == NONE else f"{language}+{variant}"
         try:

@@ -10,11 +10,9 @@ Imports nothing heavy at module level: the CLI registers it with ``add_portrait_
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from talker.help_format import HelpFormatter
 from talker.portrait.options import CONTROLNETS
 from talker.presets import preset_names
 
@@ -25,7 +23,6 @@ def add_portrait_command(sub) -> None:
         help="draw or restyle a portrait with Stable Diffusion (needs talker[sd] and a local SD 1.5 model)",
         description="Draw a portrait from a prompt, restyle --init-image, redraw the white part of --mask, or follow "
         "the init image's edges (--controlnet canny). Keeps only pictures in which a face is found.",
-        formatter_class=HelpFormatter,
     )
     add_portrait_arguments(p)
     p.add_argument("-o", "--out", type=Path, required=True, help="PNG to write (with --num-images > 1 the kept "

@@ -13,8 +13,6 @@ queue in the data folder, so one machine needs no other server. Nothing heavy is
 
 from __future__ import annotations
 
-import argparse
-
 
 def _common(p) -> None:
     p.add_argument("--broker", help="queue URL: sqla+sqlite:///FILE (default, in the data folder) or redis://HOST:6379/0 to scale out [$TALKER_BROKER]")
@@ -25,16 +23,14 @@ def _common(p) -> None:
 
 def add_service_commands(sub) -> None:
     p = sub.add_parser("serve", help="run the job service's HTTP API (needs talker[serve])",
-                       description="Serve the job API (OpenAPI page at /docs) and the controller that re-queues jobs of dead workers.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description="Serve the job API (OpenAPI page at /docs) and the controller that re-queues jobs of dead workers.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
     _common(p)
     p.set_defaults(run=_run_serve)
 
     p = sub.add_parser("worker", help="run a render worker for the job service (needs talker[serve])",
-                       description="Take render jobs from the queue; each pool process loads the models once.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description="Take render jobs from the queue; each pool process loads the models once.")
     _common(p)
     p.add_argument("--concurrency", type=int, default=1, help="render processes (several may share one GPU)")
     p.add_argument("--queues", help="comma-separated queues to take jobs from (default: the config's worker.queue, 'talker')")

@@ -52,8 +52,6 @@ def options_from_form(form: dict, has_audio: bool, has_image: bool = True) -> di
                 values[key] = {"int": int, "float": float}.get(kind, str)(text)
         except ValueError:
             raise OptionError(f"option {name} must be {'true or false' if kind == 'bool' else 'a ' + kind}, not {text!r}") from None
-    if not 0 <= values.get("seed", 0) < 2**32:
-        raise OptionError(f"option seed must be between 0 and {2**32 - 1}, not {values['seed']}")
     if any(sep in str(values.get("preset") or "") for sep in ("/", "\\")):
         raise OptionError("option preset must be a preset name; files on the server cannot be named")
     MakeOptions(

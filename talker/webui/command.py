@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 DEFAULT_OUTPUT_DIR = Path("results") / "webui"
@@ -15,7 +14,6 @@ def add_webui_command(sub) -> None:
         help="serve the web page: upload a portrait and a voice, get the clip and its score",
         description="Serve the talker web page (Gradio). Renders run one at a time; each browser "
         "session writes its clips into its own folder under --output-dir.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860, help="TCP port")
