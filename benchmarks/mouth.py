@@ -49,8 +49,9 @@ CLOSED_IOD = 0.016
 ROUNDED = ("uw", "ow", "w", "uh", "oy")
 CLOSURES = ("p", "b", "m")
 
-README_TEXT = "Hello! I can talk now, and my lips move with the words."
-"""The README's quick start: the astronaut speaks this, synthesised by talker itself (``--text`` alone)."""
+HELLO_TEXT = "Hello! I can talk now, and my lips move with the words."
+"""The 'readme' case: the astronaut speaks this, synthesised by talker itself (``--text`` alone), as
+in the README's quick start."""
 
 SPEECH = {
     "3s": ["Bob put two blue boots by the pool, and then moved the boat."],
@@ -130,7 +131,7 @@ def measure_case(portrait, cache: Path, speech_key: str, out_dir: Path, energy: 
     from talker.score import BLINK_DROP, BLINK_MIN_DROP, BLINK_REOPEN, _fill_nan as _fill, score_video
 
     if speech_key == "readme":
-        wav, phones, text = None, None, README_TEXT
+        wav, phones, text = None, None, HELLO_TEXT
     else:
         wav, phones, text = _speech(cache, speech_key)
     reads_open = _reads_open(portrait)
@@ -304,7 +305,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--code", type=Path, help="import audio2coeff, renderer and talker from this folder")
     parser.add_argument("--sheet", type=Path, help="write the viseme contact sheet here and stop")
-    parser.add_argument("--cases", nargs="*", help="only these case names ('readme': the README's quick start)")
+    parser.add_argument("--cases", nargs="*", help="only these case names ('readme': the astronaut, in talker's own voice)")
     parser.add_argument("--energy", nargs="*", default=[], help="also render these cases through the loudness path")
     parser.add_argument("--keep", type=Path, help="keep the MP4s (and beside each, an .npz of its per-frame mouth and eye "
                         "openings and the track) in this folder (default: a temporary one)")

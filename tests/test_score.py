@@ -4,12 +4,13 @@ moves, audio shifted by 200 ms, another person's face, jittering frames, frozen 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 import media_factory as mf
-from conftest import LONG_TEXT, run_talker
+from conftest import LONG_TEXT, ROOT, run_talker
 from talker.identity import identity_available
 from talker.media import VideoWriter, read_audio, read_video_frames
 from talker.score import score_video
@@ -295,13 +296,17 @@ def test_a_mouth_the_landmark_model_cannot_read_is_judged_by_its_pixels():
     assert grade("av_offset_ms", offset).verdict == "fail", offset
 
 
+README_TEXT = re.search(r'--text "([^"]+)"', (ROOT / "README.md").read_text()).group(1)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("text", ["Hello! I can talk now, and my lips move with the words.",
+@pytest.mark.parametrize("text", [README_TEXT, "Hello! I can talk now, and my lips move with the words.",
                                   "Welcome to Zorblax 3000, Mr. Nakamura. Remember: bamboo bikes, by Monday, for 49 dollars."],
-                         ids=["readme", "names-and-numbers"])
+                         ids=["readme", "hello", "names-and-numbers"])
 def test_a_spoken_script_passes_its_own_grade(tmp_path, astronaut_png, text):
-    """The README's quick start and a script full of names, numbers and back-to-back closures, spoken by
-    talker itself, pass `talker score --transcript ... --fail-on fail`, with the words followed."""
+    """The README's quick start, a sentence that once failed its grade and a script full of names,
+    numbers and back-to-back closures, spoken by talker itself, pass `talker score --transcript ...
+    --fail-on fail`, with the words followed."""
     clip, words = tmp_path / "clip.mp4", tmp_path / "words.txt"
     words.write_text(text)
     made = run_talker("make", "--image", astronaut_png, "--text", text, "-o", clip)
