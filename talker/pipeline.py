@@ -183,8 +183,9 @@ class Backend:
         """Start getting the renderer for ``face`` ready (load, compile) while the coefficients are computed."""
 
     def frames(self, face: FaceCrop, track: CoeffTrack, options: MakeOptions, start: int = 0) -> Iterator[np.ndarray]:
-        """Rendered S x S frames ``start``.. of the track, (B, S, S, 3) uint8 RGB batches (numpy
-        arrays, or tensors on ``frame_device``)."""
+        """Rendered frames ``start``.. of the track, (B, h, w, 3) uint8 RGB batches (numpy arrays, or
+        tensors on ``frame_device``): S x S, or in full / extfull any size of the face box's aspect
+        (paste-back scales them to the box)."""
         raise NotImplementedError
 
     def switch(self, options: MakeOptions) -> "Backend":

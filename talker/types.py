@@ -4,6 +4,7 @@
     audio  -> talker.media       -> Audio
     Audio  -> audio2coeff        -> CoeffTrack   (per-frame coefficients at FPS)
     FaceCrop + CoeffTrack -> renderer -> iterator of frame batches, uint8 (B, S, S, 3) RGB
+                                         (full / extfull: (B, h, w, 3) of the face box's aspect)
     frames -> enhance (restore + paste back) -> uint8 (B, H, W, 3) RGB -> talker.media writer
 
 A stage reads only the hand-off before it. Images are RGB everywhere inside the product; the
@@ -96,13 +97,13 @@ class FaceCrop:
     def output_size(self) -> tuple[int, int]:
         """(width, height) of the output video frames in pixels, before rounding to even sides.
 
-        full/extfull: the source picture's size. crop/extcrop/resize: width S and height
-        S * box_height / box_width, as SadTalker resizes its S x S frames back to the box's aspect.
+        full/extfull: the source picture's size. crop/extcrop/resize: S x S, the rendered crop as it
+        is (SadTalker's own script resizes it to the box's aspect afterwards; that is a display step
+        after every network, so both backends skip it and write the square that ``--size`` names).
         """
         if self.pastes_back:
             return int(self.source.shape[1]), int(self.source.shape[0])
-        x0, y0, x1, y1 = self.box
-        return self.size, max(2, int(self.size * (y1 - y0) / (x1 - x0)))
+        return self.size, self.size
 
 
 # Column names of an embedded-space CoeffTrack, in order. Units:

@@ -20,7 +20,7 @@ from talker.face import prepare_face
 from talker.measure import measure_frames
 from talker.types import EMBEDDED_CHANNELS, FPS, CoeffTrack
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))  # last: its enhance.py must not shadow the package
 from held_out_faces import cel_shaded  # noqa: E402
 
 

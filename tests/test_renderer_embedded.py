@@ -125,15 +125,22 @@ def test_eye_fill_uses_iris_centre(faces):
 
 @pytest.mark.parametrize("mode", PREPROCESS_MODES)
 def test_every_mode_rest_is_source_and_border_is_untouched(portraits, mode):
+    """crop modes draw the S x S crop; full / extfull the face box at the portrait's own resolution."""
     face = prepare_face(portraits["hopper"], mode, 256)
     renderer = EmbeddedRenderer(face)
     rest, moved = render(renderer, row(), row(jaw_open=1.0, yaw=0.15, blink=1.0))
-    diff = np.abs(rest.astype(int) - face.image)
+    x0, y0, x1, y1 = face.box
+    source = face.source[y0:y1, x0:x1] if face.pastes_back else face.image
+    assert renderer.frame_size == (source.shape[1], source.shape[0]) and rest.shape == source.shape
+    if face.pastes_back:
+        assert source.shape[0] > 256  # warped at the picture's resolution, not at 256
+    assert np.abs(renderer.landmarks(row()) - face.landmarks).max() < 2.0  # reported in crop pixels
+    diff = np.abs(rest.astype(int) - source)
     assert diff.mean() < 1.0 and diff.max() <= 3
-    border = np.ones((256, 256), bool)
+    border = np.ones(source.shape[:2], bool)
     border[3:-3, 3:-3] = False
-    assert np.array_equal(moved[border], face.image[border])
-    assert np.abs(moved.astype(int) - face.image).max() > 50  # it did move
+    assert np.array_equal(moved[border], source[border])
+    assert np.abs(moved.astype(int) - source).max() > 50  # it did move
 
 
 @pytest.mark.parametrize("name", ["astronaut", "hopper"])
@@ -208,6 +215,20 @@ def test_blink_is_not_a_frozen_eye(renderers):
     assert np.abs(shut[around].astype(int) - r.face.image[around]).mean() > 30
 
 
+def test_a_grey_portrait_gets_a_grey_mouth_interior(portraits):
+    """Teeth, cavity and tongue come from the portrait's own colours (the teeth from its eye whites):
+    a black-and-white photo's open mouth stays grey (before: cream teeth, RGB ~ 240, 234, 218)."""
+    grey = np.repeat(cv2.cvtColor(portraits["hopper"], cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    r = EmbeddedRenderer(prepare_face(grey, "crop", 256))
+    rw = row(jaw_open=1.0)
+    (frame,) = render(r, rw)
+    index, (x0, y0, x1, y1) = r.coverage(rw)
+    mouth = (index >= r._mouth_first) & (index < r._mouth_first + len(mouth_triangles()))
+    inside = frame[y0:y1, x0:x1][cv2.erode(mouth.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0].astype(int)
+    assert len(inside) > 200 and inside.max() > 100  # an open mouth, teeth showing
+    assert np.abs(np.diff(inside, axis=1)).max() <= 2  # R = G = B
+
+
 # --- pose -----------------------------------------------------------------------------------------
 
 
@@ -224,6 +245,27 @@ def test_pose_moves_the_nose_the_right_way(renderers):
     assert np.allclose(shift[:2], [0.2 * iod, -0.1 * iod], atol=0.02 * iod)
 
 
+@pytest.mark.parametrize("yaw", [-0.8, -0.5, 0.3, 0.5, 0.8])
+def test_turned_face_draws_no_folded_triangle_and_no_hole(renderers, yaw):
+    """Turned up to 45 degrees (with the jaw open and the eyes shut), the mesh folds on the far side;
+    the folded triangles (their texture would show mirrored: a crack, a doubled eye) are drawn
+    behind the others: they show on at most 0.5 % of the drawn pixels (where nothing else covers), and
+    every pixel inside the driven face oval is drawn by a triangle (no hole)."""
+    for name, r in renderers.items():
+        rw = row(yaw=yaw, jaw_open=0.6, blink=1.0, pitch=0.1)
+        folds = r.folds(rw)
+        if abs(yaw) >= 0.8:
+            assert folds.sum() > 5, name  # the check has something to find
+        index, (x0, y0, x1, y1) = r.coverage(rw)
+        drawn = index[index < len(folds)]
+        assert folds[drawn].sum() <= 0.005 * drawn.size, name
+        oval = np.zeros(index.shape, np.uint8)
+        pts = r.landmarks(rw)[list(FACE_OVAL), :2] - (x0, y0)
+        cv2.fillPoly(oval, [np.round(pts).astype(np.int32)], 1)
+        inside = cv2.erode(oval, np.ones((3, 3), np.uint8)) > 0
+        assert (index[inside] < len(folds)).all(), name
+
+
 def test_no_holes_or_stray_pixels(renderers):
     """Strong combined motions leave no holes: outside the (painted) mouth every pixel's colour lies
     within the range of the source's colours around it (a warp only moves and blends them), and
@@ -238,8 +280,8 @@ def test_no_holes_or_stray_pixels(renderers):
     for name, r in renderers.items():
         reach = int(0.6 * r._model.frame.iod)  # more than any motion above
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)
-        low = cv2.erode(r.face.image, disk).astype(int) - 12
-        high = cv2.dilate(r.face.image, disk).astype(int) + 12
+        low = cv2.erode(r.face.image, disk).astype(int) - 20  # bicubic sampling overshoots edges a little
+        high = cv2.dilate(r.face.image, disk).astype(int) + 20
         darkest_near = cv2.erode(r.face.image.max(axis=2), disk)
         for rw, frame in zip(strong, render(r, *strong)):
             pts = r.landmarks(rw)
@@ -248,7 +290,7 @@ def test_no_holes_or_stray_pixels(renderers):
             cv2.fillPoly(mouth, [np.round(pts[list(lips), :2]).astype(np.int32)], 1)
             elsewhere = cv2.dilate(mouth, np.ones((9, 9), np.uint8)) == 0
             img = frame.astype(int)
-            black = (img.max(axis=2) < 10) & (darkest_near >= 10) & elsewhere
+            black = (img.max(axis=2) < 10) & (darkest_near >= 30) & elsewhere
             assert black.sum() == 0, name
             unexplained = ((img < low) | (img > high)).any(axis=2) & elsewhere
             assert unexplained.sum() == 0, (name, int(unexplained.sum()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import cv2
 import numpy as np
 import pytest
 
@@ -49,6 +50,22 @@ def test_a_talker_clip_passes(good_report):
     for name in ("av_offset_ms", "closure_rate", "script_following", "head_turn", "blink_rate", "jitter",
                  "background_change", "sharpness_ratio"):
         assert v[name] == "pass", name
+
+
+def test_a_blurred_face_does_not_pass_sharpness(tmp_path, full_mode_video, speech):
+    """The face compared with the portrait's at the same scale: the first 3 s of the render pass, the
+    same frames with the face blurred (sigma 1.2 px, about what rendering it at half size and scaling
+    it up does) do not."""
+    short = Audio(speech.samples[: 3 * 16000])
+    frames = list(read_video_frames(full_mode_video))[: short.num_frames]
+    x0, y0, x1, y1 = 150, 60, 360, 300  # the astronaut's face
+    blurred = [f.copy() for f in frames]
+    for f in blurred:
+        f[y0:y1, x0:x1] = cv2.GaussianBlur(np.ascontiguousarray(f[y0:y1, x0:x1]), (0, 0), 1.2)
+    sharp = score_video(reencode(frames, short, tmp_path / "sharp.mp4"), short, image=mf.astronaut())
+    soft = score_video(reencode(blurred, short, tmp_path / "soft.mp4"), short, image=mf.astronaut())
+    assert verdicts(sharp)["sharpness_ratio"] == "pass"
+    assert verdicts(soft)["sharpness_ratio"] in ("warn", "fail")
 
 
 def test_a_mouth_that_never_moves_fails(tmp_path, speech):

@@ -224,8 +224,11 @@ class Rings:
     box: tuple[int, int, int, int]
 
 
-def build_rings(landmarks: np.ndarray, size: int, reach: float = 0.45, count: int = 3, margin: int = 3) -> Rings:
-    """Rings around the face oval of ``landmarks`` ((478, >=2) crop pixels) in an S = ``size`` crop.
+def build_rings(
+    landmarks: np.ndarray, size: int | tuple[int, int], reach: float = 0.45, count: int = 3, margin: int = 3
+) -> Rings:
+    """Rings around the face oval of ``landmarks`` ((478, >=2) image pixels) in an image of ``size``:
+    S (an S x S crop) or (width, height).
 
     Ring k sits at 1 + reach * (k+1)/count times the oval's distance from the face centre, along
     rays from the centre; where the outer ring would come closer than ``margin`` pixels to the crop
@@ -235,7 +238,8 @@ def build_rings(landmarks: np.ndarray, size: int, reach: float = 0.45, count: in
     oval = landmarks[list(FACE_OVAL), :2].astype(np.float64)
     centre = oval.mean(axis=0)
     ray = oval - centre
-    lo, hi = float(margin), float(size - 1 - margin)
+    width, height = (size, size) if np.isscalar(size) else size
+    lo, hi = float(margin), np.array([width - 1 - margin, height - 1 - margin], np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         t_exit = np.min(
             np.where(ray > 0, (hi - centre) / ray, np.where(ray < 0, (lo - centre) / ray, np.inf)), axis=1
@@ -256,5 +260,5 @@ def build_rings(landmarks: np.ndarray, size: int, reach: float = 0.45, count: in
         inner = outer
     x0, y0 = np.floor(xy[-1].min(axis=0)).astype(int)
     x1, y1 = np.ceil(xy[-1].max(axis=0)).astype(int) + 1
-    box = (max(int(x0), 0), max(int(y0), 0), min(int(x1), size), min(int(y1), size))
+    box = (max(int(x0), 0), max(int(y0), 0), min(int(x1), width), min(int(y1), height))
     return Rings(xy.astype(np.float32), weight, np.concatenate(tris).astype(np.int32), box)

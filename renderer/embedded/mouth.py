@@ -23,6 +23,7 @@ import numpy as np
 from renderer.embedded.face_model import FaceModel
 from renderer.embedded.geometry import smoothstep
 from renderer.embedded.mesh import (
+    EYES,
     FACE_OVAL,
     LIP_INNER_LOWER,
     LIP_INNER_UPPER,
@@ -89,8 +90,8 @@ class MouthPainter:
         self._cavity_edge = darkest * 0.8
         self._cavity_deep = darkest * 0.5
         self._tongue = np.median(lips, axis=0) * 0.8
-        light = 0.75 + 0.25 * skin_colour / max(float(skin_colour.max()), 1.0)  # the scene's light colour
-        self._teeth = np.array([240.0, 234.0, 218.0]) * light * float(np.clip(skin_luma / 150.0, 0.7, 1.0))
+        self._teeth = _whites(image, src, skin_colour)
+        self._grain = _grain(image, src)
 
         middle = (self._upper + self._lower)[2:-2] / 2
         inside = cv2.remap(
@@ -132,6 +133,7 @@ class MouthPainter:
         else:
             half_width = 0.5 * float(np.linalg.norm(up[-1] - up[0]))
             col = self._upper_teeth(col, u, d_up, side, half_width)
+        col += self._grain * _GRAIN_FIELD[ys % _GRAIN_FIELD.shape[0], xs % _GRAIN_FIELD.shape[1], None]
         alpha = smoothstep(depth / EDGE_PX)[:, None]
         pixels[ys, xs] = np.clip(old + alpha * (col - old) + 0.5, 0, 255).astype(np.uint8)
 
@@ -215,6 +217,41 @@ class MouthPainter:
             1.0 - smoothstep((d_up - TEETH_HEIGHT * iod) / 1.2 + 0.5)
         )
         return _mix(col, self._teeth * shade[:, None], band)
+
+
+TEETH_SHADE = 0.92
+"""Upper teeth's colour: the portrait's eye whites times this (teeth sit in the mouth's shade)."""
+_GRAIN_FIELD = np.random.default_rng(0).standard_normal((64, 64))
+"""Unit noise tiled over the frame: the painted interior gets the portrait's own grain (fixed in the
+picture, as a photo's or a canvas's grain is)."""
+
+
+def _whites(image: np.ndarray, points: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """(3,) colour of the teeth: the portrait's eye whites (the bright part of both eye openings,
+    catch-lights left out) in its own light and colour (a grey picture gives grey teeth, a painting
+    its painted whites), times TEETH_SHADE. Eyes too small to sample: the skin's colour lightened."""
+    whites = _polygon_pixels(image, points, [EYES[0].contour])
+    whites = np.concatenate([whites, _polygon_pixels(image, points, [EYES[1].contour])])
+    if len(whites) >= 12:
+        luma = _luma(whites)
+        lo, hi = np.percentile(luma, [70, 95])
+        band = whites[(luma >= lo) & (luma <= hi)]
+        colour = band.mean(axis=0) if len(band) else whites.mean(axis=0)
+        if _luma(colour) > 0.9 * _luma(skin):  # the eye's bright part is whiter than the skin: its whites
+            grey = _luma(colour)
+            return (grey + 0.6 * (colour - grey)) * TEETH_SHADE  # less of the lids' and veins' tint
+    return (skin + 0.6 * (255.0 - skin)) * TEETH_SHADE
+
+
+def _grain(image: np.ndarray, points: np.ndarray) -> float:
+    """Standard deviation (grey levels) of the portrait's fine grain on the cheeks and forehead: the
+    face's pixels less their 3 x 3 median (the median absolute residual, as a robust sigma)."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    residual = grey.astype(np.float64) - cv2.medianBlur(grey, 3)
+    mask = np.zeros(grey.shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(points[list(FACE_OVAL)]).astype(np.int32)], 1)
+    values = residual[mask > 0]
+    return float(1.4826 * np.median(np.abs(values))) if len(values) else 0.0
 
 
 def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:

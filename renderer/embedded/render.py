@@ -1,13 +1,20 @@
-"""The embedded renderer: FaceCrop + CoeffTrack ('embedded' space) -> S x S frames.
+"""The embedded renderer: FaceCrop + CoeffTrack ('embedded' space) -> frames.
+
+crop / extcrop / resize: S x S frames of the crop. full / extfull: frames of the face box at the
+portrait's own resolution (at most MAX_SIDE pixels a side), warped once from the portrait's pixels,
+so the face keeps the picture's detail (paste-back then has nothing to scale).
 
 Per frame:
 1. Articulate the landmarks (face_model), pose the head (pose); motion fades to nothing within a
    band along the crop border, so the border never moves.
 2. Give the falloff rings their share of the face-oval motion (the outer ring: none).
-3. Paint the driven triangles back to front (rings, then the eye and mouth fills, then the skin
+3. Send every triangle the motion turned over to the back (its texture would show mirrored: a
+   crack or a doubled eye on a turned face): as in 3-D rendering, a triangle turned away is hidden
+   behind the nearer ones; it shows only where nothing else is drawn (so no hole opens).
+4. Paint the driven triangles back to front (rings, then the eye and mouth fills, then the skin
    from far to near) into a triangle-index map of the box holding the rings, and read the source
    through it with one cv2.remap (warp).
-4. Paint the mouth interior where the lips part, and the dark seam where they are pressed shut (mouth).
+5. Paint the mouth interior where the lips part, and the dark seam where they are pressed shut (mouth).
 Pixels outside the outer ring are the source's, untouched.
 """
 
@@ -20,7 +27,7 @@ import numpy as np
 
 from renderer.embedded.face_model import FaceModel
 from renderer.embedded.geometry import smoothstep
-from renderer.embedded.mesh import FACE_OVAL, build_rings, canonical, eye_triangles, mouth_triangles
+from renderer.embedded.mesh import FACE_OVAL, NUM_LANDMARKS, build_rings, canonical, eye_triangles, mouth_triangles
 from renderer.embedded.mouth import MouthPainter
 from renderer.embedded.pose import HeadPose
 from renderer.embedded.warp import TriangleWarp
@@ -28,29 +35,42 @@ from talker.errors import SpaceMismatchError
 from talker.types import EMBEDDED_CHANNELS, CoeffTrack, FaceCrop
 
 BORDER_BAND = 0.06
-"""Width (share of S) of the band along the crop border over which motion fades to zero."""
+"""Width (share of the image's shorter side) of the band along its border over which motion fades to zero."""
+MAX_SIDE = 1024
+"""Longest side (pixels) of a full / extfull render; a larger face box is rendered at this size."""
+FOLD_AREA = 0.5
+"""Twice the area (pixels^2), in the texture and in the frame, below which a triangle is too thin to
+be judged folded (a closed mouth's or eye's fill, a triangle seen edge-on)."""
 
 
 class EmbeddedRenderer:
     """Mesh-warp renderer for one face. Construction precomputes the topology, the motion fields,
-    the fit of the source's own mouth opening and the mouth-interior colours."""
+    the fit of the source's own mouth opening and the mouth-interior colours.
+
+    ``frame_size``: (width, height) of the frames it draws: (S, S), or the face box's size in the
+    portrait (scaled down to MAX_SIDE) in full / extfull."""
 
     def __init__(self, face: FaceCrop):
         self.face = face
-        size = face.size
-        self._image = np.ascontiguousarray(face.image)
-        self._model = FaceModel(face.landmarks)
+        image, landmarks, self._to_crop = _work_image(face)
+        self.frame_size = (image.shape[1], image.shape[0])
+        # a face moved by half a pixel keeps this share of its fine detail (Laplacian variance):
+        # bilinear ~35 % (a visible blur), bicubic ~70 %, Lanczos ~85 %; Lanczos costs more, spent
+        # where the face is shown at the picture's own resolution
+        self._sampling = cv2.INTER_LANCZOS4 if face.pastes_back else cv2.INTER_CUBIC
+        self._image = image
+        self._model = FaceModel(landmarks)
         source = self._model.source
         self._source = source
         self._pose = HeadPose(self._model.frame)
         self._mouth = MouthPainter(self._image, self._model)
 
-        rings = build_rings(source, size)
+        rings = build_rings(source, self.frame_size)
         n_oval = len(FACE_OVAL)
         self._ring_count = len(rings.xy)
         self._ring_xy = rings.xy.reshape(-1, 2).astype(np.float64)
-        self._ring_share = np.repeat(rings.weight, n_oval) * _mobility(self._ring_xy, size)
-        self._mobility = _mobility(source[:, :2], size)[:, None]
+        self._ring_share = np.repeat(rings.weight, n_oval) * _mobility(self._ring_xy, self.frame_size)
+        self._mobility = _mobility(source[:, :2], self.frame_size)[:, None]
         self._source_xy = np.concatenate([source[:, :2], self._ring_xy])
 
         _, skin = canonical()
@@ -62,19 +82,35 @@ class EmbeddedRenderer:
         self._eye_points, eyes = np.unique(eyes, return_inverse=True)
         eyes = eyes.reshape(-1, 3) + len(self._source_xy)
         self._triangles = np.concatenate([rings.triangles, mouth, eyes, skin]).astype(np.int32)
+        # the mouth fill is painted over (mouth.MouthPainter): its orientation does not show
+        self._judged = np.ones(len(self._triangles), bool)
+        self._judged[self._mouth_first : self._mouth_first + len(mouth)] = False
         self._n_back = len(self._triangles) - len(skin)
         self._skin = skin
         self._warp = TriangleWarp(rings.box)
 
     def landmarks(self, row: np.ndarray) -> np.ndarray:
-        """(478, 3) float32 driven landmarks in crop pixels for one track row (EMBEDDED_CHANNELS).
+        """(478, 3) float32 driven landmarks in crop pixels (FaceCrop.image's) for one track row
+        (EMBEDDED_CHANNELS). A zero row gives the face's landmarks (with any mesh fold opened, see
+        mesh.unfold)."""
+        return (self._driven(np.asarray(row, np.float64)) * self._to_crop).astype(np.float32)
 
-        A zero row gives the face's landmarks (with any mesh fold opened, see mesh.unfold)."""
-        return self._driven(np.asarray(row, np.float64)).astype(np.float32)
+    def folds(self, row: np.ndarray) -> np.ndarray:
+        """(T,) bool over the warp's triangles: those one track row turns over (their texture would
+        show mirrored); they are drawn behind all others. The mouth fill is not judged: the interior
+        is painted over it."""
+        driven, texture, _ = self._mesh(np.asarray(row, np.float64))
+        return _folded(driven, texture, self._triangles) & self._judged
+
+    def coverage(self, row: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """(index, box) for one track row: the (h, w) int32 map of the triangle drawn at each pixel
+        of the frame's box (x0, y0, x1, y1) (T where none is: the source shows as it is)."""
+        driven, texture, pts = self._mesh(np.asarray(row, np.float64))
+        return self._warp.map(driven, texture, self._triangles, self._order(driven, texture, pts)).index, self._warp.box
 
     def render(self, track: CoeffTrack, batch_size: int = 8) -> Iterator[np.ndarray]:
-        """(B, S, S, 3) uint8 RGB batches, B <= batch_size, covering the track's frames in order,
-        drawn as they are asked for (memory does not grow with the track's length).
+        """(B, H, W, 3) uint8 RGB batches (W, H: ``frame_size``), B <= batch_size, covering the
+        track's frames in order, drawn as they are asked for (memory does not grow with the track's length).
 
         Raises SpaceMismatchError for a track that is not 'embedded', ValueError for a track with
         the wrong number of columns or non-finite values (at the call, before any frame)."""
@@ -91,10 +127,10 @@ class EmbeddedRenderer:
         return self._batches(values, max(1, int(batch_size)))
 
     def _batches(self, values: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-        size = self.face.size
+        width, height = self.frame_size
         for start in range(0, len(values), batch_size):
             rows = values[start : start + batch_size]
-            batch = np.empty((len(rows), size, size, 3), np.uint8)
+            batch = np.empty((len(rows), height, width, 3), np.uint8)
             for k, row in enumerate(rows):
                 self._draw(row, batch[k])
             yield batch
@@ -103,15 +139,14 @@ class EmbeddedRenderer:
         posed = self._pose.apply(self._model.articulate(row), *row[8:13])
         return self._source + (posed - self._source) * self._mobility
 
-    def _draw(self, row: np.ndarray, out: np.ndarray) -> None:
-        """Render one frame into ``out`` (S, S, 3) uint8."""
+    def _mesh(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(driven, texture, pts) for one row: (N, 2) warp-vertex positions in the frame and in the
+        source (frame pixels); pts: (478, 3) the driven landmarks."""
         pts = self._driven(row)
         oval_move = pts[list(FACE_OVAL), :2] - self._source[list(FACE_OVAL), :2]
         rings = self._ring_xy + self._ring_share[:, None] * np.tile(oval_move, (self._ring_count, 1))
         driven = np.concatenate([pts[:, :2], rings, pts[self._eye_points, :2]])
 
-        depth = pts[self._skin, 2].mean(axis=1)
-        order = np.concatenate([np.arange(self._n_back), self._n_back + np.argsort(-depth, kind="stable")])
         blink = float(np.clip(row[6], 0.0, 1.0))
         texture = self._model.lids.rim_texture(self._source_xy, blink)
         texture = self._model.lip_texture(texture, float(np.clip(row[3], 0.0, 1.0)))
@@ -120,17 +155,70 @@ class EmbeddedRenderer:
         lids = self._source.copy()
         self._model.lids.close(lids, blink)
         texture = np.concatenate([texture, lids[self._eye_points, :2]])
-        warp = self._warp.map(driven, texture, self._triangles, order)
-        pixels = cv2.remap(self._image, warp.map_x, warp.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        self._mouth.paint(pixels, warp, self._mouth_first, pts[:, :2])
-        self._mouth.seam(pixels, self._warp.box[:2], pts[:, :2], float(np.clip(row[3], 0.0, 1.0)))
+        return driven, texture, pts
+
+    def _order(self, driven: np.ndarray, texture: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """Triangle indices to paint, back to front: folded triangles first (they show only where no
+        other triangle covers, rather than leave a hole), then the rings, the fills and the skin
+        from far to near."""
+        depth = pts[self._skin, 2].mean(axis=1)
+        order = np.concatenate([np.arange(self._n_back), self._n_back + np.argsort(-depth, kind="stable")])
+        folded = (_folded(driven, texture, self._triangles) & self._judged)[order]
+        return np.concatenate([order[folded], order[~folded]])
+
+    def _draw(self, row: np.ndarray, out: np.ndarray) -> None:
+        """Render one frame into ``out`` (H, W, 3) uint8."""
+        driven, texture, pts = self._mesh(row)
+        warp = self._warp.map(driven, texture, self._triangles, self._order(driven, texture, pts))
+        pixels = cv2.remap(self._image, warp.map_x, warp.map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
+        lips = driven[:NUM_LANDMARKS]
+        self._mouth.paint(pixels, warp, self._mouth_first, lips)
+        self._mouth.seam(pixels, self._warp.box[:2], lips, float(np.clip(row[3], 0.0, 1.0)))
 
         x0, y0, x1, y1 = self._warp.box
         out[:] = self._image
         out[y0:y1, x0:x1] = pixels
 
 
-def _mobility(xy: np.ndarray, size: int) -> np.ndarray:
-    """(N,) share of its motion a point at ``xy`` (N, 2) keeps: 0 on the crop border, 1 beyond the band."""
-    edge = np.minimum(xy, size - 1 - xy).min(axis=1)
-    return smoothstep(edge / (BORDER_BAND * size))
+def _work_image(face: FaceCrop) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image, landmarks, to_crop): what the renderer warps, (H, W, 3) uint8, its (478, 3) landmarks in
+    its pixels, and (3,) per-axis factors from its pixels to FaceCrop.image's.
+
+    crop / extcrop / resize: the crop itself. full / extfull: the face box of the portrait at its own
+    resolution (edge pixels repeated where the box leaves the picture), scaled down to MAX_SIDE."""
+    if not face.pastes_back:
+        return np.ascontiguousarray(face.image), np.asarray(face.landmarks, np.float64), np.ones(3)
+    x0, y0, x1, y1 = face.box
+    h, w = face.source.shape[:2]
+    region = face.source[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)]
+    region = cv2.copyMakeBorder(region, max(-y0, 0), max(y1 - h, 0), max(-x0, 0), max(x1 - w, 0), cv2.BORDER_REPLICATE)
+    scale = min(1.0, MAX_SIDE / max(x1 - x0, y1 - y0))
+    size = (max(2, round((x1 - x0) * scale)), max(2, round((y1 - y0) * scale)))
+    if size != (x1 - x0, y1 - y0):
+        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+    factors = np.array([size[0] / (x1 - x0), size[1] / (y1 - y0), size[0] / (x1 - x0)])
+    landmarks = (np.asarray(face.source_landmarks, np.float64) - (x0, y0, 0.0)) * factors
+    s = face.size
+    to_crop = np.array([s / size[0], s / size[1], s / size[0]])
+    return np.ascontiguousarray(region), landmarks, to_crop
+
+
+def _areas(xy: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(T,) twice the signed area of each triangle of vertex positions ``xy`` (N, 2)."""
+    p = xy[triangles]
+    e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    return e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+
+
+def _folded(driven: np.ndarray, texture: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(T,) bool: triangles whose driven orientation is the opposite of their texture's (both more
+    than FOLD_AREA): warped, their texture would show mirrored."""
+    a, b = _areas(driven, triangles), _areas(texture, triangles)
+    return (a * b < 0) & (np.abs(a) > FOLD_AREA) & (np.abs(b) > FOLD_AREA)
+
+
+def _mobility(xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N,) share of its motion a point at ``xy`` (N, 2) keeps: 0 on the border of an image of ``size``
+    (width, height), 1 beyond the band."""
+    edge = np.minimum(xy, np.asarray(size, np.float64) - 1 - xy).min(axis=1)
+    return smoothstep(edge / (BORDER_BAND * min(size)))
