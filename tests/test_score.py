@@ -333,3 +333,19 @@ def test_a_spoken_script_passes_its_own_grade(tmp_path, astronaut_png, text):
     assert graded.returncode == 0, [c for c in checks.values() if c["verdict"] == "fail"]
     for name in ("closure_rate", "script_following", "head_turn"):
         assert checks[name]["verdict"] == "pass", checks[name]
+
+
+def test_sharpness_compares_a_crop_with_the_portrait_face_at_the_crop_scale(tmp_path):
+    """A 256 px portrait (the README's example) rendered as a 256 px crop (the same frame shape, the
+    face larger and elsewhere) is as sharp as its portrait; the same crop blurred is not."""
+    small = ROOT / "examples" / "astronaut.jpg"
+    clip = tmp_path / "crop.mp4"
+    made = run_talker("make", "--image", small, "--text", "Hello there, my friend.", "--still", "-o", clip)
+    assert made.returncode == 0, made.stderr
+    audio = read_audio(clip)
+    frames = list(read_video_frames(clip))
+    sharp = score_video(clip, audio, image=cv2.imread(str(small))[..., ::-1].copy())
+    blurred = [cv2.GaussianBlur(f, (0, 0), 1.5) for f in frames]
+    soft = score_video(reencode(blurred, audio, tmp_path / "soft.mp4"), audio, image=cv2.imread(str(small))[..., ::-1].copy())
+    assert verdicts(sharp)["sharpness_ratio"] == "pass", [c for c in sharp.checks if c.name == "sharpness_ratio"]
+    assert verdicts(soft)["sharpness_ratio"] != "pass"
