@@ -225,7 +225,7 @@ def score_video(
 
     # 6. Identity, sharpness, background: against the source portrait when given.
     checks.append(_identity_check(image, list(sample.values())))
-    checks.append(grade("sharpness_ratio", _sharpness(image, sample, m) if image is not None else None))
+    checks.append(grade("sharpness_ratio", _sharpness(image, sample) if image is not None else None))
     checks.append(grade("background_change", _background(image, sample, box)))
 
     series = {"mouth": mouth.tolist(), "loudness": loud.tolist(), "speech": speech.astype(int).tolist(),
@@ -509,19 +509,20 @@ PHONE_OPENING = {**{v: 1.0 for v in OPEN_VOWELS}, **{c: 0.0 for c in ("p", "b", 
 """Mouth opening a phone calls for in script_following (0 shut .. 1 wide); other vowels
 VOWEL_OPENING, other consonants CONSONANT_OPENING, silence 0."""
 VOWEL_OPENING, CONSONANT_OPENING = 0.6, 0.3
-_VOWELS = frozenset("aa ae ah ao aw ax axr ay eh er ey ih ix iy ow oy uh uw".split())
 
 
 def script_following(phones, mouth: np.ndarray, speech: np.ndarray) -> float | None:
     """Pearson correlation over the speech frames between the mouth opening (n,) and the opening
     the phones call for (PHONE_OPENING), both averaged over 3 frames; None without phones or speech."""
+    from audio2coeff.embedded.visemes import VOWELS
+
     if not phones or speech.sum() < 10:
         return None
     n = len(mouth)
     wanted = np.zeros(n)
     for start, end, name in phones:
         name = name.lower().rstrip("012")
-        value = PHONE_OPENING.get(name, VOWEL_OPENING if name in _VOWELS else 0.0 if name in ("sil", "pau") else CONSONANT_OPENING)
+        value = PHONE_OPENING.get(name, VOWEL_OPENING if name in VOWELS else 0.0 if name in ("sil", "pau") else CONSONANT_OPENING)
         wanted[list(phone_frames(start, end, n))] = value
     smooth = np.ones(3) / 3
     a, b = np.convolve(mouth, smooth, "same")[speech], np.convolve(wanted, smooth, "same")[speech]
@@ -661,7 +662,7 @@ def _identity_check(image: np.ndarray | None, frames: list[np.ndarray]) -> Check
     return grade("identity_distance", float(np.median([np.linalg.norm(ref - e) for e in embs])))
 
 
-def _sharpness(image: np.ndarray, sample: dict, m) -> float | None:
+def _sharpness(image: np.ndarray, sample: dict) -> float | None:
     """Fine detail of the face in the frames over that of the portrait's face at the same scale
     (``_face_detail``): the median over the sampled frames. Each frame's face box is found in the
     frame, and the portrait's face resized to that box's size (so a face rendered small and scaled up

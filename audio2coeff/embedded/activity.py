@@ -98,6 +98,11 @@ def voice_activity(samples: np.ndarray, *, bridge_s: float = 0.12, lead_s: float
     return out
 
 
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) index ranges of the runs of True in a 1-D mask, in order."""
+    return [(s.start, s.stop) for (s,) in ndimage.find_objects(ndimage.label(np.asarray(mask, bool))[0])]
+
+
 def to_video_frames(track: np.ndarray, num_frames: int) -> np.ndarray:
     """Sample a 100 Hz track (n, ...) at the centres of ``num_frames`` video frames -> (num_frames, ...)."""
     idx = np.round((np.arange(num_frames) + 0.5) / FPS / HOP_S).astype(int)

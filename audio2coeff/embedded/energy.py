@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, signal
 
-from audio2coeff.embedded.activity import HOP_S, by_blocks, frames, to_video_frames
+from audio2coeff.embedded.activity import HOP_S, by_blocks, frames, runs, to_video_frames
 from audio2coeff.embedded.visemes import MOUTH_CHANNELS
 from talker.types import SAMPLE_RATE
 
@@ -87,11 +87,10 @@ def energy_mouth(samples: np.ndarray, loudness: np.ndarray, active: np.ndarray, 
     # short dips (30-150 ms) at least 20 dB under the surrounding speech: stop and nasal closures (fricatives dip less)
     envelope = ndimage.maximum_filter1d(loudness, 21)
     dip = active & (loudness < envelope - 20.0)
-    labels, _ = ndimage.label(dip)
     closure = np.zeros(n)
-    for span in ndimage.find_objects(labels):
-        if 3 <= span[0].stop - span[0].start <= 15:  # widened to 50 ms or more: a video frame centre falls inside
-            closure[max(0, span[0].start - 1) : span[0].stop + 1] = 1.0
+    for start, stop in runs(dip):
+        if 3 <= stop - start <= 15:  # widened to 50 ms or more: a video frame centre falls inside
+            closure[max(0, start - 1) : stop + 1] = 1.0
     jaw *= 1.0 - closure
 
     mouth = np.zeros((n, len(MOUTH_CHANNELS)))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, signal
 
-from audio2coeff.embedded.activity import HOP_S
+from audio2coeff.embedded.activity import HOP_S, runs
 from talker.types import FPS
 
 BLINK_MIN_GAP_S = 1.5
@@ -174,11 +174,8 @@ def phrases(active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(starts_s, ends_s) of the phrases in a 100 Hz voice-activity mask: runs of activity whose gaps
     are shorter than PHRASE_PAUSE_S."""
     closed = ndimage.binary_closing(np.pad(active, 1), np.ones(int(PHRASE_PAUSE_S / HOP_S)))[1:-1] | active
-    labels, count = ndimage.label(closed)
-    if count == 0:
-        return np.zeros(0), np.zeros(0)
-    spans = ndimage.find_objects(labels)
-    return np.array([s[0].start for s in spans]) * HOP_S, np.array([s[0].stop for s in spans]) * HOP_S
+    spans = np.array(runs(closed), dtype=float).reshape(-1, 2) * HOP_S
+    return spans[:, 0], spans[:, 1]
 
 
 def _drift(num_frames: int, tempo_hz: float, rng: np.random.Generator, count: int) -> np.ndarray:

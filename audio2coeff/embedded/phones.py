@@ -22,8 +22,8 @@ import re
 import threading
 
 import numpy as np
-from scipy import ndimage
 
+from audio2coeff.embedded.activity import runs
 from talker.types import SAMPLE_RATE
 
 SILENCE = "sil"
@@ -190,8 +190,7 @@ def align_phrases(samples: np.ndarray, transcript: str,
 
 def _pauses(active: np.ndarray) -> list[tuple[int, int]]:
     """(first, end) 100 Hz frame ranges where voice activity stops between two stretches of speech."""
-    gaps = ndimage.find_objects(ndimage.label(~active.astype(bool))[0])
-    return [(g.start, g.stop) for (g,) in gaps if 0 < g.start and g.stop < len(active)]
+    return [(a, b) for a, b in runs(~active.astype(bool)) if 0 < a and b < len(active)]
 
 
 def recognise_phones(samples: np.ndarray) -> list[Phone]:
