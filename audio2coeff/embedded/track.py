@@ -30,7 +30,7 @@ silence). Measured: Festival English 0.94-0.96, espeak English 0.63-0.86, espeak
 synthetic sung vowel line 0.55 (with 3.6 phones/s)."""
 
 PAUSE_CLOSE_RAMP = 3
-"""Frames (40 ms each) over which a p/b/m's closure at a pause's edge eases to the rest inside the pause."""
+"""Frames (40 ms each) between a p/b/m's closure at a pause's edge and the rest inside the pause."""
 
 NEAR_SPEECH = 2
 """Frames around speech whose lip_close is kept (articulation shuts the lips up to 60 ms before a p/b/m that starts after a pause)."""
@@ -46,7 +46,8 @@ def pause_gate(mouth: np.ndarray, speaking_now: np.ndarray) -> np.ndarray:
     frames of speaking_now > 0: that holds the closure leading out of a pause into a p/b/m) is
     spread into the pause by a linear ramp over PAUSE_CLOSE_RAMP frames (a grey dilation), so a
     p/b/m at a pause's edge stays fully shut and the lips move between it and their rest over
-    ~120 ms, not in one frame; further inside a pause every channel is exactly 0."""
+    160 ms (0.25, 0.5, 0.75 of the closure on the frames between), not in one frame; further inside
+    a pause every channel is exactly 0."""
     close = MOUTH_CHANNELS.index("lip_close")
     out = mouth * speaking_now[:, None]
     near = ndimage.maximum_filter1d(speaking_now > 0, 2 * NEAR_SPEECH + 1)
