@@ -2,8 +2,8 @@
 
 Steps: (1) loudness, voicing and voice activity on a 100 Hz grid; (2) phones, by forced alignment
 of the transcript or by phone recognition (English), else the loudness/formant fallback; (3) mouth
-channels with coarticulation, back to the portrait's rest in pauses; (4) blinks, brows and head motion; (5) scale,
-clip and assemble the EMBEDDED_CHANNELS columns at FPS.
+channels with coarticulation, back to the portrait's own rest in pauses; (4) blinks, brows and head
+motion; (5) scale, clip and assemble the EMBEDDED_CHANNELS columns at FPS.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ PAUSE_CLOSE_RAMP = 3
 """Frames (40 ms each) between a p/b/m's closure at a pause's edge and the rest inside the pause."""
 
 NEAR_SPEECH = 2
-"""Frames around speech whose lip_close is kept (articulation shuts the lips up to 60 ms before a p/b/m that starts after a pause)."""
+"""Frames around speech whose lip_close is kept (articulation shuts the lips up to 60 ms before a
+p/b/m that starts after a pause)."""
 
 _RANGES = {"lip_width": (-1.0, 1.0), "brow_raise": (-1.0, 1.0)}  # the other mouth/eye channels are 0..1
 
