@@ -4,13 +4,18 @@
     python benchmarks/renderer_sheets.py --before /tmp/before     # render with this code, write sheets and figures
 
 Every case of SHEET_CASES (benchmarks/held_out_faces.py) speaks 3 s of Festival speech (exact phone
-times) in 'full' mode at 256 (the face pasted back into the whole picture). Per case:
+times) after LEAD_S of silence, in 'full' mode at 256 (the face pasted back into the whole picture).
+Per case:
 
 - sheet docs/renderer/<case>.png: 12 frames spread over the clip (the first is the rest pose), the
   whole frame (scaled to fit) and the mouth at 2x, rows 'before' (the frames of --before) and
   'after' (this code);
 - sharpness: Laplacian variance of the face (inside the face oval, the mouth left out) in the output
-  frame over the same region of the portrait, the median over the frames, and at rest (frame 0);
+  frame over the same region of the portrait, the median over the frames, and at frame 0;
+- sharpness in the MP4 (the frames through the product's encoder, talker.media.VideoWriter, and
+  decoded): at rest (the frames whose track row is all zeros: the portrait itself; the median), in
+  the silence (the least over the silent frames, where the head still moves) and over all frames
+  (median); mp4_kb: the file's size;
 - closure: share of p/b/m phones whose least inner-lip opening (face mesh on the output frames,
   points 13-14) is at most CLOSED_IOD; open: median inner-lip opening in open vowels (IOD);
 - rest_mouth: inner-lip opening at frame 0 minus the portrait's (IOD; 0: the portrait's own mouth);
@@ -34,6 +39,8 @@ SHEET_CASES = ("t1_mid", "lena", "painted_smiling_man", "bw_t1_right", "t1_top",
 """Smiling with teeth, closed mouth, painted, black-and-white, 3/4 view (photo and painted), anime-style
 (cel-shaded), CG, a small face in a whole picture."""
 FRAMES = 12
+LEAD_S = 0.6
+"""Silence before the speech (s): the clip starts at rest, the portrait itself."""
 CLOSED_IOD = 0.016
 OPEN_VOWELS = ("aa", "ae", "ah", "ao", "aw", "ay")
 
@@ -42,12 +49,11 @@ def render_case(portrait, cache: Path) -> dict:
     """Output frames (T, H, W, 3) of one case with the code imported, the face and the speech's phones."""
     import numpy as np
 
-    from mouth import _speech
     from enhance.paste import PasteBack
     from talker.options import MakeOptions
     from talker.pipeline import EmbeddedBackend, load_audio, load_face
 
-    wav, phones, text = _speech(cache, "3s")
+    wav, phones, text = _lead_in_speech(cache)
     opts = MakeOptions(image=portrait.path, audio=wav, text=text, preprocess="full", size=256,
                        face_index=portrait.face_index, backend="embedded").validate()
     face, audio = load_face(opts), load_audio(opts)
@@ -63,7 +69,50 @@ def render_case(portrait, cache: Path) -> dict:
             index, _ = renderer.coverage(row)
             folded = np.append(renderer.folds(row), False)
             folds = max(folds, int(folded[index].sum()))
-    return {"frames": frames, "face": face, "phones": phones, "folds": folds}
+    return {"frames": frames, "face": face, "phones": phones, "folds": folds, "track": track, "audio": audio}
+
+
+def _lead_in_speech(cache: Path):
+    """(wav, phones, transcript): the 3 s speech of benchmarks/mouth.py after LEAD_S of silence."""
+    import numpy as np
+    import soundfile as sf
+
+    from mouth import _speech
+
+    wav, phones, text = _speech(cache, "3s")
+    out = wav.with_name(f"{wav.stem}_lead{int(LEAD_S * 1000)}ms.wav")
+    if not out.exists():
+        samples, rate = sf.read(wav, dtype="float32")
+        sf.write(out, np.concatenate([np.zeros(int(round(LEAD_S * rate)), np.float32), samples]), rate)
+    return out, [(s + LEAD_S, e + LEAD_S, p) for s, e, p in phones], text
+
+
+def mp4_sharpness(result: dict, mask, base: float) -> dict:
+    """Sharpness ratios of the frames after the product's H.264 encode (see the module doc)."""
+    import tempfile
+
+    import numpy as np
+
+    from talker.media import VideoWriter, read_video_frames
+    from talker.score import _speech_frames
+
+    frames, track = result["frames"], result["track"]
+    h, w = frames.shape[1:3]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mp4"
+        with VideoWriter(path, (w, h), result["audio"]) as writer:
+            writer.write(frames)
+        ratios = np.array([sharpness(f, mask) / base for f in read_video_frames(path)])
+        size = path.stat().st_size
+    rest = np.all(track.values == 0, axis=1)
+    silent = ~_speech_frames(result["audio"], len(ratios))
+    return {
+        "mp4_sharpness": round(float(np.median(ratios)), 3),
+        "mp4_sharpness_rest": round(float(np.median(ratios[rest])), 3) if rest.any() else None,
+        "mp4_sharpness_silent_min": round(float(ratios[silent].min()), 3) if silent.any() else None,
+        "rest_frames": int(rest.sum()),
+        "mp4_kb": round(size / 1024),
+    }
 
 
 def face_mask(face, shape) -> "np.ndarray":
@@ -123,6 +172,7 @@ def figures(result: dict) -> dict:
         "rest_mouth_iod": round(float(m.mouth_open[0] - ref.mouth_open[0]), 4),
         "source_mouth_iod": round(float(ref.mouth_open[0]), 4),
         "folded_px": result["folds"],
+        **mp4_sharpness(result, mask, base),
     }
 
 
@@ -171,8 +221,9 @@ def sheet(path: Path, name: str, rows: list[tuple[str, "np.ndarray"]], face) -> 
 
 def markdown_table(table: dict) -> str:
     """The figures of every case as a Markdown table: this code's, the earlier code's in brackets."""
-    cols = [("sharpness", "sharpness"), ("sharpness_rest", "sharpness, frame 0"), ("closure", "closure"),
-            ("open_iod", "open"), ("folded_px", "folded px")]
+    cols = [("sharpness", "sharpness"), ("sharpness_rest", "sharpness, frame 0"),
+            ("mp4_sharpness_rest", "MP4 sharpness at rest"), ("mp4_sharpness_silent_min", "MP4 sharpness in silence, least"),
+            ("closure", "closure"), ("open_iod", "open"), ("rest_mouth_iod", "rest mouth"), ("folded_px", "folded px")]
     lines = ["| case | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, row in table.items():
         cells = []

@@ -9,7 +9,9 @@ motion).
 Measures (units):
   av_offset_ms        lag of mouth motion behind loudness (ms, + = video late), by cross-correlation
   av_sync_corr        best correlation of mouth-opening and loudness changes over 120 ms, within +-360 ms (-1..1)
-  mouth_speech_ratio  mean mouth opening in speech frames over the median in silent frames
+  mouth_speech_ratio  how far the mouth moves from its rest opening (the median in silent frames 200 ms
+                      or more from speech) in speech frames over how far it moves in those silent frames
+                      (means; the same for portraits resting with closed or parted lips)
   mouth_motion        spread of mouth opening during speech (inter-ocular distances, 10-90 % range)
   closure_rate        share of p/b/m phones with closed lips (needs a transcript)
   vowel_opening       share of open vowels (60 ms or longer) whose peak opening exceeds the median of speech
@@ -75,7 +77,7 @@ THRESHOLDS: dict[str, tuple[float, float, str]] = {
 REASONS = {
     "av_offset_ms": "lips {sign} the sound by {absval:.0f} ms",
     "av_sync_corr": "mouth motion follows loudness weakly (r = {value:.2f})",
-    "mouth_speech_ratio": "the mouth opens barely more in speech than in silence (x{value:.2f})",
+    "mouth_speech_ratio": "the mouth moves barely more in speech than in silence (x{value:.2f})",
     "mouth_motion": "the mouth hardly moves while speaking ({value:.3f} IOD)",
     "closure_rate": "lips close on only {value:.0%} of p/b/m sounds",
     "vowel_opening": "only {value:.0%} of open vowels open the mouth wider than usual speech",
@@ -390,15 +392,32 @@ def _speech_frames(audio: Audio, n: int) -> np.ndarray:
     return out
 
 
+SETTLE_FRAMES = 5
+"""Silent frames this close (video frames, 40 ms each) to speech do not count as rest in speech_ratio:
+the lips ease into a first p/b/m or out of a last word there."""
+
+
 def speech_ratio(mouth: np.ndarray, speech: np.ndarray) -> float | None:
-    """Mean mouth opening (T,) in speech frames (T,) bool over the median in the silent ones
-    (at least 0.01 IOD); None with under half a second of speech or 5 silent frames. The mean, not
-    the median: speech dense in p/b/m and 'teeth' consonants keeps the lips nearly shut most of the
-    time and opens them on the vowels (measured: a 3.4 s clip of a 72 px face, median 0.003 IOD in
-    speech, mean 0.03)."""
-    if speech.sum() < FPS // 2 or (~speech).sum() < 5:
+    """How much more the mouth moves away from its rest in speech than in silence: the mean departure
+    |opening - rest| over the speech frames over the mean departure over the settled silent frames
+    (those SETTLE_FRAMES or more from any speech frame; at least 0.01 IOD), rest being their median
+    opening. mouth: (T,) inner-lip opening (inter-ocular distances), speech: (T,) bool. None with
+    under half a second of speech or under 5 settled silent frames.
+
+    Measured from the rest, not from shut lips: a portrait photographed with parted lips rests with
+    them parted (0.12 IOD for the astronaut) and departs from that both ways in speech (wider on
+    vowels, shut on p/b/m), while a mouth that stays still in speech, or moves as much in the pauses,
+    departs as little in speech as in silence. The mean on both sides: speech dense in p/b/m and
+    'teeth' consonants keeps a closed-mouth portrait's lips nearly shut most of the time and opens
+    them on the vowels (measured: a 3.4 s clip of a 72 px face, median 0.003 IOD in speech, mean
+    0.03), and the same motion moved into the pauses must read as large there."""
+    near = np.convolve(speech.astype(float), np.ones(2 * SETTLE_FRAMES - 1), mode="same") > 0
+    settled = ~near
+    if speech.sum() < FPS // 2 or settled.sum() < 5:
         return None
-    return float(np.mean(mouth[speech])) / max(float(np.median(mouth[~speech])), 0.01)
+    rest = float(np.median(mouth[settled]))
+    departure = np.abs(mouth - rest)
+    return float(np.mean(departure[speech])) / max(float(np.mean(departure[settled])), 0.01)
 
 
 def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, max_lag: int = 9):

@@ -261,3 +261,58 @@ def test_closed_lips_show_a_dark_seam_and_nothing_else_changes(monkeypatch):
     ys, xs = np.mgrid[: with_seam.shape[1], : with_seam.shape[2]]
     near = np.min(np.hypot(xs[..., None] - seam[:, 0], ys[..., None] - seam[:, 1]), axis=-1) < 4.0
     assert np.array_equal(with_seam[1][~near], without[1][~near])
+
+
+@pytest.fixture(scope="module")
+def paused_parted_lips(speech_pbm):
+    """Festival speech of PBM_TEXT with 0.4 s of silence before it and 0.5 s more in its middle pause
+    ('... Boston. | My mom ...'), tracked with its transcript, and the astronaut (parted lips with
+    teeth, smiling) prepared in full mode: (track, face)."""
+    from audio2coeff.embedded.track import embedded_track
+    from conftest import PBM_TEXT
+    from talker.types import SAMPLE_RATE, Audio
+
+    wav, phones = speech_pbm
+    samples = mf.read_wav_16k(wav)
+    mid = next(p for p in phones[1:-1] if p.phone == "pau")
+    cut = int((mid.start + mid.end) / 2 * SAMPLE_RATE)
+    pad = np.zeros(int(0.4 * SAMPLE_RATE), np.float32)
+    audio = Audio(np.concatenate([pad, samples[:cut], pad, pad[: SAMPLE_RATE // 10], samples[cut:], pad]), transcript=PBM_TEXT)
+    return embedded_track(audio), prepare_face(mf.astronaut(), "full", 256)
+
+
+def _pause_frames(track: CoeffTrack) -> list[tuple[int, int]]:
+    """(first, last) video frames inside each pause of at least 0.3 s of the track's phones."""
+    return [(int(s * FPS) + 1, int(e * FPS) - 1) for s, e, p in track.meta["phones"] if p == "sil" and e - s >= 0.3]
+
+
+def test_frame_0_and_pauses_show_the_portraits_own_mouth(paused_parted_lips):
+    """The astronaut shows her teeth between parted lips (0.13 IOD open): at frame 0 (0.4 s before the
+    speech) and in the middle of the mid-clip pause the landmark model reads her own opening and
+    width, not pressed lips (the lips were shut in every pause, a smile made a pursed mouth)."""
+    track, face = paused_parted_lips
+    pauses = _pause_frames(track)
+    assert len(pauses) >= 2 and pauses[0][0] <= 1, pauses
+    rows = [0] + [(a + b) // 2 for a, b in pauses[1:]]
+    x0, y0, x1, y1 = (int(round(v)) for v in face.box)  # full mode draws the face box at the portrait's resolution
+    frames = [face.source[y0:y1, x0:x1]] + list(np.concatenate(list(EmbeddedRenderer(face).render(CoeffTrack(track.values[rows], "embedded")))))
+    m = measure_frames(frames)
+    width = np.linalg.norm(m.landmarks[:, 61, :2] - m.landmarks[:, 291, :2], axis=-1) / m.iod
+    assert m.mouth_open[0] > 0.1  # the portrait itself: parted lips
+    for k, row in enumerate(rows, start=1):
+        assert abs(m.mouth_open[k] - m.mouth_open[0]) <= 0.01, (row, m.mouth_open[k], m.mouth_open[0])
+        assert abs(width[k] - width[0]) <= 0.02 * width[0], (row, width[k], width[0])
+
+
+def test_p_b_m_next_to_a_pause_read_shut_on_a_parted_lips_portrait(paused_parted_lips):
+    """'Peter' after the leading pause and 'My' after the middle one: the frame at the middle of each
+    such p/b/m reads shut (at most 0.016 IOD), though the lips rest parted in the pause beside it."""
+    track, face = paused_parted_lips
+    phones = track.meta["phones"]
+    edge = [(s + e) / 2 for k, (s, e, p) in enumerate(phones)
+            if p in ("p", "b", "m") and (phones[k - 1][2] == "sil" or (k + 1 < len(phones) and phones[k + 1][2] == "sil"))]
+    assert len(edge) >= 2, phones
+    rows = [int(t * FPS) for t in edge]
+    frames = list(np.concatenate(list(EmbeddedRenderer(face).render(CoeffTrack(track.values[rows], "embedded")))))
+    opening = measure_frames(frames).mouth_open
+    assert np.all(opening <= 0.016), (edge, opening)

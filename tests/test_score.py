@@ -247,6 +247,73 @@ def test_speech_ratio_sees_a_mouth_that_opens_on_vowels_only():
     talking = np.where(speech & (np.arange(100) % 10 < 3), 0.15, 0.003)  # shut 70 % of the speech
     assert speech_ratio(talking, speech) >= THRESHOLDS["mouth_speech_ratio"][0]
     assert speech_ratio(np.full(100, 0.05), speech) < THRESHOLDS["mouth_speech_ratio"][1]  # a still mouth
+    parted = np.where(speech, np.where(np.arange(100) % 10 < 3, 0.25, np.where(np.arange(100) % 10 < 6, 0.0, 0.12)), 0.12)
+    assert speech_ratio(parted, speech) >= THRESHOLDS["mouth_speech_ratio"][0]  # resting parted, shut and wide in speech
+    everywhere = np.where(np.arange(100) % 10 < 3, 0.15, 0.003)  # the same motion in the pauses
+    assert speech_ratio(everywhere, speech) < THRESHOLDS["mouth_speech_ratio"][1]
+
+
+@pytest.fixture(scope="module")
+def paused_astronaut(speech_pbm):
+    """Festival speech of PBM_TEXT with 0.6 s of silence before, after and added to its middle pause,
+    its track (with the transcript) and the astronaut (resting with parted lips and teeth, 0.12 IOD)
+    prepared in full mode: (audio, track, renderer)."""
+    from audio2coeff.embedded.track import embedded_track
+    from conftest import PBM_TEXT
+    from renderer.embedded import EmbeddedRenderer
+    from talker.face import prepare_face
+
+    wav, phones = speech_pbm
+    samples = mf.read_wav_16k(wav)
+    mid = next(p for p in phones[1:-1] if p.phone == "pau")
+    cut = int((mid.start + mid.end) / 2 * 16000)
+    pad = np.zeros(int(0.6 * 16000), np.float32)
+    audio = Audio(np.concatenate([pad, samples[:cut], pad, samples[cut:], pad]), transcript=PBM_TEXT)
+    return audio, embedded_track(audio), EmbeddedRenderer(prepare_face(mf.astronaut(), "full", 256))
+
+
+def _ratio_of(audio, values, renderer) -> float:
+    """speech_ratio of the landmark model's mouth opening on the rendered frames of ``values``."""
+    from talker.measure import measure_frames
+    from talker.score import _fill_nan, _speech_frames, speech_ratio
+    from talker.types import CoeffTrack
+
+    frames = np.concatenate(list(renderer.render(CoeffTrack(values, "embedded"))))
+    mouth = _fill_nan(measure_frames(list(frames)).mouth_open)
+    return speech_ratio(mouth, _speech_frames(audio, len(mouth)))
+
+
+def test_speech_ratio_passes_a_parted_lips_portrait_and_fails_a_mouth_that_does_not_rest(paused_astronaut):
+    """The astronaut rests with parted lips: the track's render passes (its mouth leaves that rest in
+    speech, shut on p/b/m and wider on vowels, and comes back in the pauses). The same track with the
+    mouth channels zeroed (a still mouth) fails, and so does the track whose speech mouth rows are
+    also played into the pauses (as much motion in silence as in speech). A portrait resting with
+    closed lips passes too. Measured: 6.1 (astronaut), 0.3 still, 1.05 played into the pauses, 5.9
+    (Grace Hopper, closed lips); the earlier measure (mean opening in speech over the median in
+    silence) read 0.85 on the astronaut's good render: a fail."""
+    from renderer.embedded import EmbeddedRenderer
+    from talker.face import prepare_face
+    from talker.score import THRESHOLDS, _speech_frames
+    from talker.types import EMBEDDED_CHANNELS
+
+    audio, track, renderer = paused_astronaut
+    good, bad = THRESHOLDS["mouth_speech_ratio"][:2]
+    mouth = [EMBEDDED_CHANNELS.index(c) for c in ("jaw_open", "lip_width", "lip_round", "lip_close", "lip_tuck", "upper_lip_raise")]
+    assert _ratio_of(audio, track.values, renderer) >= good
+
+    still = track.values.copy()
+    still[:, mouth] = 0.0
+    assert _ratio_of(audio, still, renderer) < bad
+
+    speech = _speech_frames(audio, track.num_frames)
+    restless = track.values.copy()
+    spoken = np.flatnonzero(speech)
+    silent = np.flatnonzero(~speech)
+    restless[np.ix_(silent, mouth)] = track.values[np.ix_(spoken[np.arange(len(silent)) % len(spoken)], mouth)]
+    assert _ratio_of(audio, restless, renderer) < bad
+
+    closed = EmbeddedRenderer(prepare_face(mf.grace_hopper(), "full", 256))  # a portrait resting with closed lips
+    assert _ratio_of(audio, track.values, closed) >= good
 
 
 def test_blinks_of_shadowed_eyes_count_and_shut_looking_eyes_skip():

@@ -2,8 +2,8 @@
 
 Steps: (1) loudness, voicing and voice activity on a 100 Hz grid; (2) phones, by forced alignment
 of the transcript or by phone recognition (English), else the loudness/formant fallback; (3) mouth
-channels with coarticulation, lips closed in pauses; (4) blinks, brows and head motion; (5) scale,
-clip and assemble the EMBEDDED_CHANNELS columns at FPS.
+channels with coarticulation, back to the portrait's own rest in pauses; (4) blinks, brows and head
+motion; (5) scale, clip and assemble the EMBEDDED_CHANNELS columns at FPS.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from scipy import ndimage
 
 from audio2coeff.embedded import activity, motion, phones as phones_mod
 from audio2coeff.embedded.articulation import mouth_track
@@ -28,7 +29,37 @@ MIN_COVERAGE = 0.5
 silence). Measured: Festival English 0.94-0.96, espeak English 0.63-0.86, espeak French 0.39, a
 synthetic sung vowel line 0.55 (with 3.6 phones/s)."""
 
+PAUSE_CLOSE_RAMP = 3
+"""Frames (40 ms each) between a p/b/m's closure at a pause's edge and the rest inside the pause."""
+
+NEAR_SPEECH = 2
+"""Frames around speech whose lip_close is kept (articulation shuts the lips up to 60 ms before a
+p/b/m that starts after a pause)."""
+
 _RANGES = {"lip_width": (-1.0, 1.0), "brow_raise": (-1.0, 1.0)}  # the other mouth/eye channels are 0..1
+
+
+def pause_gate(mouth: np.ndarray, speaking_now: np.ndarray) -> np.ndarray:
+    """(T, 6) mouth channels (MOUTH_CHANNELS) scaled towards 0, the portrait's own rest, where
+    ``speaking_now`` (T,) in 0..1 (voice activity smoothed over 70 ms, at each video frame) falls.
+
+    lip_close is not scaled where speech touches a pause: its value near speech (within NEAR_SPEECH
+    frames of speaking_now > 0: that holds the closure leading out of a pause into a p/b/m) is
+    spread into the pause by a linear ramp over PAUSE_CLOSE_RAMP frames (a grey dilation), so a
+    p/b/m at a pause's edge stays fully shut and the lips move between it and their rest over
+    160 ms (0.25, 0.5, 0.75 of the closure on the frames between), not in one frame; further inside
+    a pause every channel is exactly 0."""
+    close = MOUTH_CHANNELS.index("lip_close")
+    out = mouth * speaking_now[:, None]
+    near = ndimage.maximum_filter1d(speaking_now > 0, 2 * NEAR_SPEECH + 1)
+    closure = np.where(near, mouth[:, close], 0.0)
+    spread = closure.copy()
+    for d in range(1, PAUSE_CLOSE_RAMP + 1):
+        weight = 1.0 - d / (PAUSE_CLOSE_RAMP + 1)
+        spread[d:] = np.maximum(spread[d:], closure[:-d] * weight)
+        spread[:-d] = np.maximum(spread[:-d], closure[d:] * weight)
+    out[:, close] = speaking_now * closure + (1.0 - speaking_now) * spread
+    return out.astype(np.float32)
 
 
 def _gate_phones(phones: list, active: np.ndarray) -> list:
@@ -131,14 +162,12 @@ def embedded_track(
         log.info("mouth from %s phones", method)
         mouth = mouth_track(used, num_frames, loudness, float(np.percentile(loudness[active], 90)), method == "recognised")
 
-    # 3. pauses close the mouth: every channel to 0 but lip_close to 1 (70 ms ramps, exact further
-    #    inside a pause), so even a portrait photographed with parted lips rests with them closed
+    # 3. pauses return the mouth to the portrait's own rest (every mouth channel 0: the portrait's
+    #    smile or parted lips), with 70 ms ramps; only a p/b/m at a pause's edge keeps its closure
+    #    and eases out of (or into) it over PAUSE_CLOSE_RAMP frames inside the pause
     gate = np.convolve(active.astype(np.float64), np.ones(7) / 7.0, mode="same")
     speaking_now = activity.to_video_frames(gate, num_frames)
-    close = MOUTH_CHANNELS.index("lip_close")
-    shut = 1.0 - speaking_now * (1.0 - mouth[:, close])  # towards closed: a p/b/m next to a pause stays shut
-    mouth = mouth * speaking_now[:, None]
-    mouth[:, close] = shut
+    mouth = pause_gate(mouth, speaking_now)
 
     # 4. eyes, brows, head
     times = motion.blink_times(audio.duration, blink_rate, rng_blink) if blink else []
