@@ -151,9 +151,11 @@ third of the clip)."""
 FULL_SPREAD_S = 6.0
 """Clips shorter than this (s) get a spread smaller by the square root of their share of it, and
 their slow wander a tempo lower by that share: fewer but fuller turns. Packing a whole spread into a
-few seconds at the long clips' tempo swung a 3 s clip's head twice as fast (and the score's jitter,
-the face's frame-to-frame acceleration, up by 80 %); at the lower tempo a 3.4 s clip turns and nods
-1.2-1.5 times as far as with the spread shrunk from 8 s at the full tempo, at no more jitter."""
+few seconds at the long clips' tempo swung a 3 s clip's head twice as fast (the face's drawn
+frame-to-frame acceleration, which the score's jitter reads, up by 80 %); at the lower tempo a 3.4 s
+clip turns 1.1 and nods 1.3 times as far as with the spread shrunk from 8 s at the full tempo (six
+seeds), with 10 % less acceleration. A long clip's whole spread in 3 s would take 1.5-2 times the
+acceleration."""
 
 
 MIN_POSTURE_STEP = 0.8
