@@ -51,11 +51,6 @@ Rounded vowels (English /u/, /o/, /w/) keep about 70-85 % of the rest width: lip
 each corner in by 14 % of the canonical mouth width (0.78 IOD), so the 'pucker' viseme (lip_round
 0.9, lip_width -0.2) keeps about 70 % as drawn; the face mesh reads it at 75-82 % on rendered
 portraits (the lips' texture is carried along less than the contour), and at 78-86 % in speech."""
-ROUND_REACH = 0.6
-"""Sideways standard deviation (face units) of the skin that comes in with the mouth corners in
-rounding (lip_width's: 0.45). The landmark model places the corners partly by the skin beside them:
-with the cheeks beside the corners coming in too, a CG face's pucker reads 0.69 of its rest width
-instead of 0.73 (a photo's 0.74 instead of 0.76), with the same corners drawn."""
 LIP_RAISE = 0.09
 """Upper-lip lift (IOD, middle of the lip) at upper_lip_raise = 1."""
 TUCK_GAP, TUCK_RAISE = 0.06, 0.03
@@ -240,11 +235,11 @@ def _mouth_bump(canon: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return np.exp(-0.5 * ((canon[:, 0] / sx) ** 2 + ((canon[:, 1] - centre_y) / sy) ** 2))
 
 
-def _stretch(canon: np.ndarray, reach: float = 0.45) -> np.ndarray:
-    """(478,) sideways displacement per IOD of corner motion: x / half-width under a broad bump
-    (``reach``: its sideways standard deviation, face units), exactly 1 at the outer corners."""
+def _stretch(canon: np.ndarray) -> np.ndarray:
+    """(478,) sideways displacement per IOD of corner motion: x / half-width under a broad bump,
+    exactly 1 at the outer corners."""
     corner = canon[LIP_OUTER_UPPER[-1]]
-    bump = _mouth_bump(canon, reach, 0.3)
+    bump = _mouth_bump(canon, 0.45, 0.3)
     return canon[:, 0] / corner[0] * bump / bump[LIP_OUTER_UPPER[-1]]
 
 
@@ -256,13 +251,12 @@ def _width_field(canon: np.ndarray) -> np.ndarray:
 
 
 def _round_fields(canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(478, 3) face-axis displacements (IOD) at lip_round = 1: corners in (the skin beside them
-    coming along, ROUND_REACH) and lips forward, and the lips parted (articulate weighs the parting
-    by 1 - lip_close: pressed lips do not part)."""
+    """(478, 3) face-axis displacements (IOD) at lip_round = 1: corners in and lips forward, and the
+    lips parted (articulate weighs the parting by 1 - lip_close: pressed lips do not part)."""
     lips = _mouth_bump(canon, 0.35, 0.25)
     centre_y = float(canon[LIP_OUTER_UPPER[0], 1])
     pucker, part = np.zeros_like(canon), np.zeros_like(canon)
-    pucker[:, 0] = -ROUND_IN * _stretch(canon, ROUND_REACH)
+    pucker[:, 0] = -ROUND_IN * _stretch(canon)
     pucker[:, 2] = -ROUND_FORWARD * lips
     part[:, 1] = ROUND_PART * (canon[:, 1] - centre_y) / 0.15 * lips
     return pucker, part
