@@ -22,7 +22,7 @@ side of a turned face nor the background behind its nose: a near-profile face (5
 far eye when turned 10-20 degrees further, and left a ghost of its nose and lips on the background
 when it nodded or tilted by 3-8 degrees."""
 MAX_DEPTH_GAIN = 1.7
-"""Most that yaw and pitch are enlarged on a face photographed looking down (depth_gain)."""
+"""Most that pitch is enlarged on a face photographed looking down (depth_gain)."""
 
 
 class HeadPose:
@@ -34,13 +34,13 @@ class HeadPose:
         self.share = motion_share(frame)
         """Share of the requested motion this face takes (1 for a face photographed nearly frontal)."""
         self.depth_gain = depth_gain(frame)
-        """Scale of yaw and pitch that makes the nose move across the eyes as much as on a level face."""
+        """Scale of pitch that makes a nod move the nose across the eyes as much as on a level face."""
 
     def apply(self, points: np.ndarray, yaw: float, pitch: float, roll: float, tx: float, ty: float) -> np.ndarray:
         """(N, 3) image points -> posed points. Angles in radians, tx/ty in IOD (EMBEDDED_CHANNELS),
-        all scaled by ``share``, yaw and pitch also by ``depth_gain``."""
-        k, g = self.share, self.depth_gain
-        rot = head_rotation(k * g * yaw, k * g * pitch, k * roll)
+        all scaled by ``share``, pitch also by ``depth_gain``."""
+        k = self.share
+        rot = head_rotation(k * yaw, k * self.depth_gain * pitch, k * roll)
         shift = np.array([tx, ty, 0.0]) * self._iod * k
         return (points - self._pivot) @ rot.T + self._pivot + shift
 
@@ -53,14 +53,16 @@ def motion_share(frame: FaceFrame) -> float:
 
 
 def depth_gain(frame: FaceFrame) -> float:
-    """Scale (1 to MAX_DEPTH_GAIN) of yaw and pitch for a face photographed pitched, from its pose.
+    """Scale (1 to MAX_DEPTH_GAIN) of pitch for a face photographed pitched, from its pose.
 
-    A turn or nod moves the nose across the eyes by the nose's depth in front of them (in the
-    picture's depth axis) times the angle. A face photographed looking down by 24 degrees has its
-    nose tip lowered towards the eyes' depth: it stands 0.63 of a level face's depth in front of
-    them, so the same nod moved its nose 0.63 as far (drawn: 0.028 IOD per 5 degrees against
-    0.040-0.047 on level faces) and its head read as nearly still. The gain restores a level face's
-    motion in the picture; a face looking up (nose further out) keeps 1.
+    A nod moves the nose across the eyes by the nose's depth in front of them (in the picture's
+    depth axis) times the angle. A face photographed looking down by 24 degrees has its nose tip
+    lowered towards the eyes' depth: it stands 0.63 of a level face's depth in front of them, so
+    the same nod moved its nose 0.63 as far (drawn: 0.028 IOD per 5 degrees against 0.040-0.047 on
+    level faces) and its head read as nearly still. The gain restores a level face's nod in the
+    picture; a face looking up (nose further out) keeps 1. Turns are foreshortened alike, but a
+    turn enlarged as much warped the cheek and hair of such a face visibly at 18 degrees (29
+    enlarged), and its turns already read inside a real speaker's range.
     """
     canon = canonical_face()
     nose = canon[4] - (canon[33] + canon[263]) / 2  # face units: (0, down, towards the viewer < 0)
