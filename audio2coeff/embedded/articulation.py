@@ -37,6 +37,11 @@ MIN_RECOGNISED_S = 0.03
 """Recognised phones shorter than this (s) set no shape of their own (closures excepted)."""
 MIN_OVERLAP_S = 0.02
 """A frame shows a p/b/m (or f/v) when its 40 ms overlap the phone by this much (s): half a frame."""
+MIN_CLOSED_FRAMES = 2
+"""A p/b/m (or f/v) shows in at least this many video frames. A single shut frame between open ones
+does not survive the video encoding: the 'b' of 'blue boots' (between two rounded vowels), shut in
+one frame, rendered 0.007 IOD open and read 0.033 open in the MP4, its neighbour (lip_close 0.9)
+0.023; two shut frames read shut."""
 CLOSE_FROM_PAUSE_S = 0.06
 """After a pause, a p/b/m's lips are shut this long (s) before the phone starts."""
 _JAW, _CLOSE, _TUCK = (MOUTH_CHANNELS.index(c) for c in ("jaw_open", "lip_close", "lip_tuck"))
@@ -48,12 +53,17 @@ def closure_frames(start: float, end: float, num_frames: int) -> np.ndarray:
     MIN_OVERLAP_S, and the frame holding the middle. Not only the frames whose centre falls in the
     phone: a 45-60 ms p/b/m then shows in one frame, which an alignment 20 ms off misses (measured
     on Festival speech against pocketsphinx's alignment: a 'b' after a pause shut at 20.50 s and
-    open again at 20.54 s, the true phone's middle)."""
+    open again at 20.54 s, the true phone's middle). Never fewer than MIN_CLOSED_FRAMES frames."""
     i = np.arange(num_frames)
     overlap = np.minimum(end, (i + 1) / FPS) - np.maximum(start, i / FPS)
     inside = overlap >= min(MIN_OVERLAP_S, 0.5 * (end - start)) - 1e-6  # phone times on a 10 ms grid: exact halves count
     if num_frames:
-        inside[min(num_frames - 1, max(0, int((start + end) / 2 * FPS)))] = True
+        middle = min(num_frames - 1, max(0, int((start + end) / 2 * FPS)))
+        inside[middle] = True
+        if inside.sum() < MIN_CLOSED_FRAMES:  # the neighbour nearer the phone's middle (before it on a tie)
+            after = (middle + 0.5) / FPS < (start + end) / 2
+            neighbour = middle + 1 if (after or middle == 0) and middle + 1 < num_frames else middle - 1
+            inside[neighbour] = True
     return inside
 
 

@@ -145,15 +145,25 @@ motion must be large but slow: the score's jitter is the rigid region's frame-to
 which grows with the spread times the square of the motion's frequency."""
 NOD_S = 0.8
 """Width (s) of a nod or turn on a stressed syllable."""
-EASE_IN_S = 1.0
+EASE_IN_S = 1.5
 """The head starts in the portrait's own pose and reaches its motion over this time (s; at most a
 third of the clip)."""
-FULL_SPREAD_S = 8.0
-"""Clips shorter than this (s) get a spread smaller by the square root of their share of it: over a
-few seconds a speaker's head covers less than over a minute, and packing a whole spread into a short
-clip would make it move faster (and jitter more) than a long one."""
+FULL_SPREAD_S = 6.0
+"""Clips shorter than this (s) get a spread smaller by the square root of their share of it, and
+their slow wander a tempo lower by that share: fewer but fuller turns. Packing a whole spread into a
+few seconds at the long clips' tempo swung a 3 s clip's head twice as fast (the face's drawn
+frame-to-frame acceleration, which the score's jitter reads, up by 80 %); at the lower tempo a 3.4 s
+clip turns 1.1 and nods 1.3 times as far as with the spread shrunk from 8 s at the full tempo (six
+seeds), with 10 % less acceleration. A long clip's whole spread in 3 s would take 1.5-2 times the
+acceleration."""
 
 
+MIN_POSTURE_STEP = 0.8
+"""Least change (unit scale: postures are drawn with unit spread) from one phrase's posture to the
+next's, and of the first from the portrait's own pose: a new posture drawn closer is moved this far
+from the last one (towards the centre, or the side it was drawn on when the last one is central), so
+every phrase start shows a change of posture: fewer but fuller changes. Unit normal draws land
+within 0.8 of the last one in about 40 % of channels, a phrase start with little to see."""
 MIN_RAW_SPREAD = 0.25
 """Least spread of the unscaled motion (its parts have unit scale) that is scaled up to the manner's:
 a clip too short for the head to wander moves less instead of magnifying what little there is."""
@@ -189,12 +199,17 @@ def _drift(num_frames: int, tempo_hz: float, rng: np.random.Generator, count: in
 
 
 def _postures(num_frames: int, starts: np.ndarray, ends: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(num_frames, 3) unit-scale posture: a new random pose from 0.2 s before each phrase, SETTLE of it
-    from 0.2 s after the phrase ends until the next, eased by a Gaussian of POSTURE_EASE_S."""
+    """(num_frames, 3) unit-scale posture: a new random pose from 0.2 s before each phrase (at least
+    MIN_POSTURE_STEP from the last in every channel), SETTLE of it from 0.2 s after the phrase ends
+    until the next, eased by a Gaussian of POSTURE_EASE_S."""
     target = np.zeros((num_frames, 3))
     t = (np.arange(num_frames) + 0.5) / FPS
+    last = np.zeros(3)  # the portrait's own pose
     for k, (start, end) in enumerate(zip(starts, ends)):
         pose = rng.standard_normal(3)
+        step = pose - last
+        away = np.where(np.abs(last) > MIN_POSTURE_STEP / 2, -np.sign(last), np.where(step < 0, -1.0, 1.0))
+        pose = last = np.where(np.abs(step) < MIN_POSTURE_STEP, last + away * MIN_POSTURE_STEP, pose)
         stop = starts[k + 1] - 0.2 if k + 1 < len(starts) else np.inf
         target[(t >= start - 0.2) & (t < stop)] = pose
         target[(t >= end + 0.2) & (t < stop)] = SETTLE * pose
@@ -216,24 +231,25 @@ def head_track(
     pauses); active: the 100 Hz voice-activity mask (phrases). The head takes a new posture at each
     phrase start and settles part way in pauses, wanders slowly inside phrases, nods (pitch down, a
     little ty) and turns a little on the clearer stressed syllables (0.6 s apart or more), peaking
-    50 ms before them. Postures and wander are scaled to the manner's spread (``manner``); the whole
-    motion eases in from the portrait's own pose over EASE_IN_S.
+    50 ms before them. Postures and wander are scaled to the manner's spread (``manner``; less in
+    clips under FULL_SPREAD_S), measured as the motion is shown: after it eases in from the
+    portrait's own pose over EASE_IN_S.
     """
     style = manner(pose_style)
     pick = strongest(accent_times, strength, 0.35, 0.6)
     accent_times, strength = accent_times[pick], strength[pick]
     starts, ends = phrases(active)
-    drift = _drift(num_frames, style.tempo, rng, 5)
+    share = min(1.0, num_frames / FPS / FULL_SPREAD_S)
+    drift = _drift(num_frames, style.tempo * share, rng, 5)
     angles = _postures(num_frames, starts, ends, rng) * style.posture
     angles += drift[:, :3] * style.drift * (0.5 + 0.5 * speaking)[:, None]
     angles -= angles.mean(axis=0)
-    short = np.sqrt(min(1.0, num_frames / FPS / FULL_SPREAD_S))
-    angles *= short * np.asarray(style.spread) / np.maximum(angles.std(axis=0), MIN_RAW_SPREAD)
+    ease = _ease_in(num_frames)
+    angles *= np.sqrt(share) * np.asarray(style.spread) / np.maximum((angles * ease[:, None]).std(axis=0), MIN_RAW_SPREAD)
     angles[:, 1] += _bumps(accent_times, style.nod * strength, num_frames, NOD_S, lead_s=0.05)
     turn_sign = rng.choice([-1.0, 1.0], len(accent_times))
     angles[:, 0] += _bumps(accent_times, style.turn * strength * turn_sign, num_frames, NOD_S, lead_s=0.05)
     angles[:, 2] += style.tilt * rng.choice([-1.0, 1.0])
-    ease = _ease_in(num_frames)
     head = np.zeros((num_frames, 5))
     head[:, :3] = np.deg2rad(angles) * ease[:, None]
     head[:, 3:] = drift[:, 3:] * style.translate * ((0.6 + 0.4 * speaking) * ease)[:, None]
