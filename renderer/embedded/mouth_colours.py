@@ -22,6 +22,10 @@ GUM_SHADE = 0.82
 """Gums' colour: the lips' median colour times this."""
 TONGUE_SHADE = 0.9
 """Tongue's colour: the lips' median colour a quarter of the way to the skin's, times this."""
+CONTACT_FLOOR = 0.5
+"""The lip contact colour is at least this share of the lips' median brightness (the lips' own
+colour in shadow): the darkest 'lip' pixels of a drawing are its ink outline, and a closed mouth
+shaded towards ink reads as a dark gap to the landmark model."""
 CLOSED_SOURCE_GAP = 0.02
 """Largest median inner-lip opening (IOD) of a portrait whose own lips are read as meeting: its lip
 contact colour is sampled along its seam."""
@@ -74,7 +78,7 @@ def mouth_colours(image: np.ndarray, points: np.ndarray, frame: FaceFrame) -> Mo
         gum=gum,
         tongue=(0.75 * lip_colour + 0.25 * skin_colour) * TONGUE_SHADE,
         darkest=darkest,
-        contact=_contact(image, src, frame.iod, darkest),
+        contact=np.maximum(_contact(image, src, frame.iod, darkest), CONTACT_FLOOR * lip_colour),
         grain=_grain(image, src),
         light=light,
         contrast=contrast,
