@@ -54,7 +54,7 @@ at which they show their whole LOWER_TEETH_HEIGHT."""
 TONGUE_HEIGHT = 0.12
 """Height (IOD) of a low tongue above the lower lip at small openings; a wide-open mouth shows
 TONGUE_SHARE of its opening as tongue."""
-TONGUE_SHARE = 0.4
+TONGUE_SHARE = 0.3
 GUM_SHOW = 0.9
 """Share of the upper lip's lift (face_model.LIP_RAISE x upper_lip_raise) that shows as gum above the teeth."""
 GAP_DARK = 0.45

@@ -20,8 +20,10 @@ TEETH_SHADE = 0.92
 """Teeth's colour: the portrait's eye whites times this (teeth sit in the mouth's shade)."""
 GUM_SHADE = 0.82
 """Gums' colour: the lips' median colour times this."""
-TONGUE_SHADE = 0.9
-"""Tongue's colour: the lips' median colour a quarter of the way to the skin's, times this."""
+TONGUE_SHADE = 0.7
+"""Tongue's colour: the lips' median colour a quarter of the way to the skin's, times this (it lies
+in the mouth's shade; a tongue as light as the lips reads to the landmark model as lip, and the
+mouth as less open)."""
 CONTACT_FLOOR = 0.5
 """The lip contact colour is at least this share of the lips' median brightness (the lips' own
 colour in shadow): the darkest 'lip' pixels of a drawing are its ink outline, and a closed mouth
