@@ -14,7 +14,7 @@ Per frame:
 4. Paint the driven triangles back to front (rings, then the eye and mouth fills, then the skin
    from far to near) into a triangle-index map of the box holding the rings, and read the source
    through it with one cv2.remap (warp).
-5. Paint the mouth interior where the lips part, and the dark seam where they are pressed shut (mouth).
+5. Paint the mouth interior where the lips part, and the contact shadow where they are pressed shut (mouth).
 Pixels outside the outer ring are the source's, untouched.
 """
 
@@ -172,8 +172,8 @@ class EmbeddedRenderer:
         warp = self._warp.map(driven, texture, self._triangles, self._order(driven, texture, pts))
         pixels = cv2.remap(self._image, warp.map_x, warp.map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
         lips = driven[:NUM_LANDMARKS]
-        self._mouth.paint(pixels, warp, self._mouth_first, lips)
-        self._mouth.seam(pixels, self._warp.box[:2], lips, float(np.clip(row[3], 0.0, 1.0)))
+        self._mouth.paint(pixels, warp, self._mouth_first, lips, row)
+        self._mouth.contact(pixels, self._warp.box[:2], lips, float(np.clip(row[3], 0.0, 1.0)))
 
         x0, y0, x1, y1 = self._warp.box
         out[:] = self._image
