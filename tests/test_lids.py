@@ -99,3 +99,27 @@ def test_a_blink_closes_under_a_fringe_or_glasses_frame(portrait, cover):
 def test_a_plain_portrait_has_no_lid_cover():
     """No fringe or frame over the lids: a blink moves the lid skin alone, drawn as one warp."""
     assert EmbeddedRenderer(prepare_face(mf.astronaut(), "crop", 256))._cover is None
+
+
+def test_a_nearly_shut_eye_shows_its_lash_line_not_its_white(monkeypatch):
+    """At blink 0.8 (a 512 crop) the sliver of eye between the lids takes the lash line's colour: its brightest
+    pixels (95th percentile of luma over the eye fill) are much darker than the same frame's with
+    the shading switched off (the white of the eye and the catch-light showing)."""
+    from renderer.embedded import eyes
+
+    face = prepare_face(mf.astronaut(), "crop", 512)
+    renderer = EmbeddedRenderer(face)
+    row = np.zeros(len(EMBEDDED_CHANNELS), np.float32)
+    row[EMBEDDED_CHANNELS.index("blink")] = 0.8
+    index, (x0, y0, x1, y1) = renderer.coverage(row)
+    between = np.zeros((512, 512), bool)  # the pixels the eye fill draws
+    between[y0:y1, x0:x1] = (index >= renderer._eye_fill[0]) & (index < renderer._eye_fill[1])
+    assert between.sum() > 20
+
+    def brightest() -> float:
+        (frame,) = renderer.render(CoeffTrack(row[None], "embedded"))
+        return float(np.percentile(frame[0][between] @ np.array([0.299, 0.587, 0.114]), 95))
+
+    shaded = brightest()
+    monkeypatch.setattr(eyes, "SHADE_FROM", 0.85)  # the shading starts beyond 0.8: none
+    assert shaded < brightest() - 25

@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from renderer.embedded.geometry import FaceFrame
+from renderer.embedded.geometry import FaceFrame, smoothstep
 from renderer.embedded.mesh import EYES
 from renderer.embedded.regions import ContourRegion
 
@@ -34,6 +34,10 @@ COVER_MOVED = 0.5
 COVER_MIN_OUTSIDE = 0.01
 """A dark or off-colour patch over the lids is a cover (hair, a frame) when at least this area
 (IOD^2) of it lies outside the lids: the lid's own crease, lashes and shadows end within them."""
+SHADE_FROM = 0.5
+"""Blink amount from which the sliver of eye left between the closing lids darkens to the lash
+line's colour (fully at blink = 1): a nearly shut eye shows its lashes and their shadow, not the
+white of the eye or a catch-light."""
 LID_EDGE = 0.3
 """At blink = 1 the upper lid's rim shows the source this share of the eye opening above the
 source's lid contour (lashes and lid skin), so no white of the eye or catch-light shows in the
@@ -142,6 +146,31 @@ class LidCover:
         top = cv2.remap(image, map_x, map_y, sampling, borderMode=cv2.BORDER_REPLICATE)
         a = cv2.remap(self.alpha, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]
         pixels[:] = (a * top + (1.0 - a) * pixels + 0.5).astype(np.uint8)
+
+
+def lash_colour(image: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """(3,) float32 RGB: the lash line's colour, the darkest quarter (by luma) of the pixels on both
+    upper-lid contours of ``image`` (H, W, 3) uint8, landmarks ``source`` (478, 3)."""
+    samples = []
+    for eye in EYES:
+        rim = source[list(eye.upper), :2]
+        for a, b in zip(rim[:-1], rim[1:]):
+            t = np.linspace(0.0, 1.0, 6)[:, None]
+            samples.append(a + t * (b - a))
+    xy = np.round(np.concatenate(samples)).astype(int)
+    h, w = image.shape[:2]
+    colours = image[np.clip(xy[:, 1], 0, h - 1), np.clip(xy[:, 0], 0, w - 1)].astype(np.float32)
+    luma = colours @ np.array([0.299, 0.587, 0.114], np.float32)
+    return colours[luma <= np.percentile(luma, 25)].mean(axis=0)
+
+
+def shade_closing(pixels: np.ndarray, fill: np.ndarray, lash: np.ndarray, amount: float) -> None:
+    """Darken the eye fill's pixels ``fill`` (h, w) bool of ``pixels`` (h, w, 3) uint8 in place toward
+    ``lash`` (3,) as a blink of ``amount`` closes the lids (from SHADE_FROM; nothing below it)."""
+    share = float(smoothstep((amount - SHADE_FROM) / (1.0 - SHADE_FROM)))
+    if share <= 0.0 or not fill.any():
+        return
+    pixels[fill] = (pixels[fill] * (1.0 - share) + lash * share + 0.5).astype(np.uint8)
 
 
 def _lid_under(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

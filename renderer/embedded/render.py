@@ -27,7 +27,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from renderer.embedded.eyes import LidCover
+from renderer.embedded.eyes import LidCover, lash_colour, shade_closing
 from renderer.embedded.face_model import FaceModel
 from renderer.embedded.geometry import smoothstep
 from renderer.embedded.mesh import FACE_OVAL, NUM_LANDMARKS, build_rings, canonical, eye_triangles, mouth_triangles
@@ -89,6 +89,8 @@ class EmbeddedRenderer:
         self._judged = np.ones(len(self._triangles), bool)
         self._judged[self._mouth_first : self._mouth_first + len(mouth)] = False
         self._n_back = len(self._triangles) - len(skin)
+        self._eye_fill = (self._mouth_first + len(mouth), self._n_back)  # its triangles' index range
+        self._lash = lash_colour(image, source)
         self._skin = skin
         self._warp = TriangleWarp(rings.box)
         self._cover, self._cover_warp = self._lid_cover()
@@ -207,6 +209,7 @@ class EmbeddedRenderer:
         pixels = cv2.remap(image, warp.map_x, warp.map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
         lips = driven[:NUM_LANDMARKS]
         self._mouth.paint(pixels, warp, self._mouth_first, lips)
+        shade_closing(pixels, (warp.index >= self._eye_fill[0]) & (warp.index < self._eye_fill[1]), self._lash, float(row[EMBEDDED_CHANNELS.index("blink")]))
         self._mouth.seam(pixels, self._warp.box[:2], lips, float(np.clip(row[3], 0.0, 1.0)))
         if covered:
             self._paint_cover(row, pixels)
