@@ -164,13 +164,15 @@ def lash_colour(image: np.ndarray, source: np.ndarray) -> np.ndarray:
     return colours[luma <= np.percentile(luma, 25)].mean(axis=0)
 
 
-def shade_closing(pixels: np.ndarray, fill: np.ndarray, lash: np.ndarray, amount: float) -> None:
-    """Darken the eye fill's pixels ``fill`` (h, w) bool of ``pixels`` (h, w, 3) uint8 in place toward
-    ``lash`` (3,) as a blink of ``amount`` closes the lids (from SHADE_FROM; nothing below it)."""
+def shade_closing(pixels: np.ndarray, index: np.ndarray, fill: tuple[int, int], lash: np.ndarray, amount: float) -> None:
+    """Darken the eye fill's pixels of ``pixels`` (h, w, 3) uint8 in place toward ``lash`` (3,) as a
+    blink of ``amount`` closes the lids (from SHADE_FROM; nothing below it). ``index`` (h, w): the
+    triangle drawn at each pixel (warp.WarpMap.index); ``fill``: the eye fill's triangle index range."""
     share = float(smoothstep((amount - SHADE_FROM) / (1.0 - SHADE_FROM)))
-    if share <= 0.0 or not fill.any():
+    if share <= 0.0:
         return
-    pixels[fill] = (pixels[fill] * (1.0 - share) + lash * share + 0.5).astype(np.uint8)
+    inside = (index >= fill[0]) & (index < fill[1])
+    pixels[inside] = (pixels[inside] * (1.0 - share) + lash * share + 0.5).astype(np.uint8)
 
 
 def _lid_under(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

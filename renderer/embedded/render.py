@@ -209,7 +209,7 @@ class EmbeddedRenderer:
         pixels = cv2.remap(image, warp.map_x, warp.map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
         lips = driven[:NUM_LANDMARKS]
         self._mouth.paint(pixels, warp, self._mouth_first, lips)
-        shade_closing(pixels, (warp.index >= self._eye_fill[0]) & (warp.index < self._eye_fill[1]), self._lash, float(row[EMBEDDED_CHANNELS.index("blink")]))
+        shade_closing(pixels, warp.index, self._eye_fill, self._lash, float(row[EMBEDDED_CHANNELS.index("blink")]))
         self._mouth.seam(pixels, self._warp.box[:2], lips, float(np.clip(row[3], 0.0, 1.0)))
         if covered:
             self._paint_cover(row, pixels)
