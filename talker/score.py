@@ -73,7 +73,7 @@ THRESHOLDS: dict[str, tuple[float, float, str]] = {
     "identity_distance": (0.45, 0.6, "max"),
     "sharpness_ratio": (0.5, 0.3, "min"),
     "background_change": (3.0, 8.0, "max"),
-    "tears": (0.2, 0.35, "max"),
+    "tears": (0.3, 0.45, "max"),
 }
 
 REASONS = {
