@@ -1,5 +1,6 @@
 """`talker score` sees a torn face: a band of the face cut and shifted sideways (a tear, as a broken
-warp draws one) is flagged by the 'tears' check; the same frames untorn pass it."""
+warp draws one) is flagged by the 'tears' check (a warning: it never fails a clip); the same frames
+untorn pass it; without a portrait it skips."""
 
 from __future__ import annotations
 
