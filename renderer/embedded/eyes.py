@@ -101,10 +101,12 @@ class LidCover:
     around the eye openings, whose colour is COVER_DISTANCE or more from the skin below the eyes,
     in connected patches reaching COVER_MIN_OUTSIDE or more out of the moving lids.
 
-    box: (x0, y0, x1, y1) the cover's pixels (frame pixels), grown by the face's reach of motion;
+    found: whether the portrait has any such cover (without one, the renderer keeps none);
+    box: (x0, y0, x1, y1) the cover's pixels (frame pixels), grown by 0.3 IOD (the reach of the
+    face's other motion);
     alpha: (H, W) float32 over the whole frame, 1 on the cover, feathered over 2 px outside it;
-    under: (H, W, 3) uint8 the image with the cover filled in (cv2.inpaint), what the lids show
-    where they slide under it.
+    under: (H, W, 3) uint8 the image with the cover filled with the lid skin below it (_lid_under),
+    what the lids show where they slide under it.
     """
 
     def __init__(self, image: np.ndarray, source: np.ndarray, iod: float, moved: np.ndarray):
