@@ -32,6 +32,10 @@ Measures (units):
   sharpness_ratio     fine detail (Laplacian variance) of the face in the video over that of the source
                       portrait's face at the same scale
   background_change   mean absolute change outside the face region (grey levels, 0-255)
+  tears               strong edges in the upper face that the source portrait (aligned on the frame's
+                      landmarks) has nowhere near: the length of the longest such line in a sampled
+                      frame (inter-ocular distances): a crack, a fold or a torn band (needs --image).
+                      A warning, never a failure: flat-colour art on a turned face can read high
   mouth_readable      only where the landmark model cannot read the mouth ('warn'): the mouth's
                       pixels follow the speech (av_sync_corr of their change at least the pass bound)
                       while the landmark opening does not (under the fail bound). Then av_offset_ms and
@@ -72,6 +76,7 @@ THRESHOLDS: dict[str, tuple[float, float, str]] = {
     "identity_distance": (0.45, 0.6, "max"),
     "sharpness_ratio": (0.5, 0.3, "min"),
     "background_change": (3.0, 8.0, "max"),
+    "tears": (0.3, np.inf, "max"),  # warns, never fails: flat-colour art on a turned face can read high
 }
 
 REASONS = {
@@ -90,6 +95,7 @@ REASONS = {
     "identity_distance": "the face looks like another person (distance {value:.2f})",
     "sharpness_ratio": "the face is blurrier than the source (x{value:.2f} detail)",
     "background_change": "the background moves ({value:.1f} grey levels)",
+    "tears": "a crack or tear across the face (a line of {value:.2f} IOD that the portrait does not have)",
 }
 
 LEVELS = ("pass", "warn", "fail")
@@ -229,6 +235,7 @@ def score_video(
     checks.append(_identity_check(image, list(sample.values())))
     checks.append(grade("sharpness_ratio", _sharpness(image, sample) if image is not None else None))
     checks.append(grade("background_change", _background(image, sample, box)))
+    checks.append(grade("tears", _tears(image, sample, m.landmarks) if image is not None else None))
 
     series = {"mouth": mouth.tolist(), "loudness": loud.tolist(), "speech": speech.astype(int).tolist(),
               "eye": eye.tolist(), "nose": np.nan_to_num(nose).tolist(), "blinks": blinks,
@@ -749,6 +756,70 @@ def _background(image: np.ndarray | None, sample: dict, box) -> float | None:
     if image is not None and image.shape == ref.shape and change(ref, image) < THRESHOLDS["background_change"][1]:
         ref = image
     return float(np.mean([change(f, ref) for f in frames[1:]]))
+
+
+TEAR_EDGE = 40.0
+"""Gradient magnitude (grey levels per pixel, Sobel of the lightly blurred grey frame) of a strong edge."""
+TEAR_NOVEL = 2.0
+"""An edge is new where it is this many times stronger than any edge of the aligned portrait within
+TEAR_REACH."""
+TEAR_REACH = 0.05
+"""Distance (IOD) within which the portrait's edges count as the same edge: the face deforms and
+turns a little against the similarity that aligns it."""
+
+
+def _tears(image: np.ndarray, sample: dict, landmarks: np.ndarray) -> float | None:
+    """The longest new line across the upper face in the sampled frames (IOD): strong edges
+    (TEAR_EDGE) of the frame with no edge of the portrait near them (TEAR_NOVEL, TEAR_REACH), the
+    portrait aligned to the frame by a similarity on the landmarks above the mouth. Measured inside
+    the face oval above the mouth, the eye openings and the oval's rim left out (blinks, gaze and the
+    face's outline against what is behind it change legitimately); a line is an 8-connected run of
+    new-edge pixels, its length the diagonal of its bounding box. None without a portrait face or a
+    frame face."""
+    import cv2
+
+    from renderer.embedded.mesh import EYES, FACE_OVAL, LIP_OUTER_UPPER
+    from talker.face import detect_faces, face_landmarks
+
+    if not (faces := detect_faces(image)) or (src := face_landmarks(image, faces[0].box)) is None:
+        return None
+    src = np.asarray(src, np.float64)[:, :2]
+    stable = np.flatnonzero(src[:468, 1] < src[list(LIP_OUTER_UPPER), 1].min())
+    ref_edges = _edges(image)
+    lengths = []
+    for i, frame in sample.items():
+        lm = np.asarray(landmarks[i], np.float64)[:, :2]
+        if not np.isfinite(lm).all():
+            continue
+        iod = float(np.linalg.norm(lm[468] - lm[473]))
+        affine, _ = cv2.estimateAffinePartial2D(src[stable], lm[stable], method=cv2.LMEDS)
+        if affine is None or iod < 8:
+            continue
+        h, w = frame.shape[:2]
+        reach = max(1, round(TEAR_REACH * iod))
+        near = cv2.dilate(cv2.warpAffine(ref_edges, affine, (w, h)), np.ones((2 * reach + 1,) * 2, np.uint8))
+        edges = _edges(frame)
+        region = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(region, [np.round(lm[list(FACE_OVAL)]).astype(np.int32)], 1)
+        region = cv2.erode(region, np.ones((2 * reach + 1,) * 2, np.uint8))
+        region[int(lm[list(LIP_OUTER_UPPER), 1].min() - 0.1 * iod):] = 0
+        for eye in EYES:
+            cv2.fillPoly(region, [np.round(lm[list(eye.contour)]).astype(np.int32)], 0)
+        region = cv2.erode(region, np.ones((3, 3), np.uint8))  # the eye openings grown by a pixel
+        new = (edges > TEAR_EDGE) & (edges > TEAR_NOVEL * near) & (region > 0)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(new.astype(np.uint8), connectivity=8)
+        longest = max((np.hypot(*stats[k, 2:4]) for k in range(1, count)), default=0.0)
+        lengths.append(longest / iod)
+    return float(max(lengths)) if lengths else None
+
+
+def _edges(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) float32 gradient magnitude (Sobel 3 x 3, grey levels per pixel) of the grey image,
+    lightly blurred (sigma 1 px) so that grain and compression noise do not count."""
+    import cv2
+
+    grey = cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.0)
+    return cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0) / 4, cv2.Sobel(grey, cv2.CV_32F, 0, 1) / 4)
 
 
 def write_report(report: ScoreReport, json_path: Path, png_path: Path | None = None) -> None:

@@ -3,13 +3,17 @@
 The closed lids meet a little above the lower lid (the lower lid rises a bit too). The skin above
 the upper lid follows and stretches over the eye; the iris centre and rim squash with the opening,
 so at blink = 1 the eye fill has no area left and the lid skin covers the whole eye.
+
+What lies over the lids in the portrait (a fringe, a glasses frame: LidCover) does not move with
+them: the lids close under it.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from renderer.embedded.geometry import FaceFrame
+from renderer.embedded.geometry import FaceFrame, smoothstep
 from renderer.embedded.mesh import EYES
 from renderer.embedded.regions import ContourRegion
 
@@ -19,6 +23,21 @@ UPPER_LID_SKIN = 0.12
 """Fall-off (IOD) of the upper-lid motion into the skin above it."""
 LOWER_LID_SKIN = 0.05
 """Fall-off (IOD) of the lower-lid motion into the skin below it."""
+COVER_DISTANCE = 28.0
+"""Colour distance from the face's skin (CIELAB, lightness counted at half weight: a shadow or
+make-up on the lid darkens it without changing its hue much) beyond which a pixel over the lids is
+not lid skin."""
+COVER_MARGIN = 0.07
+"""Band (IOD) around each eye opening that always belongs to the lids (their lash lines)."""
+COVER_MOVED = 0.5
+"""Pixels a full blink moves by less than this (pixels) are not part of the lids."""
+COVER_MIN_OUTSIDE = 0.01
+"""A dark or off-colour patch over the lids is a cover (hair, a frame) when at least this area
+(IOD^2) of it lies outside the lids: the lid's own crease, lashes and shadows end within them."""
+SHADE_FROM = 0.5
+"""Blink amount from which the sliver of eye left between the closing lids darkens to the lash
+line's colour (fully at blink = 1): a nearly shut eye shows its lashes and their shadow, not the
+white of the eye or a catch-light."""
 LID_EDGE = 0.3
 """At blink = 1 the upper lid's rim shows the source this share of the eye opening above the
 source's lid contour (lashes and lid skin), so no white of the eye or catch-light shows in the
@@ -72,6 +91,119 @@ class Lids:
             points[list(eye.iris)] += (1.0 - h) * _at(col, d_lo) + h * _at(col, d_up)
             self._upper[k].apply(points, d_up)
             self._lower[k].apply(points, d_lo)
+
+
+class LidCover:
+    """Hair, a fringe or a glasses frame lying over the lids of a portrait: it stays where the rest
+    of the face's motion puts it while the lids close under it.
+
+    Found once per portrait: pixels a full blink moves (``moved``), outside a COVER_MARGIN band
+    around the eye openings, whose colour is COVER_DISTANCE or more from the skin below the eyes,
+    in connected patches reaching COVER_MIN_OUTSIDE or more out of the moving lids.
+
+    found: whether the portrait has any such cover (without one, the renderer keeps none);
+    box: (x0, y0, x1, y1) the cover's pixels (frame pixels), grown by 0.3 IOD (the reach of the
+    face's other motion);
+    alpha: (H, W) float32 over the whole frame, 1 on the cover, feathered over 2 px outside it;
+    under: (H, W, 3) uint8 the image with the cover filled with the lid skin below it (_lid_under),
+    what the lids show where they slide under it.
+    """
+
+    def __init__(self, image: np.ndarray, source: np.ndarray, iod: float, moved: np.ndarray):
+        """image: (H, W, 3) uint8 RGB; source: (478, 3) landmarks in its pixels; iod: pixels;
+        moved: (H, W) float32, how far (pixels) a full blink moves the frame's pixel at each place."""
+        lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+        skin = np.median(np.concatenate([_below_eye(lab, source, eye, iod) for eye in EYES]), axis=0)
+        diff = (lab - skin) * np.array([0.5, 1.0, 1.0], np.float32)
+        far = np.sqrt((diff**2).sum(axis=2)) > COVER_DISTANCE
+        openings = np.zeros(image.shape[:2], np.uint8)
+        for eye in EYES:
+            cv2.fillPoly(openings, [np.round(source[list(eye.contour), :2]).astype(np.int32)], 1)
+        eyes, lashes = (_grown(openings, share * COVER_MARGIN * iod) for share in (1.0, 0.5))
+        lids = (moved > COVER_MOVED) & ~eyes
+        count, labels = cv2.connectedComponents((far & ~eyes).astype(np.uint8), connectivity=8)
+        inside = np.bincount(labels[lids], minlength=count)
+        outside = np.bincount(labels[~lids & ~eyes], minlength=count)
+        covers = (inside > 0) & (outside >= COVER_MIN_OUTSIDE * iod**2)
+        covers[0] = False
+        # a cover keeps what it holds in the margin too, short of the lash lines (inner half)
+        count, near = cv2.connectedComponents((far & ~lashes).astype(np.uint8), connectivity=8)
+        held = np.zeros(count, bool)
+        held[near[covers[labels]]] = True
+        held[0] = False
+        mask = held[near] & _grown((moved > COVER_MOVED).astype(np.uint8), 2)
+        self.found = bool(mask.any())
+        filled = _grown(mask.astype(np.uint8), 2)
+        self.under = _lid_under(image, filled) if self.found else image
+        self.alpha = np.maximum(filled, cv2.GaussianBlur(_grown(filled.astype(np.uint8), 1).astype(np.float32), (5, 5), 1.0))
+        ys, xs = np.nonzero(filled) if self.found else (np.zeros(1, int), np.zeros(1, int))
+        grow = round(0.3 * iod)
+        h, w = moved.shape
+        self.box = (max(xs.min() - grow, 0), max(ys.min() - grow, 0), min(xs.max() + grow + 1, w), min(ys.max() + grow + 1, h))
+
+    def paint(self, pixels: np.ndarray, image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, sampling: int) -> None:
+        """Draw the cover over ``pixels`` (h, w, 3) uint8 in place, the frame's pixels of ``self.box``:
+        ``image`` (the portrait) read at (map_x, map_y) (h, w) float32, where the face's motion
+        without the blink puts each pixel."""
+        top = cv2.remap(image, map_x, map_y, sampling, borderMode=cv2.BORDER_REPLICATE)
+        a = cv2.remap(self.alpha, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]
+        pixels[:] = (a * top + (1.0 - a) * pixels + 0.5).astype(np.uint8)
+
+
+def lash_colour(image: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """(3,) float32 RGB: the lash line's colour, the darkest quarter (by luma) of the pixels on both
+    upper-lid contours of ``image`` (H, W, 3) uint8, landmarks ``source`` (478, 3)."""
+    samples = []
+    for eye in EYES:
+        rim = source[list(eye.upper), :2]
+        for a, b in zip(rim[:-1], rim[1:]):
+            t = np.linspace(0.0, 1.0, 6)[:, None]
+            samples.append(a + t * (b - a))
+    xy = np.round(np.concatenate(samples)).astype(int)
+    h, w = image.shape[:2]
+    colours = image[np.clip(xy[:, 1], 0, h - 1), np.clip(xy[:, 0], 0, w - 1)].astype(np.float32)
+    luma = colours @ np.array([0.299, 0.587, 0.114], np.float32)
+    return colours[luma <= np.percentile(luma, 25)].mean(axis=0)
+
+
+def shade_closing(pixels: np.ndarray, index: np.ndarray, fill: tuple[int, int], lash: np.ndarray, amount: float) -> None:
+    """Darken the eye fill's pixels of ``pixels`` (h, w, 3) uint8 in place toward ``lash`` (3,) as a
+    blink of ``amount`` closes the lids (from SHADE_FROM; nothing below it). ``index`` (h, w): the
+    triangle drawn at each pixel (warp.WarpMap.index); ``fill``: the eye fill's triangle index range."""
+    share = float(smoothstep((amount - SHADE_FROM) / (1.0 - SHADE_FROM)))
+    if share <= 0.0:
+        return
+    inside = (index >= fill[0]) & (index < fill[1])
+    pixels[inside] = (pixels[inside] * (1.0 - share) + lash * share + 0.5).astype(np.uint8)
+
+
+def _lid_under(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: ``image`` with the ``mask`` (H, W) bool pixels filled with the lid skin
+    below them (each column's nearest unmasked pixel underneath), softened across columns."""
+    out = image.copy()
+    rows = np.flatnonzero(mask.any(axis=1))
+    for y in range(min(rows.max(), len(out) - 2), rows.min() - 1, -1):
+        out[y, mask[y]] = out[y + 1, mask[y]]
+    soft = cv2.blur(out, (5, 3))
+    out[mask] = soft[mask]
+    return out
+
+
+def _grown(mask: np.ndarray, radius: float) -> np.ndarray:
+    """(H, W) bool: ``mask`` (H, W) uint8 0/1 grown by a disc of ``radius`` pixels."""
+    r = max(1, round(radius))
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+
+
+def _below_eye(lab: np.ndarray, source: np.ndarray, eye, iod: float) -> np.ndarray:
+    """(n, 3) CIELAB pixels of the cheek just below one eye (between its corners, 0.12-0.3 IOD
+    below its lower lid): the face's skin, away from brows, fringes and frames."""
+    x0, x1 = sorted(source[[eye.upper[0], eye.upper[-1]], 0])
+    y = source[list(eye.lower), 1].max()
+    h, w = lab.shape[:2]
+    rows = slice(int(np.clip(y + 0.12 * iod, 0, h - 1)), int(np.clip(y + 0.3 * iod, 1, h)))
+    cols = slice(int(np.clip(x0, 0, w - 1)), int(np.clip(x1, 1, w)))
+    return lab[rows, cols].reshape(-1, 3)
 
 
 def _at(columns: np.ndarray, table: np.ndarray) -> np.ndarray:

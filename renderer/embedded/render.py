@@ -15,6 +15,8 @@ Per frame:
    from far to near) into a triangle-index map of the box holding the rings, and read the source
    through it with one cv2.remap (warp).
 5. Paint the mouth interior where the lips part, and the contact shadow where they are pressed shut (mouth).
+6. In a blink, draw what lies over the lids in the portrait (a fringe, a glasses frame:
+   eyes.LidCover) where the motion without the blink puts it: the lids close under it.
 Pixels outside the outer ring are the source's, untouched.
 """
 
@@ -25,6 +27,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
+from renderer.embedded.eyes import LidCover, lash_colour, shade_closing
 from renderer.embedded.face_model import FaceModel
 from renderer.embedded.geometry import smoothstep
 from renderer.embedded.mesh import FACE_OVAL, NUM_LANDMARKS, build_rings, canonical, eye_triangles, mouth_triangles
@@ -86,8 +89,11 @@ class EmbeddedRenderer:
         self._judged = np.ones(len(self._triangles), bool)
         self._judged[self._mouth_first : self._mouth_first + len(mouth)] = False
         self._n_back = len(self._triangles) - len(skin)
+        self._eye_fill = (self._mouth_first + len(mouth), self._n_back)  # its triangles' index range
+        self._lash = lash_colour(image, source)
         self._skin = skin
         self._warp = TriangleWarp(rings.box)
+        self._cover, self._cover_warp = self._lid_cover()
 
     def landmarks(self, row: np.ndarray) -> np.ndarray:
         """(478, 3) float32 driven landmarks in crop pixels (FaceCrop.image's) for one track row
@@ -157,6 +163,34 @@ class EmbeddedRenderer:
         texture = np.concatenate([texture, lids[self._eye_points, :2]])
         return driven, texture, pts
 
+    def _lid_cover(self) -> tuple[LidCover | None, TriangleWarp | None]:
+        """What lies over the lids (eyes.LidCover), found from the pixels a full blink moves, and a
+        warp over its box; (None, None) where nothing does."""
+        rest, shut = np.zeros(len(EMBEDDED_CHANNELS)), np.zeros(len(EMBEDDED_CHANNELS))
+        shut[EMBEDDED_CHANNELS.index("blink")] = 1.0
+        maps = []
+        for row in (rest, shut):
+            driven, texture, pts = self._mesh(row)
+            maps.append(self._warp.map(driven, texture, self._triangles, self._order(driven, texture, pts)))
+        x0, y0, x1, y1 = self._warp.box
+        moved = np.zeros(self._image.shape[:2], np.float32)
+        moved[y0:y1, x0:x1] = np.hypot(maps[1].map_x - maps[0].map_x, maps[1].map_y - maps[0].map_y)
+        cover = LidCover(self._image, self._source, self._model.frame.iod, moved)
+        if not cover.found:
+            return None, None
+        cx0, cy0, cx1, cy1 = cover.box
+        return cover, TriangleWarp((max(cx0, x0), max(cy0, y0), min(cx1, x1), min(cy1, y1)))
+
+    def _paint_cover(self, row: np.ndarray, pixels: np.ndarray) -> None:
+        """Draw the lid cover into ``pixels`` (the warp box's) where ``row`` without its blink puts it."""
+        still = row.copy()
+        still[EMBEDDED_CHANNELS.index("blink")] = 0.0
+        driven, texture, pts = self._mesh(still)
+        warp = self._cover_warp.map(driven, texture, self._triangles, self._order(driven, texture, pts))
+        x0, y0 = self._warp.box[:2]
+        cx0, cy0, cx1, cy1 = self._cover_warp.box
+        self._cover.paint(pixels[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], self._image, warp.map_x, warp.map_y, self._sampling)
+
     def _order(self, driven: np.ndarray, texture: np.ndarray, pts: np.ndarray) -> np.ndarray:
         """Triangle indices to paint, back to front: folded triangles first (they show only where no
         other triangle covers, rather than leave a hole), then the rings, the fills and the skin
@@ -170,10 +204,15 @@ class EmbeddedRenderer:
         """Render one frame into ``out`` (H, W, 3) uint8."""
         driven, texture, pts = self._mesh(row)
         warp = self._warp.map(driven, texture, self._triangles, self._order(driven, texture, pts))
-        pixels = cv2.remap(self._image, warp.map_x, warp.map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
+        covered = self._cover is not None and row[EMBEDDED_CHANNELS.index("blink")] > 0.0
+        image = self._cover.under if covered else self._image
+        pixels = cv2.remap(image, warp.map_x, warp.map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
         lips = driven[:NUM_LANDMARKS]
         self._mouth.paint(pixels, warp, self._mouth_first, lips, row)
+        shade_closing(pixels, warp.index, self._eye_fill, self._lash, float(row[EMBEDDED_CHANNELS.index("blink")]))
         self._mouth.contact(pixels, self._warp.box[:2], lips, float(np.clip(row[3], 0.0, 1.0)))
+        if covered:
+            self._paint_cover(row, pixels)
 
         x0, y0, x1, y1 = self._warp.box
         out[:] = self._image
