@@ -8,7 +8,7 @@ motion).
 
 Measures (units):
   av_offset_ms        lag of mouth motion behind loudness (ms, + = video late), by cross-correlation
-  av_sync_corr        best correlation of mouth-opening and loudness changes over 120 ms, within +-360 ms (-1..1)
+  av_sync_corr        best correlation of the mouth opening beyond its rest and loudness changes over 120 ms, within +-160 ms (-1..1)
   mouth_speech_ratio  how far the mouth moves from its rest opening (the median in silent frames 200 ms
                       or more from speech) in speech frames over how far it moves in those silent frames
                       (means; the same for portraits resting with closed or parted lips)
@@ -32,10 +32,6 @@ Measures (units):
   sharpness_ratio     fine detail (Laplacian variance) of the face in the video over that of the source
                       portrait's face at the same scale
   background_change   mean absolute change outside the face region (grey levels, 0-255)
-  tears               strong edges in the upper face that the source portrait (aligned on the frame's
-                      landmarks) has nowhere near: the length of the longest such line in a sampled
-                      frame (inter-ocular distances): a crack, a fold or a torn band (needs --image).
-                      A warning, never a failure: flat-colour art on a turned face can read high
   mouth_readable      only where the landmark model cannot read the mouth ('warn'): the mouth's
                       pixels follow the speech (av_sync_corr of their change at least the pass bound)
                       while the landmark opening does not (under the fail bound). Then av_offset_ms and
@@ -76,7 +72,6 @@ THRESHOLDS: dict[str, tuple[float, float, str]] = {
     "identity_distance": (0.45, 0.6, "max"),
     "sharpness_ratio": (0.5, 0.3, "min"),
     "background_change": (3.0, 8.0, "max"),
-    "tears": (0.3, np.inf, "max"),  # warns, never fails: flat-colour art on a turned face can read high
 }
 
 REASONS = {
@@ -95,7 +90,6 @@ REASONS = {
     "identity_distance": "the face looks like another person (distance {value:.2f})",
     "sharpness_ratio": "the face is blurrier than the source (x{value:.2f} detail)",
     "background_change": "the background moves ({value:.1f} grey levels)",
-    "tears": "a crack or tear across the face (a line of {value:.2f} IOD that the portrait does not have)",
 }
 
 LEVELS = ("pass", "warn", "fail")
@@ -189,7 +183,8 @@ def score_video(
 
     # 1. Audio-video offset and sync strength (from the mouth's pixels where the landmark model
     #    cannot read the mouth: unreadable is then the 'mouth_readable' Check).
-    offset, corr = _av_offset(mouth, loud, speech)
+    rest = rest_opening(mouth, speech)
+    offset, corr = _av_offset(mouth, loud, speech, rest[0] if rest else None)
     unreadable = _mouth_unreadable(corr, pixels.activity(speech), loud, speech)
     if unreadable:
         offset, corr = unreadable[1]
@@ -235,7 +230,6 @@ def score_video(
     checks.append(_identity_check(image, list(sample.values())))
     checks.append(grade("sharpness_ratio", _sharpness(image, sample) if image is not None else None))
     checks.append(grade("background_change", _background(image, sample, box)))
-    checks.append(grade("tears", _tears(image, sample, m.landmarks) if image is not None else None))
 
     series = {"mouth": mouth.tolist(), "loudness": loud.tolist(), "speech": speech.astype(int).tolist(),
               "eye": eye.tolist(), "nose": np.nan_to_num(nose).tolist(), "blinks": blinks,
@@ -404,12 +398,22 @@ SETTLE_FRAMES = 5
 the lips ease into a first p/b/m or out of a last word there."""
 
 
+def rest_opening(mouth: np.ndarray, speech: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """(rest, settled): the mouth's rest opening, the median opening (inter-ocular distances) over the
+    settled silent frames, and those frames ((T,) bool: SETTLE_FRAMES or more from any speech frame).
+    mouth: (T,) inner-lip opening, speech: (T,) bool. None with under 5 settled silent frames."""
+    near = np.convolve(speech.astype(float), np.ones(2 * SETTLE_FRAMES - 1), mode="same") > 0
+    settled = ~near
+    if settled.sum() < 5:
+        return None
+    return float(np.median(mouth[settled])), settled
+
+
 def speech_ratio(mouth: np.ndarray, speech: np.ndarray) -> float | None:
     """How much more the mouth moves away from its rest in speech than in silence: the mean departure
     |opening - rest| over the speech frames over the mean departure over the settled silent frames
-    (those SETTLE_FRAMES or more from any speech frame; at least 0.01 IOD), rest being their median
-    opening. mouth: (T,) inner-lip opening (inter-ocular distances), speech: (T,) bool. None with
-    under half a second of speech or under 5 settled silent frames.
+    (at least 0.01 IOD; rest_opening). mouth: (T,) inner-lip opening (inter-ocular distances),
+    speech: (T,) bool. None with under half a second of speech or under 5 settled silent frames.
 
     Measured from the rest, not from shut lips: a portrait photographed with parted lips rests with
     them parted (0.12 IOD for the astronaut) and departs from that both ways in speech (wider on
@@ -418,24 +422,30 @@ def speech_ratio(mouth: np.ndarray, speech: np.ndarray) -> float | None:
     'teeth' consonants keeps a closed-mouth portrait's lips nearly shut most of the time and opens
     them on the vowels (measured: a 3.4 s clip of a 72 px face, median 0.003 IOD in speech, mean
     0.03), and the same motion moved into the pauses must read as large there."""
-    near = np.convolve(speech.astype(float), np.ones(2 * SETTLE_FRAMES - 1), mode="same") > 0
-    settled = ~near
-    if speech.sum() < FPS // 2 or settled.sum() < 5:
+    found = rest_opening(mouth, speech)
+    if speech.sum() < FPS // 2 or found is None:
         return None
-    rest = float(np.median(mouth[settled]))
+    rest, settled = found
     departure = np.abs(mouth - rest)
     return float(np.mean(departure[speech])) / max(float(np.mean(departure[settled])), 0.01)
 
 
-def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, max_lag: int = 9):
+def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, rest: float | None = None, max_lag: int = 9):
     """(offset_ms, corr): the lag (frames x 40 ms, within +-360 ms: beyond, a syllable-rate clip
     correlates with its neighbouring syllables) maximising the correlation of mouth-opening
     changes with loudness changes; positive when the video trails the audio. Lags whose
     correlation is within the sampling noise of r (1 / sqrt(frames)) of the best are as good as
     it, and the one nearest zero wins: in a short clip with few openings a far lag can peak by
     chance (measured on a 3.4 s clip of a 72 px face: 0.29 at -320 ms against 0.19 at 0, noise
-    0.11), while a real shift in a longer clip beats zero by far more. corr: _syllable_corr
-    (how strongly the mouth follows the sound at all, whichever lag that is)."""
+    0.11), while a real shift in a longer clip beats zero by far more. corr: _syllable_corr of
+    the opening beyond ``rest`` (IOD; None: the whole opening) over lags within the offset's fail
+    bound: how strongly the jaw opens with the sound near sync. Beyond the rest only: a portrait
+    photographed with parted lips rests with them parted, so its lips shut on a p/b/m below the rest
+    while the sound goes on, and at a phrase start they may first close rather than open (measured on
+    the astronaut, 0.12 IOD at rest: 0.32 over the whole opening, 0.41 beyond the rest; 0.14 and 0.02
+    with the speech played backwards). Within the offset's fail bound: a mouth following other
+    speech correlates with it by chance at some lag of a wide window (0.17 at 320 ms for that
+    backwards speech), and a clip that far out of sync fails av_offset_ms anyway."""
     if speech.sum() < FPS:
         return None, None
     a = np.diff(mouth)
@@ -451,7 +461,9 @@ def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, max_lag:
         return None, 0.0
     best = max(found.values())
     near = min((lag for lag, c in found.items() if c >= best - 1.0 / np.sqrt(len(a))), key=lambda lag: (abs(lag), lag))
-    return near * 1000.0 / FPS, _syllable_corr(mouth, np.clip(loud, np.percentile(loud, 5), None), max_lag)
+    opening = mouth if rest is None else np.maximum(mouth - rest, 0.0)
+    strength_lags = int(THRESHOLDS["av_offset_ms"][1] * FPS / 1000.0)
+    return near * 1000.0 / FPS, _syllable_corr(opening, np.clip(loud, np.percentile(loud, 5), None), strength_lags)
 
 
 def _syllable_corr(mouth: np.ndarray, loud: np.ndarray, max_lag: int) -> float:
@@ -756,70 +768,6 @@ def _background(image: np.ndarray | None, sample: dict, box) -> float | None:
     if image is not None and image.shape == ref.shape and change(ref, image) < THRESHOLDS["background_change"][1]:
         ref = image
     return float(np.mean([change(f, ref) for f in frames[1:]]))
-
-
-TEAR_EDGE = 40.0
-"""Gradient magnitude (grey levels per pixel, Sobel of the lightly blurred grey frame) of a strong edge."""
-TEAR_NOVEL = 2.0
-"""An edge is new where it is this many times stronger than any edge of the aligned portrait within
-TEAR_REACH."""
-TEAR_REACH = 0.05
-"""Distance (IOD) within which the portrait's edges count as the same edge: the face deforms and
-turns a little against the similarity that aligns it."""
-
-
-def _tears(image: np.ndarray, sample: dict, landmarks: np.ndarray) -> float | None:
-    """The longest new line across the upper face in the sampled frames (IOD): strong edges
-    (TEAR_EDGE) of the frame with no edge of the portrait near them (TEAR_NOVEL, TEAR_REACH), the
-    portrait aligned to the frame by a similarity on the landmarks above the mouth. Measured inside
-    the face oval above the mouth, the eye openings and the oval's rim left out (blinks, gaze and the
-    face's outline against what is behind it change legitimately); a line is an 8-connected run of
-    new-edge pixels, its length the diagonal of its bounding box. None without a portrait face or a
-    frame face."""
-    import cv2
-
-    from renderer.embedded.mesh import EYES, FACE_OVAL, LIP_OUTER_UPPER
-    from talker.face import detect_faces, face_landmarks
-
-    if not (faces := detect_faces(image)) or (src := face_landmarks(image, faces[0].box)) is None:
-        return None
-    src = np.asarray(src, np.float64)[:, :2]
-    stable = np.flatnonzero(src[:468, 1] < src[list(LIP_OUTER_UPPER), 1].min())
-    ref_edges = _edges(image)
-    lengths = []
-    for i, frame in sample.items():
-        lm = np.asarray(landmarks[i], np.float64)[:, :2]
-        if not np.isfinite(lm).all():
-            continue
-        iod = float(np.linalg.norm(lm[468] - lm[473]))
-        affine, _ = cv2.estimateAffinePartial2D(src[stable], lm[stable], method=cv2.LMEDS)
-        if affine is None or iod < 8:
-            continue
-        h, w = frame.shape[:2]
-        reach = max(1, round(TEAR_REACH * iod))
-        near = cv2.dilate(cv2.warpAffine(ref_edges, affine, (w, h)), np.ones((2 * reach + 1,) * 2, np.uint8))
-        edges = _edges(frame)
-        region = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(region, [np.round(lm[list(FACE_OVAL)]).astype(np.int32)], 1)
-        region = cv2.erode(region, np.ones((2 * reach + 1,) * 2, np.uint8))
-        region[int(lm[list(LIP_OUTER_UPPER), 1].min() - 0.1 * iod):] = 0
-        for eye in EYES:
-            cv2.fillPoly(region, [np.round(lm[list(eye.contour)]).astype(np.int32)], 0)
-        region = cv2.erode(region, np.ones((3, 3), np.uint8))  # the eye openings grown by a pixel
-        new = (edges > TEAR_EDGE) & (edges > TEAR_NOVEL * near) & (region > 0)
-        count, _, stats, _ = cv2.connectedComponentsWithStats(new.astype(np.uint8), connectivity=8)
-        longest = max((np.hypot(*stats[k, 2:4]) for k in range(1, count)), default=0.0)
-        lengths.append(longest / iod)
-    return float(max(lengths)) if lengths else None
-
-
-def _edges(rgb: np.ndarray) -> np.ndarray:
-    """(H, W) float32 gradient magnitude (Sobel 3 x 3, grey levels per pixel) of the grey image,
-    lightly blurred (sigma 1 px) so that grain and compression noise do not count."""
-    import cv2
-
-    grey = cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.0)
-    return cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0) / 4, cv2.Sobel(grey, cv2.CV_32F, 0, 1) / 4)
 
 
 def write_report(report: ScoreReport, json_path: Path, png_path: Path | None = None) -> None:

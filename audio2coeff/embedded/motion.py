@@ -145,17 +145,14 @@ motion must be large but slow: the score's jitter is the rigid region's frame-to
 which grows with the spread times the square of the motion's frequency."""
 NOD_S = 0.8
 """Width (s) of a nod or turn on a stressed syllable."""
-EASE_IN_S = 1.5
+EASE_IN_S = 1.0
 """The head starts in the portrait's own pose and reaches its motion over this time (s; at most a
 third of the clip)."""
 FULL_SPREAD_S = 6.0
-"""Clips shorter than this (s) get a spread smaller by the square root of their share of it, and
-their slow wander a tempo lower by that share: fewer but fuller turns. Packing a whole spread into a
-few seconds at the long clips' tempo swung a 3 s clip's head twice as fast (the face's drawn
-frame-to-frame acceleration, which the score's jitter reads, up by 80 %); at the lower tempo a 3.4 s
-clip turns 1.1 and nods 1.3 times as far as with the spread shrunk from 8 s at the full tempo (six
-seeds), with 10 % less acceleration. A long clip's whole spread in 3 s would take 1.5-2 times the
-acceleration."""
+"""Clips shorter than this (s) get a spread smaller by the square root of their share of it: over a
+few seconds a speaker's head covers less than over a minute, and packing a whole spread into a short
+clip would make it move faster (and jitter more) than a long one. (A lower wander tempo for short
+clips, fewer but fuller turns, left the README's 3.5 s example reading a nearly still head.)"""
 
 
 MIN_POSTURE_STEP = 0.8
@@ -239,12 +236,12 @@ def head_track(
     pick = strongest(accent_times, strength, 0.35, 0.6)
     accent_times, strength = accent_times[pick], strength[pick]
     starts, ends = phrases(active)
-    share = min(1.0, num_frames / FPS / FULL_SPREAD_S)
-    drift = _drift(num_frames, style.tempo * share, rng, 5)
+    drift = _drift(num_frames, style.tempo, rng, 5)
     angles = _postures(num_frames, starts, ends, rng) * style.posture
     angles += drift[:, :3] * style.drift * (0.5 + 0.5 * speaking)[:, None]
     angles -= angles.mean(axis=0)
     ease = _ease_in(num_frames)
+    share = min(1.0, num_frames / FPS / FULL_SPREAD_S)
     angles *= np.sqrt(share) * np.asarray(style.spread) / np.maximum((angles * ease[:, None]).std(axis=0), MIN_RAW_SPREAD)
     angles[:, 1] += _bumps(accent_times, style.nod * strength, num_frames, NOD_S, lead_s=0.05)
     turn_sign = rng.choice([-1.0, 1.0], len(accent_times))
