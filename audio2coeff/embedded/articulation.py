@@ -129,7 +129,7 @@ def mouth_track(
             continue
         inside = closure_frames(start, end, num_frames)
         if viseme == "closed" and k > 0 and viseme_of(phones[k - 1][2]) == REST:
-            # out of a pause the lips stay shut into the closure (they were shut in the pause)
+            # out of a pause the lips close a little ahead of the closure (from the rest, pause_gate)
             inside |= closure_frames(max(phones[k - 1][0], start - CLOSE_FROM_PAUSE_S), start, num_frames)
         if viseme == "closed":
             mouth[inside, _CLOSE] = 1.0
