@@ -8,7 +8,7 @@ motion).
 
 Measures (units):
   av_offset_ms        lag of mouth motion behind loudness (ms, + = video late), by cross-correlation
-  av_sync_corr        best correlation of the mouth opening beyond its rest and loudness changes over 120 ms, within +-160 ms (-1..1)
+  av_sync_corr        best correlation of mouth-opening (whole, or beyond its rest) and loudness changes over 120 ms, within +-160 ms (-1..1)
   mouth_speech_ratio  how far the mouth moves from its rest opening (the median in silent frames 200 ms
                       or more from speech) in speech frames over how far it moves in those silent frames
                       (means; the same for portraits resting with closed or parted lips)
@@ -437,15 +437,16 @@ def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, rest: fl
     correlation is within the sampling noise of r (1 / sqrt(frames)) of the best are as good as
     it, and the one nearest zero wins: in a short clip with few openings a far lag can peak by
     chance (measured on a 3.4 s clip of a 72 px face: 0.29 at -320 ms against 0.19 at 0, noise
-    0.11), while a real shift in a longer clip beats zero by far more. corr: _syllable_corr of
-    the opening beyond ``rest`` (IOD; None: the whole opening) over lags within the offset's fail
-    bound: how strongly the jaw opens with the sound near sync. Beyond the rest only: a portrait
-    photographed with parted lips rests with them parted, so its lips shut on a p/b/m below the rest
-    while the sound goes on, and at a phrase start they may first close rather than open (measured on
-    the astronaut, 0.12 IOD at rest: 0.32 over the whole opening, 0.41 beyond the rest; 0.14 and 0.02
-    with the speech played backwards). Within the offset's fail bound: a mouth following other
-    speech correlates with it by chance at some lag of a wide window (0.17 at 320 ms for that
-    backwards speech), and a clip that far out of sync fails av_offset_ms anyway."""
+    0.11), while a real shift in a longer clip beats zero by far more. corr: _syllable_corr over
+    lags within the offset's fail bound, of the whole opening or of its part beyond ``rest`` (IOD;
+    None: the whole opening only), whichever is higher: how strongly the jaw opens with the sound
+    near sync. Beyond the rest: a portrait photographed with parted lips rests with them parted, so
+    its lips shut on a p/b/m below the rest while the sound goes on, and at a phrase start they may
+    first close rather than open (the astronaut, 0.12 IOD at rest: 0.32 over the whole opening, 0.41
+    beyond the rest; a 3/4 view resting at 0.18 IOD reads 0.35 and 0.29). Within the offset's fail
+    bound: a mouth following other speech correlates with it by chance at some lag of a wide window
+    (the astronaut's mouth with its speech played backwards: 0.14 at 320 ms, at most 0.04 within
+    160 ms, either opening), and a clip that far out of sync fails av_offset_ms anyway."""
     if speech.sum() < FPS:
         return None, None
     a = np.diff(mouth)
@@ -461,9 +462,10 @@ def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, rest: fl
         return None, 0.0
     best = max(found.values())
     near = min((lag for lag, c in found.items() if c >= best - 1.0 / np.sqrt(len(a))), key=lambda lag: (abs(lag), lag))
-    opening = mouth if rest is None else np.maximum(mouth - rest, 0.0)
-    strength_lags = int(THRESHOLDS["av_offset_ms"][1] * FPS / 1000.0)
-    return near * 1000.0 / FPS, _syllable_corr(opening, np.clip(loud, np.percentile(loud, 5), None), strength_lags)
+    loud = np.clip(loud, np.percentile(loud, 5), None)
+    lags = int(THRESHOLDS["av_offset_ms"][1] * FPS / 1000.0)
+    openings = [mouth] if rest is None else [mouth, np.maximum(mouth - rest, 0.0)]
+    return near * 1000.0 / FPS, max(_syllable_corr(opening, loud, lags) for opening in openings)
 
 
 def _syllable_corr(mouth: np.ndarray, loud: np.ndarray, max_lag: int) -> float:
