@@ -153,8 +153,6 @@ FULL_SPREAD_S = 6.0
 few seconds a speaker's head covers less than over a minute, and packing a whole spread into a short
 clip would make it move faster (and jitter more) than a long one. (A lower wander tempo for short
 clips, fewer but fuller turns, left the README's 3.5 s example reading a nearly still head.)"""
-
-
 MIN_POSTURE_STEP = 0.8
 """Least change (unit scale: postures are drawn with unit spread) from one phrase's posture to the
 next's, and of the first from the portrait's own pose: a new posture drawn closer is moved this far

@@ -33,7 +33,7 @@ from renderer.embedded.geometry import smoothstep
 from renderer.embedded.mesh import FACE_OVAL, NUM_LANDMARKS, build_rings, canonical, eye_triangles, mouth_triangles
 from renderer.embedded.mouth import MouthPainter
 from renderer.embedded.pose import HeadPose
-from renderer.embedded.warp import TriangleWarp
+from renderer.embedded.warp import TriangleWarp, WarpMap
 from talker.errors import SpaceMismatchError
 from talker.types import EMBEDDED_CHANNELS, CoeffTrack, FaceCrop
 
@@ -41,6 +41,7 @@ BORDER_BAND = 0.06
 """Width (share of the image's shorter side) of the band along its border over which motion fades to zero."""
 MAX_SIDE = 1024
 """Longest side (pixels) of a full / extfull render; a larger face box is rendered at this size."""
+_BLINK, _LIP_CLOSE = EMBEDDED_CHANNELS.index("blink"), EMBEDDED_CHANNELS.index("lip_close")
 FOLD_AREA = 0.5
 """Twice the area (pixels^2), in the texture and in the frame, below which a triangle is too thin to
 be judged folded (a closed mouth's or eye's fill, a triangle seen edge-on)."""
@@ -111,8 +112,7 @@ class EmbeddedRenderer:
     def coverage(self, row: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         """(index, box) for one track row: the (h, w) int32 map of the triangle drawn at each pixel
         of the frame's box (x0, y0, x1, y1) (T where none is: the source shows as it is)."""
-        driven, texture, pts = self._mesh(np.asarray(row, np.float64))
-        return self._warp.map(driven, texture, self._triangles, self._order(driven, texture, pts)).index, self._warp.box
+        return self._warp_map(np.asarray(row, np.float64), self._warp).index, self._warp.box
 
     def render(self, track: CoeffTrack, batch_size: int = 8) -> Iterator[np.ndarray]:
         """(B, H, W, 3) uint8 RGB batches (W, H: ``frame_size``), B <= batch_size, covering the
@@ -153,9 +153,9 @@ class EmbeddedRenderer:
         rings = self._ring_xy + self._ring_share[:, None] * np.tile(oval_move, (self._ring_count, 1))
         driven = np.concatenate([pts[:, :2], rings, pts[self._eye_points, :2]])
 
-        blink = float(np.clip(row[6], 0.0, 1.0))
+        blink = float(np.clip(row[_BLINK], 0.0, 1.0))
         texture = self._model.lids.rim_texture(self._source_xy, blink)
-        texture = self._model.lip_texture(texture, float(np.clip(row[3], 0.0, 1.0)))
+        texture = self._model.lip_texture(texture, float(np.clip(row[_LIP_CLOSE], 0.0, 1.0)))
         # a closing lid covers the eye, it does not squash it: the eye fill shows the source eye
         # where the lids have moved to (the lid skin above stretches over it)
         lids = self._source.copy()
@@ -163,15 +163,17 @@ class EmbeddedRenderer:
         texture = np.concatenate([texture, lids[self._eye_points, :2]])
         return driven, texture, pts
 
+    def _warp_map(self, row: np.ndarray, warp: TriangleWarp) -> WarpMap:
+        """The backward map of ``warp``'s box for one row: its mesh drawn back to front (_order)."""
+        driven, texture, pts = self._mesh(row)
+        return warp.map(driven, texture, self._triangles, self._order(driven, texture, pts))
+
     def _lid_cover(self) -> tuple[LidCover | None, TriangleWarp | None]:
         """What lies over the lids (eyes.LidCover), found from the pixels a full blink moves, and a
         warp over its box; (None, None) where nothing does."""
         rest, shut = np.zeros(len(EMBEDDED_CHANNELS)), np.zeros(len(EMBEDDED_CHANNELS))
-        shut[EMBEDDED_CHANNELS.index("blink")] = 1.0
-        maps = []
-        for row in (rest, shut):
-            driven, texture, pts = self._mesh(row)
-            maps.append(self._warp.map(driven, texture, self._triangles, self._order(driven, texture, pts)))
+        shut[_BLINK] = 1.0
+        maps = [self._warp_map(row, self._warp) for row in (rest, shut)]
         x0, y0, x1, y1 = self._warp.box
         moved = np.zeros(self._image.shape[:2], np.float32)
         moved[y0:y1, x0:x1] = np.hypot(maps[1].map_x - maps[0].map_x, maps[1].map_y - maps[0].map_y)
@@ -184,9 +186,8 @@ class EmbeddedRenderer:
     def _paint_cover(self, row: np.ndarray, pixels: np.ndarray) -> None:
         """Draw the lid cover into ``pixels`` (the warp box's) where ``row`` without its blink puts it."""
         still = row.copy()
-        still[EMBEDDED_CHANNELS.index("blink")] = 0.0
-        driven, texture, pts = self._mesh(still)
-        warp = self._cover_warp.map(driven, texture, self._triangles, self._order(driven, texture, pts))
+        still[_BLINK] = 0.0
+        warp = self._warp_map(still, self._cover_warp)
         x0, y0 = self._warp.box[:2]
         cx0, cy0, cx1, cy1 = self._cover_warp.box
         self._cover.paint(pixels[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], self._image, warp.map_x, warp.map_y, self._sampling)
@@ -204,13 +205,13 @@ class EmbeddedRenderer:
         """Render one frame into ``out`` (H, W, 3) uint8."""
         driven, texture, pts = self._mesh(row)
         warp = self._warp.map(driven, texture, self._triangles, self._order(driven, texture, pts))
-        covered = self._cover is not None and row[EMBEDDED_CHANNELS.index("blink")] > 0.0
+        covered = self._cover is not None and row[_BLINK] > 0.0
         image = self._cover.under if covered else self._image
         pixels = cv2.remap(image, warp.map_x, warp.map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
         lips = driven[:NUM_LANDMARKS]
         self._mouth.paint(pixels, warp, self._mouth_first, lips, row)
-        shade_closing(pixels, warp.index, self._eye_fill, self._lash, float(row[EMBEDDED_CHANNELS.index("blink")]))
-        self._mouth.contact(pixels, self._warp.box[:2], lips, float(np.clip(row[3], 0.0, 1.0)))
+        shade_closing(pixels, warp.index, self._eye_fill, self._lash, float(row[_BLINK]))
+        self._mouth.contact(pixels, self._warp.box[:2], lips, float(np.clip(row[_LIP_CLOSE], 0.0, 1.0)))
         if covered:
             self._paint_cover(row, pixels)
 
