@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
+import media_factory as mf
 from talker import media
 from talker.errors import InputAudioError, InputImageError, MissingDependencyError, OptionError, OutputError, apt_get_install
 from talker.types import SAMPLE_RATE, Audio
@@ -452,3 +453,42 @@ def test_video_writer_muxes_the_original_recording(tmp_path):
     spectrum = np.abs(np.fft.rfft(decoded[4800:-4800, 0]))
     freqs = np.fft.rfftfreq(len(decoded) - 9600, 1 / 48000)
     assert abs(freqs[np.argmax(spectrum)] - 10000) < 20
+
+
+
+def posterised(rgb: np.ndarray) -> np.ndarray:
+    """Flat colour in six levels a channel, with dark one-pixel outlines where the levels change."""
+    flat = (rgb // 43 * 43 + 21).astype(np.uint8)
+    edges = (np.abs(np.diff(flat.astype(int).sum(2), axis=0, prepend=0)) > 60) | (
+        np.abs(np.diff(flat.astype(int).sum(2), axis=1, prepend=0)) > 60)
+    flat[edges] = (flat[edges] * 0.35).astype(np.uint8)
+    return flat
+
+
+@pytest.mark.parametrize("style", ["photo", "flat colour"])
+def test_video_writer_keeps_the_fine_detail_of_a_face_moving_by_fractions_of_a_pixel(tmp_path, style):
+    # A talking face moves by fractions of a pixel from frame to frame. At x264's default tuning and
+    # CRF 18 the encode smoothed away 13 % (photo) and 15 % (flat colour) of the face's detail (variance
+    # of the Laplacian against the frames'); talker's encode keeps over 90 %, and adds no noise.
+    import cv2
+
+    face = cv2.resize(mf.astronaut()[0:300, 100:400], (256, 256), interpolation=cv2.INTER_AREA)
+    picture = face if style == "photo" else posterised(face)
+    frames = []
+    for i in range(50):
+        turn = 0.01 * np.sin(i / 5)  # radians
+        move = np.float32([[np.cos(turn), -np.sin(turn), 0.45 * np.sin(i / 3)],
+                           [np.sin(turn), np.cos(turn), 0.35 * np.cos(i / 4)]])
+        frames.append(cv2.warpAffine(picture, move, (256, 256), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT))
+    out = tmp_path / "face.mp4"
+    with media.VideoWriter(out, (256, 256), speech_like(2.0)) as writer:
+        writer.write(np.stack(frames))
+
+    def detail(rgb):
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float64)
+        return cv2.Laplacian(grey, cv2.CV_64F, ksize=1)[8:-8, 8:-8].var()
+
+    kept = [detail(d) / detail(f) for d, f in zip(media.read_video_frames(out), frames)]
+    assert len(kept) == 50
+    assert np.median(kept) > 0.9, f"the encode keeps {np.median(kept):.2f} of the frames' detail"
+    assert max(kept) < 1.1  # detail kept, not noise added
