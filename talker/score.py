@@ -8,7 +8,8 @@ motion).
 
 Measures (units):
   av_offset_ms        lag of mouth motion behind loudness (ms, + = video late), by cross-correlation
-  av_sync_corr        best correlation of mouth-opening (whole, or beyond its rest) and loudness changes over 120 ms, within +-160 ms (-1..1)
+  av_sync_corr        best correlation of the mouth's opening (whole, or beyond its rest) or of the chin's drop with
+                      the loudness, their changes over 120 ms, within +-160 ms (-1..1)
   mouth_speech_ratio  how far the mouth moves from its rest opening (the median in silent frames 200 ms
                       or more from speech) in speech frames over how far it moves in those silent frames
                       (means; the same for portraits resting with closed or parted lips)
@@ -184,7 +185,7 @@ def score_video(
     # 1. Audio-video offset and sync strength (from the mouth's pixels where the landmark model
     #    cannot read the mouth: unreadable is then the 'mouth_readable' Check).
     rest = rest_opening(mouth, speech)
-    offset, corr = _av_offset(mouth, loud, speech, rest[0] if rest else None)
+    offset, corr = _av_offset(mouth, loud, speech, rest[0] if rest else None, _fill_nan(m.chin_drop))
     unreadable = _mouth_unreadable(corr, pixels.activity(speech), loud, speech)
     if unreadable:
         offset, corr = unreadable[1]
@@ -430,27 +431,54 @@ def speech_ratio(mouth: np.ndarray, speech: np.ndarray) -> float | None:
     return float(np.mean(departure[speech])) / max(float(np.mean(departure[settled])), 0.01)
 
 
-def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, rest: float | None = None, max_lag: int = 9):
-    """(offset_ms, corr): the lag (frames x 40 ms, within +-360 ms: beyond, a syllable-rate clip
-    correlates with its neighbouring syllables) maximising the correlation of mouth-opening
-    changes with loudness changes; positive when the video trails the audio. Lags whose
-    correlation is within the sampling noise of r (1 / sqrt(frames)) of the best are as good as
-    it, and the one nearest zero wins: in a short clip with few openings a far lag can peak by
-    chance (measured on a 3.4 s clip of a 72 px face: 0.29 at -320 ms against 0.19 at 0, noise
-    0.11), while a real shift in a longer clip beats zero by far more. corr: _syllable_corr over
-    lags within the offset's fail bound, of the whole opening or of its part beyond ``rest`` (IOD;
-    None: the whole opening only), whichever is higher: how strongly the jaw opens with the sound
-    near sync. Beyond the rest: a portrait photographed with parted lips rests with them parted, so
-    its lips shut on a p/b/m below the rest while the sound goes on, and at a phrase start they may
-    first close rather than open (the astronaut, 0.12 IOD at rest: 0.32 over the whole opening, 0.41
-    beyond the rest; a 3/4 view resting at 0.18 IOD reads 0.35 and 0.29). Within the offset's fail
-    bound: a mouth following other speech correlates with it by chance at some lag of a wide window
-    (the astronaut's mouth with its speech played backwards: 0.14 at 320 ms, at most 0.04 within
-    160 ms, either opening), and a clip that far out of sync fails av_offset_ms anyway."""
+def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, rest: float | None = None,
+               chin: np.ndarray | None = None, max_lag: int = 9):
+    """(offset_ms, corr): how well and how closely in time the mouth follows the loudness.
+
+    corr: _syllable_corr of the whole opening or of its part beyond ``rest`` (IOD; None: not tried)
+    over lags within the offset's fail bound, or of the chin's drop (``chin``, (T,) IOD; None: not
+    tried) over lags within its pass bound, whichever is highest: how strongly the jaw opens with
+    the sound near sync.
+    Beyond the rest: a portrait photographed with parted lips rests with them parted, so its lips
+    shut on a p/b/m below the rest while the sound goes on, and at a phrase start they may first
+    close rather than open (the astronaut, 0.12 IOD at rest: 0.32 over the whole opening, 0.41 beyond
+    the rest; a 3/4 view resting at 0.18 IOD reads 0.35 and 0.29). The chin: a real speaker parts
+    the lips to smile, in pauses and on breaths as well as on syllables, while the jaw drops with the
+    voiced syllables (two recorded speakers of 8 s each: lips 0.02 and 0.23, chin 0.25 and 0.27; with
+    their speech 0.6 s late 0.13 and 0.23, backwards 0.03 and 0.04); talker's renders move the lips
+    more than the jaw (chin 0.13-0.34 against lips 0.38-0.49). The chin is a point far from the eyes
+    that the landmark model places less surely than the lips, so its chance correlations spread wider
+    (a small face in a group photo with its speech backwards: 0.31 within 160 ms, 0.09 within 80 ms):
+    it is tried within the pass bound only, where a real jaw moves with the voice. Within the fail bound: a
+    mouth following other speech correlates with it by chance at some lag of a wide window (the
+    astronaut's mouth with its speech played backwards: 0.14 at 320 ms, at most 0.04 within 160 ms,
+    either opening), and a clip that far out of sync fails av_offset_ms anyway.
+
+    offset_ms: _nearest_lag of the signal that gave corr (the opening for its part beyond the rest);
+    positive when the video trails the audio. None (and corr None) with under a second of speech."""
     if speech.sum() < FPS:
         return None, None
-    a = np.diff(mouth)
-    b = np.diff(np.clip(loud, np.percentile(loud, 5), None))
+    loud = np.clip(loud, np.percentile(loud, 5), None)
+    in_sync, near = (int(bound * FPS / 1000.0) for bound in THRESHOLDS["av_offset_ms"][:2])
+    candidates = [(mouth, mouth, near)]  # (signal timed, signal correlated, lags tried)
+    if rest is not None:
+        candidates.append((mouth, np.maximum(mouth - rest, 0.0), near))
+    if chin is not None:
+        candidates.append((chin, chin, in_sync))
+    corr, timed = max((_syllable_corr(strength, loud, lags), i) for i, (_, strength, lags) in enumerate(candidates))
+    lag = _nearest_lag(candidates[timed][0], loud, max_lag)
+    return (None, 0.0) if lag is None else (lag * 1000.0 / FPS, corr)
+
+
+def _nearest_lag(opening: np.ndarray, loud: np.ndarray, max_lag: int) -> int | None:
+    """The lag (frames, within +-``max_lag``: 9 is 360 ms; beyond, a syllable-rate clip correlates with
+    its neighbouring syllables) maximising the correlation of the opening's frame-to-frame changes
+    with the loudness's; positive when the video trails. Lags whose correlation is within the
+    sampling noise of r (1 / sqrt(frames)) of the best are as good as it, and the one nearest zero
+    wins: in a short clip with few openings a far lag can peak by chance (measured on a 3.4 s clip of
+    a 72 px face: 0.29 at -320 ms against 0.19 at 0, noise 0.11), while a real shift in a longer clip
+    beats zero by far more. None where no lag has a second of frames that both change."""
+    a, b = np.diff(opening), np.diff(loud)
     found = {}
     for lag in range(-max_lag, max_lag + 1):
         x = a[lag:] if lag >= 0 else a[:lag]
@@ -459,13 +487,9 @@ def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, rest: fl
             continue
         found[lag] = float(np.corrcoef(x, y)[0, 1])
     if not found:
-        return None, 0.0
+        return None
     best = max(found.values())
-    near = min((lag for lag, c in found.items() if c >= best - 1.0 / np.sqrt(len(a))), key=lambda lag: (abs(lag), lag))
-    loud = np.clip(loud, np.percentile(loud, 5), None)
-    lags = int(THRESHOLDS["av_offset_ms"][1] * FPS / 1000.0)
-    openings = [mouth] if rest is None else [mouth, np.maximum(mouth - rest, 0.0)]
-    return near * 1000.0 / FPS, max(_syllable_corr(opening, loud, lags) for opening in openings)
+    return min((lag for lag, c in found.items() if c >= best - 1.0 / np.sqrt(len(a))), key=lambda lag: (abs(lag), lag))
 
 
 def _syllable_corr(mouth: np.ndarray, loud: np.ndarray, max_lag: int) -> float:
