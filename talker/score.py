@@ -20,7 +20,8 @@ Measures (units):
   script_following    correlation, over the speech, of the mouth opening with the opening the aligned
                       phones call for (open vowels wide, other vowels half, consonants a little, p/b/m
                       shut; needs a transcript): low when the mouth moves but not with the words
-  blink_rate          blinks per minute;  eye_motion: spread of eye opening (2-98 % range over the median)
+  blink_rate          blinks per minute (too many warn at most in a clip under 10 s: blinks come in bursts);
+                      eye_motion: spread of eye opening (2-98 % range over the median)
   head_motion         spread of the nose position (inter-ocular distances, std; reported, not graded)
   head_turn           the larger spread (std) of the head's turn and nod as the picture shows them: the
                       nose tip's offset from the eyes' midpoint along and across the eye line (IOD).
