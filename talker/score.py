@@ -457,8 +457,9 @@ def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, rest: fl
     close rather than open (the astronaut, 0.12 IOD at rest: 0.32 over the whole opening, 0.41 beyond
     the rest; a 3/4 view resting at 0.18 IOD reads 0.35 and 0.29). The chin: a real speaker parts
     the lips to smile, in pauses and on breaths as well as on syllables, while the jaw drops with the
-    voiced syllables (two recorded speakers of 8 s each: lips 0.02 and 0.23, chin 0.25 and 0.27; with
-    their speech 0.6 s late 0.13 and 0.23, backwards 0.03 and 0.04); talker's renders move the lips
+    voiced syllables (two recorded speakers of 8 s each: lips 0.06 and 0.23, chin 0.25 and 0.27; with
+    their speech 0.6 s late 0.13 and 0.23, backwards 0.03 and 0.04; four more recorded speakers, held
+    out: 0.06, 0.12, 0.18, 0.31 before the chin, 0.39, 0.38, 0.18, 0.31 with it); talker's renders move the lips
     more than the jaw (chin 0.13-0.34 against lips 0.38-0.49). The chin is a point far from the eyes
     that the landmark model places less surely than the lips, so its chance correlations spread wider
     (a small face in a group photo with its speech backwards: 0.31 within 160 ms, 0.09 within 80 ms):
