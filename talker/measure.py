@@ -18,6 +18,7 @@ _INNER_LIP_TOP, _INNER_LIP_BOTTOM = 13, 14
 _LEFT_EYE_OUTER, _RIGHT_EYE_OUTER = 33, 263
 _EYE_LIDS = ((159, 145), (386, 374))  # (upper, lower) lid centre of each eye
 _EYE_CORNERS = ((33, 133), (362, 263))
+_CHIN = 152
 
 
 @dataclass
@@ -25,6 +26,8 @@ class FaceMeasures:
     """Per-frame measures; NaN where no face was found in a frame.
 
     mouth_open: (T,) inner-lip gap (points 13-14) in inter-ocular distances.
+    chin_drop: (T,) the chin's (point 152) distance from the eyes' midpoint (outer corners) in
+        inter-ocular distances: it grows as the jaw drops, whether or not the lips part.
     eye_open: (T,) mean eye opening (lid gap over eye width) of both eyes, unitless.
     nose: (T, 2) nose-tip position in pixels.
     iod: (T,) inter-ocular distance (outer eye corners) in pixels, the unit of mouth_open.
@@ -32,6 +35,7 @@ class FaceMeasures:
     """
 
     mouth_open: np.ndarray
+    chin_drop: np.ndarray
     eye_open: np.ndarray
     nose: np.ndarray
     iod: np.ndarray
@@ -77,12 +81,14 @@ def _measures(lm: np.ndarray) -> FaceMeasures:
     xy = lm[..., :2]
     iod = np.linalg.norm(xy[:, _LEFT_EYE_OUTER] - xy[:, _RIGHT_EYE_OUTER], axis=-1)
     mouth = np.linalg.norm(xy[:, _INNER_LIP_TOP] - xy[:, _INNER_LIP_BOTTOM], axis=-1) / iod
+    eyes_mid = (xy[:, _LEFT_EYE_OUTER] + xy[:, _RIGHT_EYE_OUTER]) / 2
+    chin = np.linalg.norm(xy[:, _CHIN] - eyes_mid, axis=-1) / iod
     eyes = []
     for (up, low), (c0, c1) in zip(_EYE_LIDS, _EYE_CORNERS):
         gap = np.linalg.norm(xy[:, up] - xy[:, low], axis=-1)
         width = np.linalg.norm(xy[:, c0] - xy[:, c1], axis=-1)
         eyes.append(gap / width)
-    return FaceMeasures(mouth_open=mouth, eye_open=np.mean(eyes, axis=0), nose=xy[:, 4], iod=iod, landmarks=lm)
+    return FaceMeasures(mouth_open=mouth, chin_drop=chin, eye_open=np.mean(eyes, axis=0), nose=xy[:, 4], iod=iod, landmarks=lm)
 
 
 def count_blinks(eye_open: np.ndarray, drop: float = 0.5, min_drop: float = 0.0, reopen: float | None = None) -> int:

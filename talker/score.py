@@ -8,7 +8,8 @@ motion).
 
 Measures (units):
   av_offset_ms        lag of mouth motion behind loudness (ms, + = video late), by cross-correlation
-  av_sync_corr        best correlation of mouth-opening (whole, or beyond its rest) and loudness changes over 120 ms, within +-160 ms (-1..1)
+  av_sync_corr        best correlation of the mouth's opening (whole, or beyond its rest) or of the chin's drop with
+                      the loudness, their changes over 120 ms, within +-160 ms (-1..1)
   mouth_speech_ratio  how far the mouth moves from its rest opening (the median in silent frames 200 ms
                       or more from speech) in speech frames over how far it moves in those silent frames
                       (means; the same for portraits resting with closed or parted lips)
@@ -19,7 +20,8 @@ Measures (units):
   script_following    correlation, over the speech, of the mouth opening with the opening the aligned
                       phones call for (open vowels wide, other vowels half, consonants a little, p/b/m
                       shut; needs a transcript): low when the mouth moves but not with the words
-  blink_rate          blinks per minute;  eye_motion: spread of eye opening (2-98 % range over the median)
+  blink_rate          blinks per minute (too many warn at most in a clip under 10 s: blinks come in bursts);
+                      eye_motion: spread of eye opening (2-98 % range over the median)
   head_motion         spread of the nose position (inter-ocular distances, std; reported, not graded)
   head_turn           the larger spread (std) of the head's turn and nod as the picture shows them: the
                       nose tip's offset from the eyes' midpoint along and across the eye line (IOD).
@@ -184,7 +186,7 @@ def score_video(
     # 1. Audio-video offset and sync strength (from the mouth's pixels where the landmark model
     #    cannot read the mouth: unreadable is then the 'mouth_readable' Check).
     rest = rest_opening(mouth, speech)
-    offset, corr = _av_offset(mouth, loud, speech, rest[0] if rest else None)
+    offset, corr = _av_offset(mouth, loud, speech, rest[0] if rest else None, _fill_nan(m.chin_drop))
     unreadable = _mouth_unreadable(corr, pixels.activity(speech), loud, speech)
     if unreadable:
         offset, corr = unreadable[1]
@@ -210,7 +212,7 @@ def score_video(
     minutes = n / FPS / 60.0
     blinks = count_blinks(eye, BLINK_DROP, BLINK_MIN_DROP, BLINK_REOPEN)
     rate = blinks / minutes if minutes > 0 else None
-    checks.append(grade("blink_rate", rate))
+    checks.append(blink_rate_check(rate, n))
     shut = _eyes_unreadable(eye)
     checks.append(shut("blink_rate_low") or _too_short("blink_rate_low", n) or grade("blink_rate_low", rate))
     # Judged against the clip's length: people blink every 2-10 s, so a clip shorter than
@@ -344,6 +346,18 @@ nearly shut all through the clip (downcast eyes, a squinting laugh, a drawing's 
 eyes read 0.2-0.4, shut ones 0.05-0.1): a blink cannot show there, so the eye checks skip."""
 
 
+def blink_rate_check(rate: float | None, n: int) -> Check:
+    """grade("blink_rate") of ``rate`` (blinks per minute) in a clip of ``n`` frames, where a clip
+    shorter than EYES_JUDGED_S warns at most: a few seconds can hold a burst of a real speaker's
+    blinks (a recorded speaker shuts her eyes 9 times in 8 s, 67 a minute, each blink plain to see
+    frame by frame), so only a rate kept up for longer fails."""
+    check = grade("blink_rate", rate)
+    if check.verdict == "fail" and n < EYES_JUDGED_S * FPS:
+        check.verdict = "warn"
+        check.reason += f" in a {n / FPS:.1f} s clip (a burst this short warns; judged from {EYES_JUDGED_S:.0f} s)"
+    return check
+
+
 def _eyes_unreadable(eye: np.ndarray):
     """A function name -> 'skip' Check when the clip's eyes read nearly shut at rest, else name -> None."""
     median = float(np.median(eye))
@@ -430,27 +444,55 @@ def speech_ratio(mouth: np.ndarray, speech: np.ndarray) -> float | None:
     return float(np.mean(departure[speech])) / max(float(np.mean(departure[settled])), 0.01)
 
 
-def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, rest: float | None = None, max_lag: int = 9):
-    """(offset_ms, corr): the lag (frames x 40 ms, within +-360 ms: beyond, a syllable-rate clip
-    correlates with its neighbouring syllables) maximising the correlation of mouth-opening
-    changes with loudness changes; positive when the video trails the audio. Lags whose
-    correlation is within the sampling noise of r (1 / sqrt(frames)) of the best are as good as
-    it, and the one nearest zero wins: in a short clip with few openings a far lag can peak by
-    chance (measured on a 3.4 s clip of a 72 px face: 0.29 at -320 ms against 0.19 at 0, noise
-    0.11), while a real shift in a longer clip beats zero by far more. corr: _syllable_corr over
-    lags within the offset's fail bound, of the whole opening or of its part beyond ``rest`` (IOD;
-    None: the whole opening only), whichever is higher: how strongly the jaw opens with the sound
-    near sync. Beyond the rest: a portrait photographed with parted lips rests with them parted, so
-    its lips shut on a p/b/m below the rest while the sound goes on, and at a phrase start they may
-    first close rather than open (the astronaut, 0.12 IOD at rest: 0.32 over the whole opening, 0.41
-    beyond the rest; a 3/4 view resting at 0.18 IOD reads 0.35 and 0.29). Within the offset's fail
-    bound: a mouth following other speech correlates with it by chance at some lag of a wide window
-    (the astronaut's mouth with its speech played backwards: 0.14 at 320 ms, at most 0.04 within
-    160 ms, either opening), and a clip that far out of sync fails av_offset_ms anyway."""
+def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, rest: float | None = None,
+               chin: np.ndarray | None = None, max_lag: int = 9):
+    """(offset_ms, corr): how well and how closely in time the mouth follows the loudness.
+
+    corr: _syllable_corr of the whole opening or of its part beyond ``rest`` (IOD; None: not tried)
+    over lags within the offset's fail bound, or of the chin's drop (``chin``, (T,) IOD; None: not
+    tried) over lags within its pass bound, whichever is highest: how strongly the jaw opens with
+    the sound near sync.
+    Beyond the rest: a portrait photographed with parted lips rests with them parted, so its lips
+    shut on a p/b/m below the rest while the sound goes on, and at a phrase start they may first
+    close rather than open (the astronaut, 0.12 IOD at rest: 0.32 over the whole opening, 0.41 beyond
+    the rest; a 3/4 view resting at 0.18 IOD reads 0.35 and 0.29). The chin: a real speaker parts
+    the lips to smile, in pauses and on breaths as well as on syllables, while the jaw drops with the
+    voiced syllables (two recorded speakers of 8 s each: lips 0.06 and 0.23, chin 0.25 and 0.27; with
+    their speech 0.6 s late 0.13 and 0.23, backwards 0.03 and 0.04; four more recorded speakers, held
+    out: 0.06, 0.12, 0.18, 0.31 before the chin, 0.39, 0.38, 0.18, 0.31 with it); talker's renders move the lips
+    more than the jaw (chin 0.13-0.34 against lips 0.38-0.49). The chin is a point far from the eyes
+    that the landmark model places less surely than the lips, so its chance correlations spread wider
+    (a small face in a group photo with its speech backwards: 0.31 within 160 ms, 0.09 within 80 ms):
+    it is tried within the pass bound only, where a real jaw moves with the voice. Within the fail bound: a
+    mouth following other speech correlates with it by chance at some lag of a wide window (the
+    astronaut's mouth with its speech played backwards: 0.14 at 320 ms, at most 0.04 within 160 ms,
+    either opening), and a clip that far out of sync fails av_offset_ms anyway.
+
+    offset_ms: _nearest_lag of the signal that gave corr (the opening for its part beyond the rest);
+    positive when the video trails the audio. None (and corr None) with under a second of speech."""
     if speech.sum() < FPS:
         return None, None
-    a = np.diff(mouth)
-    b = np.diff(np.clip(loud, np.percentile(loud, 5), None))
+    loud = np.clip(loud, np.percentile(loud, 5), None)
+    in_sync, near = (int(bound * FPS / 1000.0) for bound in THRESHOLDS["av_offset_ms"][:2])
+    candidates = [(mouth, mouth, near)]  # (signal timed, signal correlated, lags tried)
+    if rest is not None:
+        candidates.append((mouth, np.maximum(mouth - rest, 0.0), near))
+    if chin is not None:
+        candidates.append((chin, chin, in_sync))
+    corr, timed = max((_syllable_corr(strength, loud, lags), i) for i, (_, strength, lags) in enumerate(candidates))
+    lag = _nearest_lag(candidates[timed][0], loud, max_lag)
+    return (None, 0.0) if lag is None else (lag * 1000.0 / FPS, corr)
+
+
+def _nearest_lag(opening: np.ndarray, loud: np.ndarray, max_lag: int) -> int | None:
+    """The lag (frames, within +-``max_lag``: 9 is 360 ms; beyond, a syllable-rate clip correlates with
+    its neighbouring syllables) maximising the correlation of the opening's frame-to-frame changes
+    with the loudness's; positive when the video trails. Lags whose correlation is within the
+    sampling noise of r (1 / sqrt(frames)) of the best are as good as it, and the one nearest zero
+    wins: in a short clip with few openings a far lag can peak by chance (measured on a 3.4 s clip of
+    a 72 px face: 0.29 at -320 ms against 0.19 at 0, noise 0.11), while a real shift in a longer clip
+    beats zero by far more. None where no lag has a second of frames that both change."""
+    a, b = np.diff(opening), np.diff(loud)
     found = {}
     for lag in range(-max_lag, max_lag + 1):
         x = a[lag:] if lag >= 0 else a[:lag]
@@ -459,13 +501,9 @@ def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, rest: fl
             continue
         found[lag] = float(np.corrcoef(x, y)[0, 1])
     if not found:
-        return None, 0.0
+        return None
     best = max(found.values())
-    near = min((lag for lag, c in found.items() if c >= best - 1.0 / np.sqrt(len(a))), key=lambda lag: (abs(lag), lag))
-    loud = np.clip(loud, np.percentile(loud, 5), None)
-    lags = int(THRESHOLDS["av_offset_ms"][1] * FPS / 1000.0)
-    openings = [mouth] if rest is None else [mouth, np.maximum(mouth - rest, 0.0)]
-    return near * 1000.0 / FPS, max(_syllable_corr(opening, loud, lags) for opening in openings)
+    return min((lag for lag, c in found.items() if c >= best - 1.0 / np.sqrt(len(a))), key=lambda lag: (abs(lag), lag))
 
 
 def _syllable_corr(mouth: np.ndarray, loud: np.ndarray, max_lag: int) -> float:

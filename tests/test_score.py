@@ -240,6 +240,39 @@ def test_av_offset_takes_the_lag_nearest_zero_within_the_noise():
     assert short == 0.0 and long == -320.0, (short, long)
 
 
+def test_av_sync_reads_a_jaw_that_drops_with_the_voice_while_the_lips_smile(speech):
+    """A real speaker's lips part to smile and breathe, out of step with the sound, while the jaw
+    drops with the voice: the chin's drop keeps the sync (lips alone fail), and the same jaw against
+    the speech played backwards does not pass."""
+    from talker.score import THRESHOLDS, _av_offset, _frame_loudness, _speech_frames
+
+    n = speech.num_frames
+    loud, spoken = _frame_loudness(speech, n), _speech_frames(speech, n)
+    rng = np.random.default_rng(1)
+    voice = np.clip(loud, np.percentile(loud, 5), None)
+    voice = (voice - voice.min()) / np.ptp(voice)
+    chin = 1.3 + 0.06 * np.roll(np.convolve(voice, np.ones(3) / 3, mode="same"), -1)  # leads the voice by 40 ms
+    chin += 0.008 * rng.standard_normal(n)  # the landmark model's noise on the chin
+    lips = 0.1 + 0.05 * np.sin(np.arange(n) / 9.0) + 0.01 * rng.standard_normal(n)  # a smile that comes and goes
+    good, bad, _ = THRESHOLDS["av_sync_corr"]
+    assert _av_offset(lips, loud, spoken)[1] < bad
+    offset, corr = _av_offset(lips, loud, spoken, chin=chin)
+    assert corr >= good and abs(offset) <= THRESHOLDS["av_offset_ms"][0], (offset, corr)
+    backwards = Audio(speech.samples[::-1].copy())
+    loud_b = _frame_loudness(backwards, n)
+    assert _av_offset(lips, loud_b, _speech_frames(backwards, n), chin=chin)[1] < bad
+
+
+def test_too_many_blinks_fail_only_when_kept_up():
+    """9 blinks in 8 s (a recorded speaker's burst) warns; the same rate over 12 s fails."""
+    from talker.score import blink_rate_check
+
+    burst = blink_rate_check(9 / 8 * 60, 8 * 25)
+    assert burst.verdict == "warn" and "8.0 s clip" in burst.reason
+    assert blink_rate_check(9 / 8 * 60, 12 * 25).verdict == "fail"
+    assert blink_rate_check(20, 8 * 25).verdict == "pass"
+
+
 def test_speech_ratio_sees_a_mouth_that_opens_on_vowels_only():
     from talker.score import THRESHOLDS, speech_ratio
 
