@@ -93,6 +93,102 @@ class Lids:
             self._lower[k].apply(points, d_lo)
 
 
+LASH_REACH = 0.12
+"""Height (IOD) above each upper-lid contour that a shut lid shows as lid skin (LidSkin): long upper
+lashes reach this far; stretched over the closed eye they would read as dark streaks."""
+LOWER_LASH_REACH = 0.03
+"""Depth (IOD) below each lower-lid contour that a shut lid shows as skin: the lower lash line, so
+only one lash line shows where the lids meet."""
+LASH_WIDTH = 0.025
+"""Thickness (IOD) of the one lash line a shut lid shows, in the middle of the lid (tapering to a
+third of it at the corners)."""
+LASH_DARKER = 10.0
+"""CIELAB lightness below the skin's from which a pixel joined to the lash band is lash (LidSkin)."""
+WHITE_REACH = 0.1
+"""How far (IOD) beyond the landmark eye contour the white of the eye may reach at the corners."""
+SKIN_FROM, SKIN_FULL = 0.1, 0.6
+"""Blink amounts over which the lids change from the portrait's own to LidSkin's (smoothly)."""
+
+
+class LidSkin:
+    """What a closing lid shows: the portrait with, around each eye, its upper lashes, the eye
+    opening and the white of the eye at the corners replaced by lid skin carried down from above
+    them, its lower lash line by skin carried up from below, and one lash line drawn along the
+    upper-lid contour in the portrait's lash colour.
+
+    The upper-lid rim's texture moves up by LID_EDGE of the opening as the lid shuts (Lids.rim_texture):
+    the line covers that stretch and LASH_WIDTH more, so the lid's leading edge is always the line.
+    A blink shows ``image`` in place of the portrait on the lids, gradually from SKIN_FROM to
+    SKIN_FULL (``weight``); the eye between the lids stays the portrait's.
+
+    image: (H, W, 3) uint8, the portrait's pixels with the lids redrawn (the same elsewhere).
+    """
+
+    def __init__(self, image: np.ndarray, source: np.ndarray, frame: FaceFrame, lash: np.ndarray):
+        """image: (H, W, 3) uint8 RGB; source: (478, 3) landmarks in its pixels; frame: the face's
+        frame (its down axis and IOD); lash: (3,) RGB, the lash line's colour (lash_colour)."""
+        iod = frame.iod
+        up = _up(frame)
+        h, w = image.shape[:2]
+        above, below = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
+        for eye in EYES:
+            top, bottom = source[list(eye.upper), :2], source[list(eye.lower), :2]
+            band = np.concatenate([top, (top + LASH_REACH * iod * up)[::-1]])
+            cv2.fillPoly(above, [np.round(band).astype(np.int32)], 1)
+            cv2.fillPoly(above, [np.round(source[list(eye.contour), :2]).astype(np.int32)], 1)
+            lower = np.concatenate([bottom, (bottom - LOWER_LASH_REACH * iod * up)[::-1]])
+            cv2.fillPoly(below, [np.round(lower).astype(np.int32)], 1)
+        lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+        skin = np.median(np.concatenate([_below_eye(lab, source, eye, iod) for eye in EYES]), axis=0)
+        above |= eye_whites(lab, skin, source, iod) | _lashes(lab, skin, source, frame, above)
+        above = _grown(above, 1)
+        below = _grown(below, 1) & ~above
+        out = _carried(image, above, strip=max(2, round(0.04 * iod)), downward=True)
+        out = _carried(out, below, strip=max(2, round(0.02 * iod)), downward=False)
+        # feathered into the portrait over a few pixels, so a half-shut lid shows no seam
+        soft = max(1, round(0.02 * iod))
+        alpha = cv2.GaussianBlur((above | below).astype(np.float32), (0, 0), soft)[..., None]
+        out = (image + alpha * (out.astype(np.float32) - image) + 0.5).astype(np.uint8)
+        self.image = out
+        self.lash = tuple(float(c) for c in lash)
+        self.width = max(LASH_WIDTH * iod, 1.0)
+        self.taper = 1.0 / 3.0 + 2.0 / 3.0 * np.sin(np.linspace(0.0, np.pi, len(EYES[0].upper)))
+
+    def draw_lash(self, pixels: np.ndarray, rim: np.ndarray, down: np.ndarray, share: float) -> None:
+        """Draw the lash line into ``pixels`` (h, w, 3) uint8 in place along ``rim`` (9, 2), an
+        upper-lid contour in its pixel coordinates, thick ``self.width`` pixels in the middle
+        (tapering to the corners), below the rim along ``down`` (2,) unit; at ``share`` (0..1) opacity."""
+        edge = rim + self.width * self.taper[:, None] * down
+        line = np.round(np.concatenate([rim - 0.25 * down, edge[::-1]]) * 16).astype(np.int32)
+        drawn = pixels.copy()
+        cv2.fillPoly(drawn, [line], self.lash, lineType=cv2.LINE_AA, shift=4)
+        pixels[:] = (pixels + share * (drawn.astype(np.float32) - pixels) + 0.5).astype(np.uint8)
+
+    @staticmethod
+    def weight(amount: float) -> float:
+        """Share (0..1) of LidSkin's image in the lids at blink ``amount``."""
+        return float(smoothstep((amount - SKIN_FROM) / (SKIN_FULL - SKIN_FROM)))
+
+
+def eye_whites(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, iod: float) -> np.ndarray:
+    """(H, W) bool: the white of both eyes as the pixels show it, also where it reaches past the
+    landmark contour at the corners: pixels within WHITE_REACH of the eye openings, joined to them,
+    at least as light as the ``skin`` (3,) below the eyes and with at most half its chroma (``lab``
+    (H, W, 3): the portrait in CIELAB)."""
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    white = (lab[..., 0] >= skin[0] - 5.0) & (chroma <= 0.5 * np.hypot(skin[1], skin[2]) + 2.0)
+    openings = np.zeros(lab.shape[:2], np.uint8)
+    for eye in EYES:
+        cv2.fillPoly(openings, [np.round(source[list(eye.contour), :2]).astype(np.int32)], 1)
+    near = _grown(openings, WHITE_REACH * iod)
+    candidates = ((white & near) | openings.astype(bool)).astype(np.uint8)
+    count, labels = cv2.connectedComponents(candidates, connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[labels[openings.astype(bool)]] = True
+    joined[0] = False
+    return joined[labels] & white
+
+
 BROWS = ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (300, 293, 334, 296, 336, 285, 295, 282, 283, 276))
 """Face-mesh landmarks of each eyebrow (the canonical mesh's brow contours, upper and lower edge)."""
 
@@ -194,6 +290,60 @@ def _lid_under(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     rows = np.flatnonzero(mask.any(axis=1))
     for y in range(min(rows.max(), len(out) - 2), rows.min() - 1, -1):
         out[y, mask[y]] = out[y + 1, mask[y]]
+    soft = cv2.blur(out, (5, 3))
+    out[mask] = soft[mask]
+    return out
+
+
+def _lashes(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, frame: FaceFrame, lids: np.ndarray) -> np.ndarray:
+    """(H, W) bool: long upper lashes reaching past the ``lids`` (H, W) uint8 band: pixels LASH_DARKER
+    darker than the ``skin`` (3,) (CIELAB lightness), above the upper-lid contours by up to 2
+    LASH_REACH and beyond their corners by up to LASH_REACH, out of the brows, joined to the band."""
+    iod, up = frame.iod, _up(frame)
+    near = np.zeros(lids.shape, np.uint8)
+    brows = np.zeros(lids.shape, np.uint8)
+    for eye, brow in zip(EYES, BROWS):
+        rim = source[list(eye.upper), :2]
+        side = (rim[-1] - rim[0]) / max(np.linalg.norm(rim[-1] - rim[0]), 1e-9) * LASH_REACH * iod
+        rim = np.concatenate([[rim[0] - side], rim, [rim[-1] + side]])
+        cv2.fillPoly(near, [np.round(np.concatenate([rim, (rim + 2 * LASH_REACH * iod * up)[::-1]])).astype(np.int32)], 1)
+        cv2.fillPoly(brows, [cv2.convexHull(np.round(source[list(brow), :2]).astype(np.int32))], 1)
+    near = near.astype(bool) & ~_grown(brows, COVER_MARGIN * iod)
+    dark = (lab[..., 0] < skin[0] - LASH_DARKER) & near
+    count, labels = cv2.connectedComponents((dark | lids.astype(bool)).astype(np.uint8), connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[labels[lids.astype(bool)]] = True
+    joined[0] = False
+    return joined[labels] & dark
+
+
+def _up(frame: FaceFrame) -> np.ndarray:
+    """(2,) unit vector in the picture towards the top of the face."""
+    down = frame.axes[:2, 1]
+    return -down / max(float(np.linalg.norm(down)), 1e-9)
+
+
+def _carried(image: np.ndarray, mask: np.ndarray, strip: int, downward: bool) -> np.ndarray:
+    """A copy of ``image`` (H, W, 3) uint8 with the ``mask`` (H, W) bool pixels filled, column by
+    column, from the ``strip`` rows just above the mask's top (``downward``) or just below its bottom,
+    tiled back and forth (the skin's texture carried over, not one row stretched), then softened
+    across columns."""
+    out = image.copy()
+    if not mask.any():
+        return out
+    h = len(image)
+    rows = np.arange(h)[:, None]
+    if downward:
+        edge = np.argmax(mask, axis=0)[None]  # first masked row per column
+        depth = rows - edge
+    else:
+        edge = h - 1 - np.argmax(mask[::-1], axis=0)[None]  # last masked row
+        depth = edge - rows
+    period = np.mod(depth, 2 * strip)
+    back = np.where(period < strip, period, 2 * strip - 1 - period) + 1
+    src = np.clip(edge - back if downward else edge + back, 0, h - 1)
+    ys, xs = np.nonzero(mask)
+    out[ys, xs] = image[src[ys, xs], xs]
     soft = cv2.blur(out, (5, 3))
     out[mask] = soft[mask]
     return out
