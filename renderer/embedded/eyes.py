@@ -141,13 +141,15 @@ class LidSkin:
         lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
         skin = np.median(np.concatenate([_below_eye(lab, source, eye, iod) for eye in EYES]), axis=0)
         above |= eye_whites(lab, skin, source, iod) | _lashes(lab, skin, source, frame, above)
-        above = _grown(above, 1)
+        # filled a few pixels beyond what must go, faded into the portrait over that ring (no seam
+        # on a half-shut lid); all that must go is lid skin
+        soft = max(1, round(0.02 * iod))
+        core = _grown(above, 2)
+        above = _grown(core.astype(np.uint8), soft)
         below = _grown(below, 1) & ~above
         out = _carried(image, above, strip=max(2, round(0.04 * iod)), downward=True)
         out = _carried(out, below, strip=max(2, round(0.02 * iod)), downward=False)
-        # feathered into the portrait over a few pixels, so a half-shut lid shows no seam
-        soft = max(1, round(0.02 * iod))
-        alpha = cv2.GaussianBlur((above | below).astype(np.float32), (0, 0), soft)[..., None]
+        alpha = np.maximum(cv2.GaussianBlur((above | below).astype(np.float32), (0, 0), soft / 2), core | below)[..., None]
         out = (image + alpha * (out.astype(np.float32) - image) + 0.5).astype(np.uint8)
         self.image = out
         self.lash = tuple(float(c) for c in lash)
@@ -333,11 +335,17 @@ def _carried(image: np.ndarray, mask: np.ndarray, strip: int, downward: bool) ->
         return out
     h = len(image)
     rows = np.arange(h)[:, None]
+    # the mask's edge per column, taken the same over 2 strips of columns on either side (the
+    # outermost there), so neighbouring columns read the same rows: no vertical banding
+    found = mask.any(axis=0)
+    span = np.ones((1, 4 * strip + 1), np.uint8)
     if downward:
-        edge = np.argmax(mask, axis=0)[None]  # first masked row per column
+        first = np.where(found, np.argmax(mask, axis=0), h).astype(np.float32)[None]
+        edge = cv2.erode(first, span, borderType=cv2.BORDER_REPLICATE).astype(int)
         depth = rows - edge
     else:
-        edge = h - 1 - np.argmax(mask[::-1], axis=0)[None]  # last masked row
+        last = np.where(found, h - 1 - np.argmax(mask[::-1], axis=0), -1).astype(np.float32)[None]
+        edge = cv2.dilate(last, span, borderType=cv2.BORDER_REPLICATE).astype(int)
         depth = edge - rows
     period = np.mod(depth, 2 * strip)
     back = np.where(period < strip, period, 2 * strip - 1 - period) + 1
