@@ -158,10 +158,12 @@ class LidSkin:
 
     def draw_lash(self, pixels: np.ndarray, rim: np.ndarray, down: np.ndarray, share: float) -> None:
         """Draw the lash line into ``pixels`` (h, w, 3) uint8 in place along ``rim`` (9, 2), an
-        upper-lid contour in its pixel coordinates, thick ``self.width`` pixels in the middle
-        (tapering to the corners), below the rim along ``down`` (2,) unit; at ``share`` (0..1) opacity."""
-        edge = rim + self.width * self.taper[:, None] * down
-        line = np.round(np.concatenate([rim - 0.25 * down, edge[::-1]]) * 16).astype(np.int32)
+        upper-lid contour in its pixel coordinates, smoothed to a parabola from corner to corner (a
+        closing rim can zigzag), thick ``self.width`` pixels in the middle (tapering to the
+        corners), below the rim along ``down`` (2,) unit; at ``share`` (0..1) opacity."""
+        arc = _parabola(rim, len(self.taper))
+        edge = arc + self.width * self.taper[:, None] * down
+        line = np.round(np.concatenate([arc - 0.25 * down, edge[::-1]]) * 16).astype(np.int32)
         drawn = pixels.copy()
         cv2.fillPoly(drawn, [line], self.lash, lineType=cv2.LINE_AA, shift=4)
         pixels[:] = (pixels + share * (drawn.astype(np.float32) - pixels) + 0.5).astype(np.uint8)
@@ -325,11 +327,26 @@ def _up(frame: FaceFrame) -> np.ndarray:
     return -down / max(float(np.linalg.norm(down)), 1e-9)
 
 
+def _parabola(points: np.ndarray, count: int) -> np.ndarray:
+    """(count, 2): the least-squares parabola through ``points`` (n, 2) across the line joining the
+    first and the last point, sampled at ``count`` evenly spaced places from the first to the last."""
+    a, b = points[0], points[-1]
+    axis = (b - a) / max(float(np.linalg.norm(b - a)), 1e-9)
+    normal = np.array([-axis[1], axis[0]])
+    u, v = (points - a) @ axis, (points - a) @ normal
+    length = max(float(u[-1]), 1e-9)
+    t = u / length
+    basis = t * (1.0 - t)  # zero at both corners: the parabola keeps them
+    k = float(basis @ v / max(basis @ basis, 1e-9))
+    s = np.linspace(0.0, 1.0, count)
+    return a + (s * length)[:, None] * axis + (k * s * (1.0 - s))[:, None] * normal
+
+
 def _carried(image: np.ndarray, mask: np.ndarray, strip: int, downward: bool) -> np.ndarray:
     """A copy of ``image`` (H, W, 3) uint8 with the ``mask`` (H, W) bool pixels filled, column by
     column, from the ``strip`` rows just above the mask's top (``downward``) or just below its bottom,
     tiled back and forth (the skin's texture carried over, not one row stretched), then softened
-    across columns."""
+    (over 5 columns and ``strip`` rows)."""
     out = image.copy()
     if not mask.any():
         return out
@@ -352,7 +369,7 @@ def _carried(image: np.ndarray, mask: np.ndarray, strip: int, downward: bool) ->
     src = np.clip(edge - back if downward else edge + back, 0, h - 1)
     ys, xs = np.nonzero(mask)
     out[ys, xs] = image[src[ys, xs], xs]
-    soft = cv2.blur(out, (5, 3))
+    soft = cv2.blur(out, (5, strip + 1))
     out[mask] = soft[mask]
     return out
 
