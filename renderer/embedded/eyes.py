@@ -104,6 +104,8 @@ LASH_WIDTH = 0.025
 third of it at the corners)."""
 LASH_DARKER = 10.0
 """CIELAB lightness below the skin's from which a pixel joined to the lash band is lash (LidSkin)."""
+LASH_OUTSIDE = 0.25
+"""Share of a dark patch joined to the lash band that may lie beyond the lashes' reach (_lashes)."""
 WHITE_REACH = 0.1
 """How far (IOD) beyond the landmark eye contour the white of the eye may reach at the corners."""
 SKIN_FROM, SKIN_FULL = 0.1, 0.6
@@ -300,9 +302,11 @@ def _lid_under(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _lashes(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, frame: FaceFrame, lids: np.ndarray) -> np.ndarray:
-    """(H, W) bool: long upper lashes reaching past the ``lids`` (H, W) uint8 band: pixels LASH_DARKER
-    darker than the ``skin`` (3,) (CIELAB lightness), above the upper-lid contours by up to 2
-    LASH_REACH and beyond their corners by up to LASH_REACH, out of the brows, joined to the band."""
+    """(H, W) bool: long upper lashes reaching past the ``lids`` (H, W) uint8 band: patches of pixels
+    LASH_DARKER darker than the ``skin`` (3,) (CIELAB lightness), out of the brows, joined to the
+    band and lying (all but LASH_OUTSIDE of them) above the upper-lid contours by up to 2 LASH_REACH
+    and beyond their corners by up to LASH_REACH: lashes end there; a shadowed eye socket, hair or a
+    drawn outline going on past it is not lashes and stays."""
     iod, up = frame.iod, _up(frame)
     near = np.zeros(lids.shape, np.uint8)
     brows = np.zeros(lids.shape, np.uint8)
@@ -312,13 +316,16 @@ def _lashes(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, frame: FaceFr
         rim = np.concatenate([[rim[0] - side], rim, [rim[-1] + side]])
         cv2.fillPoly(near, [np.round(np.concatenate([rim, (rim + 2 * LASH_REACH * iod * up)[::-1]])).astype(np.int32)], 1)
         cv2.fillPoly(brows, [cv2.convexHull(np.round(source[list(brow), :2]).astype(np.int32))], 1)
-    near = near.astype(bool) & ~_grown(brows, COVER_MARGIN * iod)
-    dark = (lab[..., 0] < skin[0] - LASH_DARKER) & near
-    count, labels = cv2.connectedComponents((dark | lids.astype(bool)).astype(np.uint8), connectivity=8)
-    joined = np.zeros(count, bool)
-    joined[labels[lids.astype(bool)]] = True
-    joined[0] = False
-    return joined[labels] & dark
+    near = near.astype(bool)
+    dark = (lab[..., 0] < skin[0] - LASH_DARKER) & ~_grown(brows, COVER_MARGIN * iod)
+    count, labels = cv2.connectedComponents(dark.astype(np.uint8), connectivity=8)
+    size = np.bincount(labels.ravel(), minlength=count)
+    outside = np.bincount(labels[~near], minlength=count)
+    touching = np.zeros(count, bool)
+    touching[labels[_grown(lids, 1)]] = True
+    lashes = touching & (outside <= LASH_OUTSIDE * size)
+    lashes[0] = False
+    return lashes[labels] & near
 
 
 def _up(frame: FaceFrame) -> np.ndarray:
