@@ -110,6 +110,8 @@ WHITE_REACH = 0.1
 """How far (IOD) beyond the landmark eye contour the white of the eye may reach at the corners."""
 SKIN_FROM, SKIN_FULL = 0.1, 0.6
 """Blink amounts over which the lids change from the portrait's own to LidSkin's (smoothly)."""
+SEALED_FROM = 0.85
+"""Blink amount from which the eye fill between the lids turns to lid skin (LidSkin.sealed)."""
 
 
 class LidSkin:
@@ -174,6 +176,13 @@ class LidSkin:
     def weight(amount: float) -> float:
         """Share (0..1) of LidSkin's image in the lids at blink ``amount``."""
         return float(smoothstep((amount - SKIN_FROM) / (SKIN_FULL - SKIN_FROM)))
+
+    @staticmethod
+    def sealed(amount: float) -> float:
+        """Share (0..1) of LidSkin's image in the eye fill at blink ``amount``, from SEALED_FROM to 1:
+        the last sliver between the lids, which a shut rim's zigzag leaves beside the smooth lash
+        line, is lid skin, not a second dark line."""
+        return float(smoothstep((amount - SEALED_FROM) / (1.0 - SEALED_FROM)))
 
 
 def eye_whites(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, iod: float) -> np.ndarray:

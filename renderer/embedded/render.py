@@ -198,8 +198,9 @@ class EmbeddedRenderer:
 
     def _paint_lids(self, pixels: np.ndarray, warp: WarpMap, driven: np.ndarray, blink: float) -> None:
         """Blend the lids of ``pixels`` (the warp box's) toward eyes.LidSkin's image as a blink of
-        ``blink`` shuts them (LidSkin.weight), around each eye's driven contour; the eye fill between
-        the lids stays the portrait's."""
+        ``blink`` shuts them (LidSkin.weight), around each eye's driven contour, and draw the lash
+        line along each upper lid's edge; the eye fill between the lids stays as it is drawn until the
+        lids all but meet (LidSkin.sealed)."""
         share = LidSkin.weight(blink)
         if share <= 0.0:
             return
@@ -212,7 +213,8 @@ class EmbeddedRenderer:
             lid = cv2.remap(self._lid_skin.image, warp.map_x[lines, cols], warp.map_y[lines, cols], self._sampling,
                             borderMode=cv2.BORDER_REPLICATE)
             index = warp.index[lines, cols]
-            on = (share * ((index < self._eye_fill[0]) | (index >= self._eye_fill[1])))[..., None]
+            fill = (index >= self._eye_fill[0]) & (index < self._eye_fill[1])
+            on = np.where(fill, LidSkin.sealed(blink), share)[..., None]
             box = pixels[lines, cols]
             box[:] = (box + on * (lid.astype(np.float32) - box) + 0.5).astype(np.uint8)
             origin = (cols.start + x0, lines.start + y0)
@@ -236,8 +238,8 @@ class EmbeddedRenderer:
         pixels = cv2.remap(image, warp.map_x, warp.map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
         lips = driven[:NUM_LANDMARKS]
         self._mouth.paint(pixels, warp, self._mouth_first, lips, row)
-        self._paint_lids(pixels, warp, driven, float(row[_BLINK]))
         shade_closing(pixels, warp.index, self._eye_fill, self._lash, float(row[_BLINK]))
+        self._paint_lids(pixels, warp, driven, float(row[_BLINK]))
         self._mouth.contact(pixels, self._warp.box[:2], lips, float(np.clip(row[_LIP_CLOSE], 0.0, 1.0)))
         if covered:
             self._paint_cover(row, pixels)
