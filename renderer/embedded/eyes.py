@@ -104,8 +104,9 @@ LASH_WIDTH = 0.025
 third of it at the corners)."""
 LASH_DARKER = 10.0
 """CIELAB lightness below the skin's from which a pixel joined to the lash band is lash (LidSkin)."""
-LASH_OUTSIDE = 0.25
-"""Share of a dark patch joined to the lash band that may lie beyond the lashes' reach (_lashes)."""
+LASH_THIN = 0.02
+"""Lashes are thin: dark strokes under 2 LASH_THIN (IOD) wide; broader dark (a shadowed eye socket,
+hair, a drawn outline) is not lashes (_lashes)."""
 WHITE_REACH = 0.1
 """How far (IOD) beyond the landmark eye contour the white of the eye may reach at the corners."""
 SKIN_FROM, SKIN_FULL = 0.1, 0.6
@@ -115,17 +116,19 @@ SEALED_FROM = 0.85
 
 
 class LidSkin:
-    """What a closing lid shows: the portrait with, around each eye, its upper lashes, the eye
-    opening and the white of the eye at the corners replaced by lid skin carried down from above
-    them, its lower lash line by skin carried up from below, and one lash line drawn along the
-    upper-lid contour in the portrait's lash colour.
+    """What a closing lid shows: the portrait with, around each eye, its upper lashes (a LASH_REACH
+    band above the upper-lid contour and the long dark lashes joined to it), the eye opening, the
+    white of the eye where it reaches past the landmark corners and the lower lash line (a
+    LOWER_LASH_REACH band) replaced by the lid skin around them (inpainted from it, Telea's method),
+    and one lash line drawn along each closing upper lid's edge (draw_lash).
 
-    The upper-lid rim's texture moves up by LID_EDGE of the opening as the lid shuts (Lids.rim_texture):
-    the line covers that stretch and LASH_WIDTH more, so the lid's leading edge is always the line.
     A blink shows ``image`` in place of the portrait on the lids, gradually from SKIN_FROM to
-    SKIN_FULL (``weight``); the eye between the lids stays the portrait's.
+    SKIN_FULL (``weight``); the eye fill between the lids stays as drawn until they all but meet
+    (``sealed``).
 
-    image: (H, W, 3) uint8, the portrait's pixels with the lids redrawn (the same elsewhere).
+    image: (H, W, 3) uint8, the portrait's pixels with the lids redrawn (the same elsewhere);
+    lash: (3,) RGB the lash line's colour; width: its thickness (pixels) in the middle of the lid;
+    taper: (9,) its share of that thickness along the lid, a third at the corners.
     """
 
     def __init__(self, image: np.ndarray, source: np.ndarray, frame: FaceFrame, lash: np.ndarray):
@@ -134,26 +137,23 @@ class LidSkin:
         iod = frame.iod
         up = _up(frame)
         h, w = image.shape[:2]
-        above, below = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
+        lids = np.zeros((h, w), np.uint8)
         for eye in EYES:
             top, bottom = source[list(eye.upper), :2], source[list(eye.lower), :2]
-            band = np.concatenate([top, (top + LASH_REACH * iod * up)[::-1]])
-            cv2.fillPoly(above, [np.round(band).astype(np.int32)], 1)
-            cv2.fillPoly(above, [np.round(source[list(eye.contour), :2]).astype(np.int32)], 1)
-            lower = np.concatenate([bottom, (bottom - LOWER_LASH_REACH * iod * up)[::-1]])
-            cv2.fillPoly(below, [np.round(lower).astype(np.int32)], 1)
+            for band in (np.concatenate([top, (top + LASH_REACH * iod * up)[::-1]]), source[list(eye.contour), :2],
+                         np.concatenate([bottom, (bottom - LOWER_LASH_REACH * iod * up)[::-1]])):
+                cv2.fillPoly(lids, [np.round(band).astype(np.int32)], 1)
         lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
         skin = np.median(np.concatenate([_below_eye(lab, source, eye, iod) for eye in EYES]), axis=0)
-        above |= eye_whites(lab, skin, source, iod) | _lashes(lab, skin, source, frame, above)
+        lids |= eye_whites(lab, skin, source, iod) | _lashes(lab, skin, source, frame, lids)
         # filled a few pixels beyond what must go, faded into the portrait over that ring (no seam
         # on a half-shut lid); all that must go is lid skin
         soft = max(1, round(0.02 * iod))
-        core = _grown(above, 2)
-        above = _grown(core.astype(np.uint8), soft)
-        below = _grown(below, 1) & ~above
-        out = _carried(image, above, strip=max(2, round(0.04 * iod)), downward=True)
-        out = _carried(out, below, strip=max(2, round(0.02 * iod)), downward=False)
-        alpha = np.maximum(cv2.GaussianBlur((above | below).astype(np.float32), (0, 0), soft / 2), core | below)[..., None]
+        core = _grown(lids, 2)
+        lids = _grown(core.astype(np.uint8), soft)
+        out = cv2.inpaint(image, lids.astype(np.uint8), max(2, round(0.03 * iod)), cv2.INPAINT_TELEA)
+        out = cv2.GaussianBlur(out, (0, 0), 2 * soft)  # no streak of what reaches the mask's edge
+        alpha = np.maximum(cv2.GaussianBlur(lids.astype(np.float32), (0, 0), soft / 2), core)[..., None]
         out = (image + alpha * (out.astype(np.float32) - image) + 0.5).astype(np.uint8)
         self.image = out
         self.lash = tuple(float(c) for c in lash)
@@ -311,11 +311,10 @@ def _lid_under(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _lashes(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, frame: FaceFrame, lids: np.ndarray) -> np.ndarray:
-    """(H, W) bool: long upper lashes reaching past the ``lids`` (H, W) uint8 band: patches of pixels
-    LASH_DARKER darker than the ``skin`` (3,) (CIELAB lightness), out of the brows, joined to the
-    band and lying (all but LASH_OUTSIDE of them) above the upper-lid contours by up to 2 LASH_REACH
-    and beyond their corners by up to LASH_REACH: lashes end there; a shadowed eye socket, hair or a
-    drawn outline going on past it is not lashes and stays."""
+    """(H, W) bool: long upper lashes reaching past the ``lids`` (H, W) uint8 bands: thin strokes
+    (LASH_THIN) of pixels LASH_DARKER darker than the ``skin`` (3,) (CIELAB lightness), out of the
+    brows, above the upper-lid contours by up to 2 LASH_REACH and beyond their corners by up to
+    LASH_REACH, joined to the bands; a shadowed eye socket, hair or a drawn outline (broad) stays."""
     iod, up = frame.iod, _up(frame)
     near = np.zeros(lids.shape, np.uint8)
     brows = np.zeros(lids.shape, np.uint8)
@@ -326,15 +325,15 @@ def _lashes(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, frame: FaceFr
         cv2.fillPoly(near, [np.round(np.concatenate([rim, (rim + 2 * LASH_REACH * iod * up)[::-1]])).astype(np.int32)], 1)
         cv2.fillPoly(brows, [cv2.convexHull(np.round(source[list(brow), :2]).astype(np.int32))], 1)
     near = near.astype(bool)
-    dark = (lab[..., 0] < skin[0] - LASH_DARKER) & ~_grown(brows, COVER_MARGIN * iod)
-    count, labels = cv2.connectedComponents(dark.astype(np.uint8), connectivity=8)
-    size = np.bincount(labels.ravel(), minlength=count)
-    outside = np.bincount(labels[~near], minlength=count)
-    touching = np.zeros(count, bool)
-    touching[labels[_grown(lids, 1)]] = True
-    lashes = touching & (outside <= LASH_OUTSIDE * size)
-    lashes[0] = False
-    return lashes[labels] & near
+    dark = ((lab[..., 0] < skin[0] - LASH_DARKER) & ~brows.astype(bool)).astype(np.uint8)
+    r = max(1, round(LASH_THIN * iod))
+    thick = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    thin = dark.astype(bool) & ~_grown(thick, 1) & near
+    count, labels = cv2.connectedComponents((thin | lids.astype(bool)).astype(np.uint8), connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[labels[lids.astype(bool)]] = True
+    joined[0] = False
+    return joined[labels] & thin
 
 
 def _up(frame: FaceFrame) -> np.ndarray:
@@ -356,38 +355,6 @@ def _parabola(points: np.ndarray, count: int) -> np.ndarray:
     k = float(basis @ v / max(basis @ basis, 1e-9))
     s = np.linspace(0.0, 1.0, count)
     return a + (s * length)[:, None] * axis + (k * s * (1.0 - s))[:, None] * normal
-
-
-def _carried(image: np.ndarray, mask: np.ndarray, strip: int, downward: bool) -> np.ndarray:
-    """A copy of ``image`` (H, W, 3) uint8 with the ``mask`` (H, W) bool pixels filled, column by
-    column, from the ``strip`` rows just above the mask's top (``downward``) or just below its bottom,
-    tiled back and forth (the skin's texture carried over, not one row stretched), then softened
-    (over 5 columns and ``strip`` rows)."""
-    out = image.copy()
-    if not mask.any():
-        return out
-    h = len(image)
-    rows = np.arange(h)[:, None]
-    # the mask's edge per column, taken the same over 2 strips of columns on either side (the
-    # outermost there), so neighbouring columns read the same rows: no vertical banding
-    found = mask.any(axis=0)
-    span = np.ones((1, 4 * strip + 1), np.uint8)
-    if downward:
-        first = np.where(found, np.argmax(mask, axis=0), h).astype(np.float32)[None]
-        edge = cv2.erode(first, span, borderType=cv2.BORDER_REPLICATE).astype(int)
-        depth = rows - edge
-    else:
-        last = np.where(found, h - 1 - np.argmax(mask[::-1], axis=0), -1).astype(np.float32)[None]
-        edge = cv2.dilate(last, span, borderType=cv2.BORDER_REPLICATE).astype(int)
-        depth = edge - rows
-    period = np.mod(depth, 2 * strip)
-    back = np.where(period < strip, period, 2 * strip - 1 - period) + 1
-    src = np.clip(edge - back if downward else edge + back, 0, h - 1)
-    ys, xs = np.nonzero(mask)
-    out[ys, xs] = image[src[ys, xs], xs]
-    soft = cv2.blur(out, (5, strip + 1))
-    out[mask] = soft[mask]
-    return out
 
 
 def _grown(mask: np.ndarray, radius: float) -> np.ndarray:
