@@ -4,8 +4,10 @@ The closed lids meet a little above the lower lid (the lower lid rises a bit too
 the upper lid follows and stretches over the eye; the iris centre and rim squash with the opening,
 so at blink = 1 the eye fill has no area left and the lid skin covers the whole eye.
 
-What lies over the lids in the portrait (a fringe, a glasses frame: LidCover) does not move with
-them: the lids close under it.
+What a closing lid shows is lid skin (LidSkin): the portrait's lashes, the eye's corners and its
+lower lash line are filled in from the skin around them once per portrait, and one lash line is
+drawn along the closing lid's edge. What lies over the lids in the portrait (a fringe, a glasses
+frame: LidCover) does not move with them: the lids close under it.
 """
 
 from __future__ import annotations

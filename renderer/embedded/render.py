@@ -15,8 +15,10 @@ Per frame:
    from far to near) into a triangle-index map of the box holding the rings, and read the source
    through it with one cv2.remap (warp).
 5. Paint the mouth interior where the lips part, and the contact shadow where they are pressed shut (mouth).
-6. In a blink, draw what lies over the lids in the portrait (a fringe, a glasses frame:
-   eyes.LidCover) where the motion without the blink puts it: the lids close under it.
+6. In a blink, the lids show lid skin instead of the portrait's lashes and eye-white corners, with
+   one lash line along each closing upper lid (eyes.LidSkin); then draw what lies over the lids in
+   the portrait (a fringe, a glasses frame: eyes.LidCover) where the motion without the blink puts
+   it: the lids close under it.
 Pixels outside the outer ring are the source's, untouched.
 """
 
