@@ -107,6 +107,7 @@ def test_a_nearly_shut_eye_shows_its_lash_line_not_its_white(monkeypatch):
     the shading switched off (the white of the eye and the catch-light showing)."""
     from renderer.embedded import eyes
 
+    monkeypatch.setattr(eyes.LidSkin, "weight", staticmethod(lambda amount: 0.0))  # the shading alone, no drawn lash line
     face = prepare_face(mf.astronaut(), "crop", 512)
     renderer = EmbeddedRenderer(face)
     row = np.zeros(len(EMBEDDED_CHANNELS), np.float32)
@@ -123,3 +124,105 @@ def test_a_nearly_shut_eye_shows_its_lash_line_not_its_white(monkeypatch):
     shaded = brightest()
     monkeypatch.setattr(eyes, "SHADE_FROM", 0.85)  # the shading starts beyond 0.8: none
     assert shaded < brightest() - 25
+
+
+def long_lashes(rgb: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(picture, mask): long, dark upper lashes, 16 strokes per eye from the upper-lid contour up
+    and outward by 0.12-0.16 IOD; mask 1 on them."""
+    rng = np.random.default_rng(1)
+    out, mask = rgb.copy(), np.zeros(rgb.shape[:2], np.uint8)
+    iod = float(np.linalg.norm(lm[468, :2] - lm[473, :2]))
+    for rim, outward in (((33, 246, 161, 160, 159, 158, 157, 173, 133), -1), ((362, 398, 384, 385, 386, 387, 388, 466, 263), 1)):
+        pts = lm[list(rim), :2]
+        for t in rng.uniform(0.05, 0.95, 16):
+            k = min(int(t * 8), 7)
+            base = pts[k] + (t * 8 - k) * (pts[k + 1] - pts[k])
+            length = rng.uniform(0.12, 0.16) * iod
+            tip = base + length * np.array([outward * rng.uniform(0.1, 0.4), -1.0])
+            for img, colour in ((out, (30, 22, 20)), (mask, 1)):
+                cv2.line(img, tuple(int(v) for v in base), tuple(int(v) for v in tip), colour, 1, cv2.LINE_AA)
+    return out, mask
+
+
+def shut_lids(renderer: EmbeddedRenderer, iod: float) -> np.ndarray:
+    """(S, S) bool: per eye, the middle 60 % of the shut upper lid, from just above its lash line
+    (LASH_WIDTH + 2 px) up to 0.15 IOD above the lids' meeting line."""
+    from renderer.embedded.eyes import LASH_WIDTH
+
+    row = np.zeros(len(EMBEDDED_CHANNELS), np.float32)
+    row[EMBEDDED_CHANNELS.index("blink")] = 1.0
+    lm = renderer.landmarks(row)
+    area = np.zeros((256, 256), bool)
+    for rim in ((33, 246, 161, 160, 159, 158, 157, 173, 133), (362, 398, 384, 385, 386, 387, 388, 466, 263)):
+        pts = lm[list(rim), :2]
+        for x in range(int(pts[0, 0] + 0.2 * (pts[-1, 0] - pts[0, 0])), int(pts[0, 0] + 0.8 * (pts[-1, 0] - pts[0, 0]))):
+            y = np.interp(x, pts[:, 0], pts[:, 1])
+            area[int(y - 0.15 * iod) : int(y - LASH_WIDTH * iod - 2), x] = True
+    return area
+
+
+def test_a_shut_lid_shows_lid_skin_not_stretched_lashes(monkeypatch):
+    """A portrait with long dark upper lashes: its shut lids (above the one lash line) hold under 3 %
+    dark pixels (luma under 0.6 of the skin's between the eyes), against over 3 times that with the
+    lids the portrait's own stretched down (the earlier renderer: dark streaks)."""
+    from renderer.embedded.eyes import LidSkin
+
+    rgb = mf.astronaut()
+    lm = prepare_face(rgb, "crop", 256).source_landmarks
+    drawn, _ = long_lashes(rgb, lm)
+    face = prepare_face(drawn, "crop", 256)
+    iod = float(np.linalg.norm(face.landmarks[468, :2] - face.landmarks[473, :2]))
+    renderer = EmbeddedRenderer(face)
+    lids = shut_lids(renderer, iod)
+    assert lids.sum() > 100
+
+    bridge = face.landmarks[168, :2].astype(int)
+    skin = np.median(face.image[bridge[1] - 3 : bridge[1] + 4, bridge[0] - 3 : bridge[0] + 4] @ np.array([0.299, 0.587, 0.114]))
+
+    def dark_share() -> float:
+        luma = blink_frames(renderer)[1][lids] @ np.array([0.299, 0.587, 0.114])
+        return float((luma < 0.6 * skin).mean())
+
+    lid = dark_share()
+    monkeypatch.setattr(LidSkin, "weight", staticmethod(lambda amount: 0.0))
+    stretched = dark_share()
+    assert lid < 0.03 and stretched > 3 * lid and stretched > 0.05, (lid, stretched)
+
+
+def corner_whites(rgb: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(picture, mask): the white of each eye carried 0.06 IOD past its outer corner, outside the
+    landmark contour (a wedge tapering away from the corner); mask 1 on it."""
+    out, mask = rgb.copy(), np.zeros(rgb.shape[:2], np.uint8)
+    iod = float(np.linalg.norm(lm[468, :2] - lm[473, :2]))
+    for corner, inner in ((33, 133), (263, 362)):
+        c = lm[corner, :2]
+        away = (c - lm[inner, :2]) / np.linalg.norm(c - lm[inner, :2])
+        normal = np.array([-away[1], away[0]])
+        wedge = np.array([c - 0.02 * iod * normal, c + 0.06 * iod * away, c + 0.02 * iod * normal])
+        for img, colour in ((out, (236, 232, 228)), (mask, 1)):
+            cv2.fillPoly(img, [np.round(wedge).astype(np.int32)], colour)
+    return out, mask
+
+
+def test_no_white_of_the_eye_is_left_at_the_corners_of_a_shut_eye(monkeypatch):
+    """The eye white reaching past the landmark corners is covered by the shut lid: none of its
+    pixels stays white (every channel over 190, within 20 of each other) in the shut frame, while with
+    the lids the portrait's own over 30 % of them do."""
+    from renderer.embedded.eyes import LidSkin
+
+    rgb = mf.astronaut()
+    lm = prepare_face(rgb, "crop", 256).source_landmarks
+    drawn, mask = corner_whites(rgb, lm)
+    face = prepare_face(drawn, "crop", 256)
+    wedge = cut(mask * 255, face.box, 256) > 127
+    renderer = EmbeddedRenderer(face)
+    assert wedge.sum() > 6
+
+    def white_share() -> float:
+        shut = blink_frames(renderer)[1][wedge].astype(int)
+        return float(((shut.min(axis=1) > 190) & (np.ptp(shut, axis=1) < 20)).mean())
+
+    covered = white_share()
+    monkeypatch.setattr(LidSkin, "weight", staticmethod(lambda amount: 0.0))
+    left = white_share()
+    assert covered == 0.0 and left > 0.3, (covered, left)

@@ -4,8 +4,10 @@ The closed lids meet a little above the lower lid (the lower lid rises a bit too
 the upper lid follows and stretches over the eye; the iris centre and rim squash with the opening,
 so at blink = 1 the eye fill has no area left and the lid skin covers the whole eye.
 
-What lies over the lids in the portrait (a fringe, a glasses frame: LidCover) does not move with
-them: the lids close under it.
+What a closing lid shows is lid skin (LidSkin): the portrait's lashes, the eye's corners and its
+lower lash line are filled in from the skin around them once per portrait, and one lash line is
+drawn along the closing lid's edge. What lies over the lids in the portrait (a fringe, a glasses
+frame: LidCover) does not move with them: the lids close under it.
 """
 
 from __future__ import annotations
@@ -91,6 +93,117 @@ class Lids:
             points[list(eye.iris)] += (1.0 - h) * _at(col, d_lo) + h * _at(col, d_up)
             self._upper[k].apply(points, d_up)
             self._lower[k].apply(points, d_lo)
+
+
+LASH_REACH = 0.12
+"""Height (IOD) above each upper-lid contour that a shut lid shows as lid skin (LidSkin): long upper
+lashes reach this far; stretched over the closed eye they would read as dark streaks."""
+LOWER_LASH_REACH = 0.03
+"""Depth (IOD) below each lower-lid contour that a shut lid shows as skin: the lower lash line, so
+only one lash line shows where the lids meet."""
+LASH_WIDTH = 0.025
+"""Thickness (IOD) of the one lash line a shut lid shows, in the middle of the lid (tapering to a
+third of it at the corners)."""
+LASH_DARKER = 10.0
+"""CIELAB lightness below the skin's from which a pixel joined to the lash band is lash (LidSkin)."""
+LASH_THIN = 0.02
+"""Lashes are thin: dark strokes under 2 LASH_THIN (IOD) wide; broader dark (a shadowed eye socket,
+hair, a drawn outline) is not lashes (_lashes)."""
+WHITE_REACH = 0.1
+"""How far (IOD) beyond the landmark eye contour the white of the eye may reach at the corners."""
+SKIN_FROM, SKIN_FULL = 0.1, 0.6
+"""Blink amounts over which the lids change from the portrait's own to LidSkin's (smoothly)."""
+SEALED_FROM = 0.85
+"""Blink amount from which the eye fill between the lids turns to lid skin (LidSkin.sealed)."""
+
+
+class LidSkin:
+    """What a closing lid shows: the portrait with, around each eye, its upper lashes (a LASH_REACH
+    band above the upper-lid contour and the long dark lashes joined to it), the eye opening, the
+    white of the eye where it reaches past the landmark corners and the lower lash line (a
+    LOWER_LASH_REACH band) replaced by the lid skin around them (inpainted from it, Telea's method),
+    and one lash line drawn along each closing upper lid's edge (draw_lash).
+
+    A blink shows ``image`` in place of the portrait on the lids, gradually from SKIN_FROM to
+    SKIN_FULL (``weight``); the eye fill between the lids stays as drawn until they all but meet
+    (``sealed``).
+
+    image: (H, W, 3) uint8, the portrait's pixels with the lids redrawn (the same elsewhere);
+    lash: (3,) RGB the lash line's colour; width: its thickness (pixels) in the middle of the lid;
+    taper: (9,) its share of that thickness along the lid, a third at the corners.
+    """
+
+    def __init__(self, image: np.ndarray, source: np.ndarray, frame: FaceFrame, lash: np.ndarray):
+        """image: (H, W, 3) uint8 RGB; source: (478, 3) landmarks in its pixels; frame: the face's
+        frame (its down axis and IOD); lash: (3,) RGB, the lash line's colour (lash_colour)."""
+        iod = frame.iod
+        up = _up(frame)
+        h, w = image.shape[:2]
+        lids = np.zeros((h, w), np.uint8)
+        for eye in EYES:
+            top, bottom = source[list(eye.upper), :2], source[list(eye.lower), :2]
+            for band in (np.concatenate([top, (top + LASH_REACH * iod * up)[::-1]]), source[list(eye.contour), :2],
+                         np.concatenate([bottom, (bottom - LOWER_LASH_REACH * iod * up)[::-1]])):
+                cv2.fillPoly(lids, [np.round(band).astype(np.int32)], 1)
+        lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+        skin = np.median(np.concatenate([_below_eye(lab, source, eye, iod) for eye in EYES]), axis=0)
+        lids |= eye_whites(lab, skin, source, iod) | _lashes(lab, skin, source, frame, lids)
+        # filled a few pixels beyond what must go, faded into the portrait over that ring (no seam
+        # on a half-shut lid); all that must go is lid skin
+        soft = max(1, round(0.02 * iod))
+        core = _grown(lids, 2)
+        lids = _grown(core.astype(np.uint8), soft)
+        out = cv2.inpaint(image, lids.astype(np.uint8), max(2, round(0.03 * iod)), cv2.INPAINT_TELEA)
+        out = cv2.GaussianBlur(out, (0, 0), 2 * soft)  # no streak of what reaches the mask's edge
+        alpha = np.maximum(cv2.GaussianBlur(lids.astype(np.float32), (0, 0), soft / 2), core)[..., None]
+        out = (image + alpha * (out.astype(np.float32) - image) + 0.5).astype(np.uint8)
+        self.image = out
+        self.lash = tuple(float(c) for c in lash)
+        self.width = max(LASH_WIDTH * iod, 1.0)
+        self.taper = 1.0 / 3.0 + 2.0 / 3.0 * np.sin(np.linspace(0.0, np.pi, len(EYES[0].upper)))
+
+    def draw_lash(self, pixels: np.ndarray, rim: np.ndarray, down: np.ndarray, share: float) -> None:
+        """Draw the lash line into ``pixels`` (h, w, 3) uint8 in place along ``rim`` (9, 2), an
+        upper-lid contour in its pixel coordinates, smoothed to a parabola from corner to corner (a
+        closing rim can zigzag), thick ``self.width`` pixels in the middle (tapering to the
+        corners), below the rim along ``down`` (2,) unit; at ``share`` (0..1) opacity."""
+        arc = _parabola(rim, len(self.taper))
+        edge = arc + self.width * self.taper[:, None] * down
+        line = np.round(np.concatenate([arc - 0.25 * down, edge[::-1]]) * 16).astype(np.int32)
+        drawn = pixels.copy()
+        cv2.fillPoly(drawn, [line], self.lash, lineType=cv2.LINE_AA, shift=4)
+        pixels[:] = (pixels + share * (drawn.astype(np.float32) - pixels) + 0.5).astype(np.uint8)
+
+    @staticmethod
+    def weight(amount: float) -> float:
+        """Share (0..1) of LidSkin's image in the lids at blink ``amount``."""
+        return float(smoothstep((amount - SKIN_FROM) / (SKIN_FULL - SKIN_FROM)))
+
+    @staticmethod
+    def sealed(amount: float) -> float:
+        """Share (0..1) of LidSkin's image in the eye fill at blink ``amount``, from SEALED_FROM to 1:
+        the last sliver between the lids, which a shut rim's zigzag leaves beside the smooth lash
+        line, is lid skin, not a second dark line."""
+        return float(smoothstep((amount - SEALED_FROM) / (1.0 - SEALED_FROM)))
+
+
+def eye_whites(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, iod: float) -> np.ndarray:
+    """(H, W) bool: the white of both eyes as the pixels show it, also where it reaches past the
+    landmark contour at the corners: pixels within WHITE_REACH of the eye openings, joined to them,
+    at least as light as the ``skin`` (3,) below the eyes and with at most half its chroma (``lab``
+    (H, W, 3): the portrait in CIELAB)."""
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    white = (lab[..., 0] >= skin[0] - 5.0) & (chroma <= 0.5 * np.hypot(skin[1], skin[2]) + 2.0)
+    openings = np.zeros(lab.shape[:2], np.uint8)
+    for eye in EYES:
+        cv2.fillPoly(openings, [np.round(source[list(eye.contour), :2]).astype(np.int32)], 1)
+    near = _grown(openings, WHITE_REACH * iod)
+    candidates = ((white & near) | openings.astype(bool)).astype(np.uint8)
+    count, labels = cv2.connectedComponents(candidates, connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[labels[openings.astype(bool)]] = True
+    joined[0] = False
+    return joined[labels] & white
 
 
 BROWS = ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (300, 293, 334, 296, 336, 285, 295, 282, 283, 276))
@@ -197,6 +310,53 @@ def _lid_under(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     soft = cv2.blur(out, (5, 3))
     out[mask] = soft[mask]
     return out
+
+
+def _lashes(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, frame: FaceFrame, lids: np.ndarray) -> np.ndarray:
+    """(H, W) bool: long upper lashes reaching past the ``lids`` (H, W) uint8 bands: thin strokes
+    (LASH_THIN) of pixels LASH_DARKER darker than the ``skin`` (3,) (CIELAB lightness), out of the
+    brows, above the upper-lid contours by up to 2 LASH_REACH and beyond their corners by up to
+    LASH_REACH, joined to the bands; a shadowed eye socket, hair or a drawn outline (broad) stays."""
+    iod, up = frame.iod, _up(frame)
+    near = np.zeros(lids.shape, np.uint8)
+    brows = np.zeros(lids.shape, np.uint8)
+    for eye, brow in zip(EYES, BROWS):
+        rim = source[list(eye.upper), :2]
+        side = (rim[-1] - rim[0]) / max(np.linalg.norm(rim[-1] - rim[0]), 1e-9) * LASH_REACH * iod
+        rim = np.concatenate([[rim[0] - side], rim, [rim[-1] + side]])
+        cv2.fillPoly(near, [np.round(np.concatenate([rim, (rim + 2 * LASH_REACH * iod * up)[::-1]])).astype(np.int32)], 1)
+        cv2.fillPoly(brows, [cv2.convexHull(np.round(source[list(brow), :2]).astype(np.int32))], 1)
+    near = near.astype(bool)
+    dark = ((lab[..., 0] < skin[0] - LASH_DARKER) & ~brows.astype(bool)).astype(np.uint8)
+    r = max(1, round(LASH_THIN * iod))
+    thick = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    thin = dark.astype(bool) & ~_grown(thick, 1) & near
+    count, labels = cv2.connectedComponents((thin | lids.astype(bool)).astype(np.uint8), connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[labels[lids.astype(bool)]] = True
+    joined[0] = False
+    return joined[labels] & thin
+
+
+def _up(frame: FaceFrame) -> np.ndarray:
+    """(2,) unit vector in the picture towards the top of the face."""
+    down = frame.axes[:2, 1]
+    return -down / max(float(np.linalg.norm(down)), 1e-9)
+
+
+def _parabola(points: np.ndarray, count: int) -> np.ndarray:
+    """(count, 2): the least-squares parabola through ``points`` (n, 2) across the line joining the
+    first and the last point, sampled at ``count`` evenly spaced places from the first to the last."""
+    a, b = points[0], points[-1]
+    axis = (b - a) / max(float(np.linalg.norm(b - a)), 1e-9)
+    normal = np.array([-axis[1], axis[0]])
+    u, v = (points - a) @ axis, (points - a) @ normal
+    length = max(float(u[-1]), 1e-9)
+    t = u / length
+    basis = t * (1.0 - t)  # zero at both corners: the parabola keeps them
+    k = float(basis @ v / max(basis @ basis, 1e-9))
+    s = np.linspace(0.0, 1.0, count)
+    return a + (s * length)[:, None] * axis + (k * s * (1.0 - s))[:, None] * normal
 
 
 def _grown(mask: np.ndarray, radius: float) -> np.ndarray:

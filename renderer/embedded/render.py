@@ -15,8 +15,10 @@ Per frame:
    from far to near) into a triangle-index map of the box holding the rings, and read the source
    through it with one cv2.remap (warp).
 5. Paint the mouth interior where the lips part, and the contact shadow where they are pressed shut (mouth).
-6. In a blink, draw what lies over the lids in the portrait (a fringe, a glasses frame:
-   eyes.LidCover) where the motion without the blink puts it: the lids close under it.
+6. In a blink, the lids show lid skin instead of the portrait's lashes and eye-white corners, with
+   one lash line along each closing upper lid (eyes.LidSkin); then draw what lies over the lids in
+   the portrait (a fringe, a glasses frame: eyes.LidCover) where the motion without the blink puts
+   it: the lids close under it.
 Pixels outside the outer ring are the source's, untouched.
 """
 
@@ -27,10 +29,10 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from renderer.embedded.eyes import LidCover, lash_colour, shade_closing
+from renderer.embedded.eyes import LidCover, LidSkin, lash_colour, shade_closing
 from renderer.embedded.face_model import FaceModel
 from renderer.embedded.geometry import smoothstep
-from renderer.embedded.mesh import FACE_OVAL, NUM_LANDMARKS, build_rings, canonical, eye_triangles, mouth_triangles
+from renderer.embedded.mesh import EYES, FACE_OVAL, NUM_LANDMARKS, build_rings, canonical, eye_triangles, mouth_triangles
 from renderer.embedded.mouth import MouthPainter
 from renderer.embedded.pose import HeadPose
 from renderer.embedded.warp import TriangleWarp, WarpMap
@@ -95,6 +97,10 @@ class EmbeddedRenderer:
         self._skin = skin
         self._warp = TriangleWarp(rings.box)
         self._cover, self._cover_warp = self._lid_cover()
+        under = self._cover.under if self._cover is not None else image
+        self._lid_skin = LidSkin(under, source, self._model.frame, self._lash)
+        self._eye_rows = [(list(eye.contour), list(eye.upper)) for eye in EYES]
+        self._down = self._model.frame.axes[:2, 1] / np.linalg.norm(self._model.frame.axes[:2, 1])
 
     def landmarks(self, row: np.ndarray) -> np.ndarray:
         """(478, 3) float32 driven landmarks in crop pixels (FaceCrop.image's) for one track row
@@ -192,6 +198,30 @@ class EmbeddedRenderer:
         cx0, cy0, cx1, cy1 = self._cover_warp.box
         self._cover.paint(pixels[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], self._image, warp.map_x, warp.map_y, self._sampling)
 
+    def _paint_lids(self, pixels: np.ndarray, warp: WarpMap, driven: np.ndarray, blink: float) -> None:
+        """Blend the lids of ``pixels`` (the warp box's) toward eyes.LidSkin's image as a blink of
+        ``blink`` shuts them (LidSkin.weight), around each eye's driven contour, and draw the lash
+        line along each upper lid's edge; the eye fill between the lids stays as it is drawn until the
+        lids all but meet (LidSkin.sealed)."""
+        share = LidSkin.weight(blink)
+        if share <= 0.0:
+            return
+        x0, y0, x1, y1 = self._warp.box
+        reach = 0.3 * self._model.frame.iod
+        for rows, rim in self._eye_rows:
+            (ex0, ey0), (ex1, ey1) = driven[rows].min(axis=0) - reach, driven[rows].max(axis=0) + reach
+            cols = slice(int(max(ex0, x0)) - x0, int(min(ex1, x1 - 1)) + 1 - x0)
+            lines = slice(int(max(ey0, y0)) - y0, int(min(ey1, y1 - 1)) + 1 - y0)
+            lid = cv2.remap(self._lid_skin.image, warp.map_x[lines, cols], warp.map_y[lines, cols], self._sampling,
+                            borderMode=cv2.BORDER_REPLICATE)
+            index = warp.index[lines, cols]
+            fill = (index >= self._eye_fill[0]) & (index < self._eye_fill[1])
+            on = np.where(fill, LidSkin.sealed(blink), share)[..., None]
+            box = pixels[lines, cols]
+            box[:] = (box + on * (lid.astype(np.float32) - box) + 0.5).astype(np.uint8)
+            origin = (cols.start + x0, lines.start + y0)
+            self._lid_skin.draw_lash(box, driven[rim] - origin, self._down, share)
+
     def _order(self, driven: np.ndarray, texture: np.ndarray, pts: np.ndarray) -> np.ndarray:
         """Triangle indices to paint, back to front: folded triangles first (they show only where no
         other triangle covers, rather than leave a hole), then the rings, the fills and the skin
@@ -211,6 +241,7 @@ class EmbeddedRenderer:
         lips = driven[:NUM_LANDMARKS]
         self._mouth.paint(pixels, warp, self._mouth_first, lips, row)
         shade_closing(pixels, warp.index, self._eye_fill, self._lash, float(row[_BLINK]))
+        self._paint_lids(pixels, warp, driven, float(row[_BLINK]))
         self._mouth.contact(pixels, self._warp.box[:2], lips, float(np.clip(row[_LIP_CLOSE], 0.0, 1.0)))
         if covered:
             self._paint_cover(row, pixels)
