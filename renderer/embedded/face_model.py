@@ -258,7 +258,7 @@ def _width_field(canon: np.ndarray) -> np.ndarray:
 
 def _round_fields(canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(478, 3) face-axis displacements (IOD) at lip_round = 1: corners in and lips forward, and the
-    lips parted (articulate weighs the parting by 1 - lip_close: pressed lips do not part)."""
+    lips parted (articulate weighs both by 1 - lip_close: pressed lips are flat and do not part)."""
     lips = _mouth_bump(canon, 0.35, 0.25)
     centre_y = float(canon[LIP_OUTER_UPPER[0], 1])
     pucker, part = np.zeros_like(canon), np.zeros_like(canon)
