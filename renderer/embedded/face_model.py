@@ -11,7 +11,10 @@ along the face's own axes (so a tilted or turned face moves in its own frame):
     lip_round        corners in, lips forward and slightly parted (a pucker)
     upper_lip_raise  the upper lip lifted, most in the middle
     lip_tuck         the lower lip rolled up under the upper teeth, the upper lip lifted a little
-    lip_close        the inner lip contours brought together (they meet at 1, whatever the jaw does)
+    lip_close        the inner lip contours brought together (they meet at 1, whatever the jaw does),
+                     pressed flat: lip_close takes back lip_round and a negative lip_width, as a
+                     speaker's lips are flat in the b of 'blue' and round on its release (a drawn ink
+                     mouth line shortened by rounding was read as lips 0.02-0.05 IOD apart)
     blink            eyelids shut (eyes.Lids)
     brow_raise       brows up (+) or down and together (-)
 
@@ -140,8 +143,11 @@ class FaceModel:
         pts = self.source.copy()
         self._open_jaw(pts, min(max(jaw, 0.0), 1.0))
         rnd, close = float(np.clip(rnd, 0, 1)), float(np.clip(close, 0, 1))
+        width = float(np.clip(width, -1, 1))
+        flat = 1.0 - close  # lips pressed flat: lip_close takes back rounding and narrowing (module doc)
         coef = np.array([
-            np.clip(width, -1, 1), rnd, rnd * (1.0 - close), np.clip(lift, 0, 1), max(min(brow, 1), 0), max(min(-brow, 1), 0)
+            max(width, 0.0) + min(width, 0.0) * flat, rnd * flat, rnd * flat, np.clip(lift, 0, 1), max(min(brow, 1), 0),
+            max(min(-brow, 1), 0)
         ])  # fmt: skip
         pts += np.tensordot(coef, self._fields, axes=1)
         self._tuck(pts, float(np.clip(tuck, 0, 1)))
@@ -252,7 +258,7 @@ def _width_field(canon: np.ndarray) -> np.ndarray:
 
 def _round_fields(canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(478, 3) face-axis displacements (IOD) at lip_round = 1: corners in and lips forward, and the
-    lips parted (articulate weighs the parting by 1 - lip_close: pressed lips do not part)."""
+    lips parted (articulate weighs both by 1 - lip_close: pressed lips are flat and do not part)."""
     lips = _mouth_bump(canon, 0.35, 0.25)
     centre_y = float(canon[LIP_OUTER_UPPER[0], 1])
     pucker, part = np.zeros_like(canon), np.zeros_like(canon)
