@@ -226,3 +226,21 @@ def test_no_white_of_the_eye_is_left_at_the_corners_of_a_shut_eye(monkeypatch):
     monkeypatch.setattr(LidSkin, "weight", staticmethod(lambda amount: 0.0))
     left = white_share()
     assert covered == 0.0 and left > 0.3, (covered, left)
+
+
+def test_the_far_eye_of_a_turned_face_keeps_its_own_lid():
+    """Lid skin is filled in around both eyes of a frontal face, but not around an eye under
+    FAR_EYE of the other's width (the far eye of a 3/4 view, whose contour the landmark model
+    places least surely): there the lid closes as the portrait's own, stretched."""
+    from renderer.embedded.eyes import FAR_EYE, LidSkin
+    from renderer.embedded.mesh import EYES
+
+    face = prepare_face(mf.astronaut(), "crop", 256)
+    renderer = EmbeddedRenderer(face)
+    assert renderer._lid_skin.eyes == [0, 1]
+    source = face.source_landmarks.copy()
+    far = list(EYES[1].contour)
+    centre = source[far, :2].mean(axis=0)
+    source[far, 0] = centre[0] + (FAR_EYE - 0.1) * (source[far, 0] - centre[0])  # the eye seen edge-on
+    skin = LidSkin(face.source, source, renderer._model.frame, renderer._lash)
+    assert skin.eyes == [0]

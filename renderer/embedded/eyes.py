@@ -115,6 +115,11 @@ SKIN_FROM, SKIN_FULL = 0.1, 0.6
 """Blink amounts over which the lids change from the portrait's own to LidSkin's (smoothly)."""
 SEALED_FROM = 0.85
 """Blink amount from which the eye fill between the lids turns to lid skin (LidSkin.sealed)."""
+FAR_EYE = 0.55
+"""An eye under this share of the other's width (corner to corner) is the far eye of a face turned
+about 45 degrees or more: the landmark model places its contour least surely there (on a cel-shaded
+3/4 view, partly on the cheek beside the nose), and lid skin filled in around that contour smudges
+what is drawn; its lids close as the portrait's own upper lid, stretched (LidSkin.eyes)."""
 
 
 class LidSkin:
@@ -129,6 +134,7 @@ class LidSkin:
     (``sealed``).
 
     image: (H, W, 3) uint8, the portrait's pixels with the lids redrawn (the same elsewhere);
+    eyes: indices into mesh.EYES of the eyes it redraws (both, but for a FAR_EYE);
     lash: (3,) RGB the lash line's colour; width: its thickness (pixels) in the middle of the lid;
     taper: (9,) its share of that thickness along the lid, a third at the corners.
     """
@@ -140,6 +146,8 @@ class LidSkin:
         up = _up(frame)
         h, w = image.shape[:2]
         lids = np.zeros((h, w), np.uint8)
+        widths = [np.linalg.norm(source[eye.upper[-1], :2] - source[eye.upper[0], :2]) for eye in EYES]
+        self.eyes = [k for k, width in enumerate(widths) if width >= FAR_EYE * max(widths)]
         for eye in EYES:
             top, bottom = source[list(eye.upper), :2], source[list(eye.lower), :2]
             for band in (np.concatenate([top, (top + LASH_REACH * iod * up)[::-1]]), source[list(eye.contour), :2],

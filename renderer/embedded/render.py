@@ -201,14 +201,15 @@ class EmbeddedRenderer:
     def _paint_lids(self, pixels: np.ndarray, warp: WarpMap, driven: np.ndarray, blink: float) -> None:
         """Blend the lids of ``pixels`` (the warp box's) toward eyes.LidSkin's image as a blink of
         ``blink`` shuts them (LidSkin.weight), around each eye's driven contour, and draw the lash
-        line along each upper lid's edge; the eye fill between the lids stays as it is drawn until the
+        line along each upper lid's edge (the eyes LidSkin redraws); the eye fill between the lids stays as it is drawn until the
         lids all but meet (LidSkin.sealed)."""
         share = LidSkin.weight(blink)
         if share <= 0.0:
             return
         x0, y0, x1, y1 = self._warp.box
         reach = 0.3 * self._model.frame.iod
-        for rows, rim in self._eye_rows:
+        for k in self._lid_skin.eyes:
+            rows, rim = self._eye_rows[k]
             (ex0, ey0), (ex1, ey1) = driven[rows].min(axis=0) - reach, driven[rows].max(axis=0) + reach
             cols = slice(int(max(ex0, x0)) - x0, int(min(ex1, x1 - 1)) + 1 - x0)
             lines = slice(int(max(ey0, y0)) - y0, int(min(ey1, y1 - 1)) + 1 - y0)
