@@ -200,9 +200,9 @@ class EmbeddedRenderer:
 
     def _paint_lids(self, pixels: np.ndarray, warp: WarpMap, driven: np.ndarray, blink: float) -> None:
         """Blend the lids of ``pixels`` (the warp box's) toward eyes.LidSkin's image as a blink of
-        ``blink`` shuts them (LidSkin.weight), around each eye's driven contour, and draw the lash
-        line along each upper lid's edge (the eyes LidSkin redraws); the eye fill between the lids stays as it is drawn until the
-        lids all but meet (LidSkin.sealed)."""
+        ``blink`` shuts them (LidSkin.weight), around the driven contour of each eye LidSkin redraws,
+        and draw the lash line along its upper lid's edge; the eye fill between the lids stays as it is
+        drawn until the lids all but meet (LidSkin.sealed)."""
         share = LidSkin.weight(blink)
         if share <= 0.0:
             return
