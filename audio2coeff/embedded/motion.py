@@ -145,14 +145,17 @@ motion must be large but slow: the score's jitter is the rigid region's frame-to
 which grows with the spread times the square of the motion's frequency."""
 NOD_S = 0.8
 """Width (s) of a nod or turn on a stressed syllable."""
-EASE_IN_S = 1.0
-"""The head starts in the portrait's own pose and reaches its motion over this time (s; at most a
-third of the clip)."""
+EASE_IN_S = 1.5
+"""The head starts in the portrait's own pose and reaches its motion over this time (s; at most half
+of the clip)."""
 FULL_SPREAD_S = 6.0
 """Clips shorter than this (s) get a spread smaller by the square root of their share of it: over a
-few seconds a speaker's head covers less than over a minute, and packing a whole spread into a short
-clip would make it move faster (and jitter more) than a long one. (A lower wander tempo for short
-clips, fewer but fuller turns, left the README's 3.5 s example reading a nearly still head.)"""
+few seconds a speaker's head covers less than over a minute. A short clip also wanders slower (the
+manner's tempo times its share) and keeps that share of its postures' offset from the portrait's
+pose (a clip of 6 s or more is centred on the portrait's pose): its spread comes from the slow turn
+into its first posture rather than from a quick wander magnified to the spread (drawn on a 3.4 s
+clip: the rigid face's mean acceleration 0.00073 IOD a frame against 0.00131, and 0.00107 before the
+head manners, at a larger turn)."""
 MIN_POSTURE_STEP = 0.8
 """Least change (unit scale: postures are drawn with unit spread) from one phrase's posture to the
 next's, and of the first from the portrait's own pose: a new posture drawn closer is moved this far
@@ -226,20 +229,20 @@ def head_track(
     pauses); active: the 100 Hz voice-activity mask (phrases). The head takes a new posture at each
     phrase start and settles part way in pauses, wanders slowly inside phrases, nods (pitch down, a
     little ty) and turns a little on the clearer stressed syllables (0.6 s apart or more), peaking
-    50 ms before them. Postures and wander are scaled to the manner's spread (``manner``; less in
-    clips under FULL_SPREAD_S), measured as the motion is shown: after it eases in from the
-    portrait's own pose over EASE_IN_S.
+    50 ms before them. Postures and wander are scaled to the manner's spread (``manner``; less, and
+    slower, in clips under FULL_SPREAD_S), measured as the motion is shown: after it eases in from
+    the portrait's own pose over EASE_IN_S.
     """
     style = manner(pose_style)
     pick = strongest(accent_times, strength, 0.35, 0.6)
     accent_times, strength = accent_times[pick], strength[pick]
     starts, ends = phrases(active)
-    drift = _drift(num_frames, style.tempo, rng, 5)
+    share = min(1.0, num_frames / FPS / FULL_SPREAD_S)
+    drift = _drift(num_frames, style.tempo * share, rng, 5)
     angles = _postures(num_frames, starts, ends, rng) * style.posture
     angles += drift[:, :3] * style.drift * (0.5 + 0.5 * speaking)[:, None]
-    angles -= angles.mean(axis=0)
+    angles -= share * angles.mean(axis=0)
     ease = _ease_in(num_frames)
-    share = min(1.0, num_frames / FPS / FULL_SPREAD_S)
     angles *= np.sqrt(share) * np.asarray(style.spread) / np.maximum((angles * ease[:, None]).std(axis=0), MIN_RAW_SPREAD)
     angles[:, 1] += _bumps(accent_times, style.nod * strength, num_frames, NOD_S, lead_s=0.05)
     turn_sign = rng.choice([-1.0, 1.0], len(accent_times))
@@ -253,6 +256,6 @@ def head_track(
 
 
 def _ease_in(num_frames: int) -> np.ndarray:
-    """(num_frames,) 0 at the first frame rising smoothly to 1 at EASE_IN_S."""
-    x = np.clip(np.arange(num_frames) / max(min(EASE_IN_S * FPS, num_frames / 3), 1.0), 0.0, 1.0)
+    """(num_frames,) 0 at the first frame rising smoothly to 1 at EASE_IN_S (or half the clip)."""
+    x = np.clip(np.arange(num_frames) / max(min(EASE_IN_S * FPS, num_frames / 2), 1.0), 0.0, 1.0)
     return 0.5 - 0.5 * np.cos(np.pi * x)
