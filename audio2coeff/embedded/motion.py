@@ -151,20 +151,21 @@ of the clip)."""
 FULL_SPREAD_S = 6.0
 """Clips shorter than this (s) get a spread smaller by the square root of their share of it: over a
 few seconds a speaker's head covers less than over a minute. A short clip also wanders slower (the
-manner's tempo times its share) and keeps that share of its postures' offset from the portrait's
-pose (a clip of 6 s or more is centred on the portrait's pose): its spread comes from the slow turn
-into its first posture rather than from a quick wander magnified to the spread (drawn on a 3.4 s
-clip: the rigid face's mean acceleration 0.00073 IOD a frame against 0.00131, and 0.00107 before the
-head manners, at a larger turn)."""
+manner's tempo times its share): a clip with one phrase has one posture, which centring on the
+portrait's pose takes out, so its spread comes from the wander, and a quick wander magnified to the
+spread moved the face faster than a long clip's (drawn, mean over six seeds, the rigid face's mean
+acceleration on two faces speaking 3.4 s: 0.00100-0.00108 IOD a frame against 0.00121-0.00136, at
+a yaw spread of 0.054-0.060 against 0.050-0.056)."""
 MIN_POSTURE_STEP = 0.8
 """Least change (unit scale: postures are drawn with unit spread) from one phrase's posture to the
 next's, and of the first from the portrait's own pose: a new posture drawn closer is moved this far
 from the last one (towards the centre, or the side it was drawn on when the last one is central), so
 every phrase start shows a change of posture: fewer but fuller changes. Unit normal draws land
 within 0.8 of the last one in about 40 % of channels, a phrase start with little to see."""
-MIN_RAW_SPREAD = 0.25
+MIN_RAW_SPREAD = 0.1
 """Least spread of the unscaled motion (its parts have unit scale) that is scaled up to the manner's:
-a clip too short for the head to wander moves less instead of magnifying what little there is."""
+a clip too short for the head to wander moves less instead of magnifying what little there is. (A
+short clip's slow wander spreads 0.1-0.3 over 3 s.)"""
 
 
 def manner(pose_style: int) -> Manner:
@@ -241,7 +242,7 @@ def head_track(
     drift = _drift(num_frames, style.tempo * share, rng, 5)
     angles = _postures(num_frames, starts, ends, rng) * style.posture
     angles += drift[:, :3] * style.drift * (0.5 + 0.5 * speaking)[:, None]
-    angles -= share * angles.mean(axis=0)
+    angles -= angles.mean(axis=0)
     ease = _ease_in(num_frames)
     angles *= np.sqrt(share) * np.asarray(style.spread) / np.maximum((angles * ease[:, None]).std(axis=0), MIN_RAW_SPREAD)
     angles[:, 1] += _bumps(accent_times, style.nod * strength, num_frames, NOD_S, lead_s=0.05)
