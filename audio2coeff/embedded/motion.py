@@ -145,27 +145,23 @@ motion must be large but slow: the score's jitter is the rigid region's frame-to
 which grows with the spread times the square of the motion's frequency."""
 NOD_S = 0.8
 """Width (s) of a nod or turn on a stressed syllable."""
-EASE_IN_S = 1.5
-"""The head starts in the portrait's own pose and reaches its motion over this time (s; at most half
-of the clip)."""
+EASE_IN_S = 1.0
+"""The head starts in the portrait's own pose and reaches its motion over this time (s; at most a
+third of the clip)."""
 FULL_SPREAD_S = 6.0
 """Clips shorter than this (s) get a spread smaller by the square root of their share of it: over a
-few seconds a speaker's head covers less than over a minute. A short clip also wanders slower (the
-manner's tempo times its share): a clip with one phrase has one posture, which centring on the
-portrait's pose takes out, so its spread comes from the wander, and a quick wander magnified to the
-spread moved the face faster than a long clip's (drawn, mean over six seeds, the rigid face's mean
-acceleration on two faces speaking 3.4 s: 0.00100-0.00108 IOD a frame against 0.00121-0.00136, at
-a yaw spread of 0.054-0.060 against 0.050-0.056)."""
+few seconds a speaker's head covers less than over a minute, and packing a whole spread into a short
+clip would make it move faster (and jitter more) than a long one. (A lower wander tempo for short
+clips, fewer but fuller turns, left the README's 3.5 s example reading a nearly still head.)"""
 MIN_POSTURE_STEP = 0.8
 """Least change (unit scale: postures are drawn with unit spread) from one phrase's posture to the
 next's, and of the first from the portrait's own pose: a new posture drawn closer is moved this far
 from the last one (towards the centre, or the side it was drawn on when the last one is central), so
 every phrase start shows a change of posture: fewer but fuller changes. Unit normal draws land
 within 0.8 of the last one in about 40 % of channels, a phrase start with little to see."""
-MIN_RAW_SPREAD = 0.1
+MIN_RAW_SPREAD = 0.25
 """Least spread of the unscaled motion (its parts have unit scale) that is scaled up to the manner's:
-a clip too short for the head to wander moves less instead of magnifying what little there is. (A
-short clip's slow wander spreads 0.1-0.3 over 3 s.)"""
+a clip too short for the head to wander moves less instead of magnifying what little there is."""
 
 
 def manner(pose_style: int) -> Manner:
@@ -230,20 +226,20 @@ def head_track(
     pauses); active: the 100 Hz voice-activity mask (phrases). The head takes a new posture at each
     phrase start and settles part way in pauses, wanders slowly inside phrases, nods (pitch down, a
     little ty) and turns a little on the clearer stressed syllables (0.6 s apart or more), peaking
-    50 ms before them. Postures and wander are scaled to the manner's spread (``manner``; less, and
-    slower, in clips under FULL_SPREAD_S), measured as the motion is shown: after it eases in from
-    the portrait's own pose over EASE_IN_S.
+    50 ms before them. Postures and wander are scaled to the manner's spread (``manner``; less in
+    clips under FULL_SPREAD_S), measured as the motion is shown: after it eases in from the
+    portrait's own pose over EASE_IN_S.
     """
     style = manner(pose_style)
     pick = strongest(accent_times, strength, 0.35, 0.6)
     accent_times, strength = accent_times[pick], strength[pick]
     starts, ends = phrases(active)
-    share = min(1.0, num_frames / FPS / FULL_SPREAD_S)
-    drift = _drift(num_frames, style.tempo * share, rng, 5)
+    drift = _drift(num_frames, style.tempo, rng, 5)
     angles = _postures(num_frames, starts, ends, rng) * style.posture
     angles += drift[:, :3] * style.drift * (0.5 + 0.5 * speaking)[:, None]
     angles -= angles.mean(axis=0)
     ease = _ease_in(num_frames)
+    share = min(1.0, num_frames / FPS / FULL_SPREAD_S)
     angles *= np.sqrt(share) * np.asarray(style.spread) / np.maximum((angles * ease[:, None]).std(axis=0), MIN_RAW_SPREAD)
     angles[:, 1] += _bumps(accent_times, style.nod * strength, num_frames, NOD_S, lead_s=0.05)
     turn_sign = rng.choice([-1.0, 1.0], len(accent_times))
@@ -257,6 +253,6 @@ def head_track(
 
 
 def _ease_in(num_frames: int) -> np.ndarray:
-    """(num_frames,) 0 at the first frame rising smoothly to 1 at EASE_IN_S (or half the clip)."""
-    x = np.clip(np.arange(num_frames) / max(min(EASE_IN_S * FPS, num_frames / 2), 1.0), 0.0, 1.0)
+    """(num_frames,) 0 at the first frame rising smoothly to 1 at EASE_IN_S."""
+    x = np.clip(np.arange(num_frames) / max(min(EASE_IN_S * FPS, num_frames / 3), 1.0), 0.0, 1.0)
     return 0.5 - 0.5 * np.cos(np.pi * x)
