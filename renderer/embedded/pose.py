@@ -29,8 +29,7 @@ class HeadPose:
     """Pose operator for one face (``frame``: its similarity frame, for the pivot and the IOD)."""
 
     def __init__(self, frame: FaceFrame):
-        self._axes = level_axes(frame.axes)
-        self._pivot = frame.origin + frame.iod * self._axes @ np.array(NECK_PIVOT)
+        self._pivot = frame.origin + frame.iod * level_axes(frame.axes) @ np.array(NECK_PIVOT)
         self._iod = frame.iod
         self.share = motion_share(frame)
         """Share of the requested motion this face takes (1 for a face photographed nearly frontal)."""
@@ -39,13 +38,9 @@ class HeadPose:
 
     def apply(self, points: np.ndarray, yaw: float, pitch: float, roll: float, tx: float, ty: float) -> np.ndarray:
         """(N, 3) image points -> posed points. Angles in radians, tx/ty in IOD (EMBEDDED_CHANNELS),
-        all scaled by ``share``, pitch also by ``depth_gain``. The angles turn about the face's own
-        axes as if photographed level (level_axes), as a head turns about its neck and nods about
-        its ears: pitch about the picture's horizontal tipped the eye line of a face photographed
-        turned 20 degrees by 2.4 degrees for a nod of 5, a roll on every nod (roll spreads of 4-5.7
-        degrees read on such faces against a manner's 3.3)."""
+        all scaled by ``share``, pitch also by ``depth_gain``."""
         k = self.share
-        rot = self._axes @ head_rotation(k * yaw, k * self.depth_gain * pitch, k * roll) @ self._axes.T
+        rot = head_rotation(k * yaw, k * self.depth_gain * pitch, k * roll)
         shift = np.array([tx, ty, 0.0]) * self._iod * k
         return (points - self._pivot) @ rot.T + self._pivot + shift
 
