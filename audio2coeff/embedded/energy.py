@@ -25,7 +25,7 @@ closed-lipped face 2.5x its opening in the video."""
 UPPER_LIP_RAISE = 0.25
 """upper_lip_raise follows jaw_open up to this (the phone path's consonants part the lips so: its
 'teeth' shape). With the jaw alone (0.2 x jaw), and the closures spread to their neighbours by the
-low-pass, the mouth the renderer drew over speech was 0.87 of the phone path's; now 0.96-0.98."""
+low-pass, the mouth the renderer drew over speech was 0.87 of the phone path's; now 0.96-0.99."""
 
 
 def _lpc(windows: np.ndarray, order: int) -> np.ndarray:
