@@ -276,6 +276,26 @@ def test_auto_language_falls_back_on_french(french, caplog):
     assert "too little" in caplog.text
 
 
+def test_loudness_path_opens_the_mouth_as_much_as_phones():
+    """On English speech talker synthesised (its phones exact), the loudness/formant path's jaw over
+    speech (p/b/m excepted) matches the phone path's: median 0.2 and quartiles within 0.04 (jaw
+    from loudness alone read 1.4-2.0 times the phone path's median), and its closures are shut or
+    open, not half shut on the frames beside them (the renderer's lips half closed there)."""
+    audio = synthesize_speech("Good morning, and welcome to the museum. The rooms on your left show old maps and boats.")
+    voiced = detect_speech(audio)
+    jaw, close = EMBEDDED_CHANNELS.index("jaw_open"), EMBEDDED_CHANNELS.index("lip_close")
+    quartiles, half_shut = {}, {}
+    for language in ("auto", "xx"):
+        track = embedded_track(audio, language=language)
+        speech = voiced & (track.values[:, close] < 0.5)
+        quartiles[track.meta["method"]] = np.percentile(track.values[speech, jaw], [25, 50, 75])
+        half_shut[track.meta["method"]] = np.sum((track.values[voiced, close] > 0.05) & (track.values[voiced, close] < 0.95))
+    phone, energy = quartiles["synthesised"], quartiles["energy"]
+    assert 0.85 < energy[1] / phone[1] < 1.15, (energy, phone)
+    assert np.all(np.abs(energy - phone) < 0.04), (energy, phone)
+    assert half_shut["energy"] <= half_shut["synthesised"], half_shut  # 0 and 8 now; 26 frames before
+
+
 # --- motion ------------------------------------------------------------------------------------------
 
 
