@@ -486,48 +486,50 @@ def _av_offset(mouth: np.ndarray, loud: np.ndarray, speech: np.ndarray, rest: fl
 
 def _nearest_lag(opening: np.ndarray, loud: np.ndarray, max_lag: int) -> int | None:
     """The lag (frames, within +-``max_lag``: 9 is 360 ms; beyond, a syllable-rate clip correlates with
-    its neighbouring syllables) maximising the correlation of the opening's frame-to-frame changes
-    with the loudness's; positive when the video trails. Lags whose correlation is within the
-    sampling noise of r (1 / sqrt(frames)) of the best are as good as it, and the one nearest zero
-    wins: in a short clip with few openings a far lag can peak by chance (measured on a 3.4 s clip of
-    a 72 px face: 0.29 at -320 ms against 0.19 at 0, noise 0.11), while a real shift in a longer clip
-    beats zero by far more. None where no lag has a second of frames that both change."""
-    a, b = np.diff(opening), np.diff(loud)
+    its neighbouring syllables) maximising _lag_corrs of the opening and the loudness; positive when
+    the video trails. Lags whose correlation is within the sampling noise of r (1 / sqrt(frames)) of
+    the best are as good as it, and the one nearest zero wins: in a short clip with few openings a
+    far lag can peak by chance (a 3.4 s clip of a 72 px face: 0.29 at -320 ms against 0.19 at 0,
+    noise 0.11), while a real shift beats zero by far more. Over changes of 120 ms, not frame to
+    frame: on eight held-out clips of the embedded backend frame-to-frame changes timed one in sync
+    clip 200 ms out (a turned black-and-white face the landmark model reads at a third of its
+    opening) and found the speech delayed by 200 ms in only five (fail or warn); over 120 ms none
+    read out of sync, and the delay was found in all eight. None where no lag has a second of frames
+    that both change."""
+    found = _lag_corrs(opening, loud, max_lag)
+    if not found:
+        return None
+    best = max(found.values())
+    return min((lag for lag, c in found.items() if c >= best - 1.0 / np.sqrt(len(opening))), key=lambda lag: (abs(lag), lag))
+
+
+def _syllable_corr(mouth: np.ndarray, loud: np.ndarray, max_lag: int) -> float:
+    """The best of _lag_corrs of the mouth opening and the loudness over lags within +-``max_lag``
+    frames: how strongly the mouth follows the sound at all. Frame-to-frame changes are dominated by
+    one-frame events that loudness does not mirror (lips shut on a loud 'm', a jaw that opens over a
+    quiet onset): on 16 held-out clips of the embedded backend they correlated 0.07-0.34 (median
+    0.23), and a 6 s clip read 0.16, no higher than its mouth against other stretches of its own audio
+    (median 0.14). Over 3 frames: 0.07-0.48 (median 0.36; 0.34 for that clip; 0.07 only where the
+    landmark model cannot read the mouth), while the astronaut test clip reads 0.43 with its speech
+    and 0.11 with the same speech played backwards (the levels themselves, without differencing, read
+    0.66 and still 0.30 backwards: pauses alone correlate)."""
+    return max(_lag_corrs(mouth, loud, max_lag).values(), default=0.0)
+
+
+def _lag_corrs(opening: np.ndarray, loud: np.ndarray, max_lag: int) -> dict[int, float]:
+    """{lag: r} over lags within +-``max_lag`` frames (positive: the video trails) of the changes of
+    ``opening`` (T,) and ``loud`` (T,) over SYNC_SMOOTH frames (each averaged over that many frames,
+    then differenced); lags with under a second of frames, or a signal that does not change, left out."""
+    k = np.ones(SYNC_SMOOTH) / SYNC_SMOOTH
+    a = np.diff(np.convolve(opening, k, mode="valid"))
+    b = np.diff(np.convolve(loud, k, mode="valid"))
     found = {}
     for lag in range(-max_lag, max_lag + 1):
         x = a[lag:] if lag >= 0 else a[:lag]
         y = b[: len(b) - lag] if lag >= 0 else b[-lag:]
-        if len(x) < FPS or x.std() < 1e-9 or y.std() < 1e-9:
-            continue
-        found[lag] = float(np.corrcoef(x, y)[0, 1])
-    if not found:
-        return None
-    best = max(found.values())
-    return min((lag for lag, c in found.items() if c >= best - 1.0 / np.sqrt(len(a))), key=lambda lag: (abs(lag), lag))
-
-
-def _syllable_corr(mouth: np.ndarray, loud: np.ndarray, max_lag: int) -> float:
-    """The best correlation, over lags within +-``max_lag`` frames, of the changes of the mouth
-    opening and of the loudness over SYNC_SMOOTH frames (each signal averaged over that many frames,
-    then differenced): how strongly the mouth follows the sound at all. Frame-to-frame changes time
-    the offset well, but as a strength they are dominated by one-frame events that loudness does not
-    mirror (lips shut on a loud 'm', a jaw that opens over a quiet onset): on 16 held-out clips of the
-    embedded backend they correlated 0.07-0.34 (median 0.23), and a 6 s clip read 0.16, no higher than
-    its mouth against other stretches of its own audio (median 0.14). Over 3 frames: 0.07-0.48
-    (median 0.36; 0.34 for that clip; 0.07 only where the landmark model cannot read the mouth), while
-    the astronaut test clip reads 0.43 with its speech and 0.11 with the same speech played backwards
-    (the levels themselves, without differencing, read 0.66 and still 0.30 backwards: pauses alone
-    correlate)."""
-    k = np.ones(SYNC_SMOOTH) / SYNC_SMOOTH
-    a = np.diff(np.convolve(mouth, k, mode="valid"))
-    b = np.diff(np.convolve(loud, k, mode="valid"))
-    found = []
-    for lag in range(-max_lag, max_lag + 1):
-        x = a[lag:] if lag >= 0 else a[:lag]
-        y = b[: len(b) - lag] if lag >= 0 else b[-lag:]
         if len(x) >= FPS and x.std() > 1e-9 and y.std() > 1e-9:
-            found.append(float(np.corrcoef(x, y)[0, 1]))
-    return max(found, default=0.0)
+            found[lag] = float(np.corrcoef(x, y)[0, 1])
+    return found
 
 
 SYNC_SMOOTH = 3
