@@ -259,15 +259,16 @@ X264_TUNE = "grain"
 x264's default tuning the encode smooths away much of the face's fine detail on such frames (the
 one-pixel outlines of painted and cel-shaded faces, lashes, a photo's grain). ``grain`` keeps it
 (psycho-visual rate-distortion and trellis, weaker deblocking, small coefficients kept). On nine
-held-out portraits rendered in ``full`` mode (3.6 s clips) the MP4 at CRF 16 keeps 0.93-1.01 of the
-frames' face detail (median variance of the Laplacian), against 0.79-0.92 at the default tuning and
-CRF 18, and is 0.3-2.5 dB closer to the frames (PSNR over the face), for files 1.2-1.6 times as large."""
+held-out portraits rendered in ``full`` mode (3.6 s clips) the MP4 at CRF 15 keeps 0.95-1.02 of the
+frames' face detail (median variance of the Laplacian; a noisy photo reads more, its grain encoded
+anew), against 0.79-0.92 at the default tuning and CRF 18, and is 0.4-2.9 dB closer to the frames
+(PSNR over the face), for files 1.3-1.9 times as large."""
 
 
 class VideoWriter:
     """Stream RGB frames into ffmpeg and mux ``audio``: H.264 yuv420p (BT.709) + AAC 128 kb/s MP4.
 
-    The video is x264 at constant quality ``crf`` (16) with its ``grain`` tuning (see ``X264_TUNE``).
+    The video is x264 at constant quality ``crf`` (15) with its ``grain`` tuning (see ``X264_TUNE``).
 
     Use as a context manager::
 
@@ -301,7 +302,7 @@ class VideoWriter:
         size: tuple[int, int],
         audio: Audio,
         fps: int = FPS,
-        crf: int = 16,
+        crf: int = 15,
         preset: str = "medium",
         stream: str | Path | None = None,
     ):
