@@ -221,7 +221,7 @@ def sheet(path: Path, name: str, rows: list[tuple[str, "np.ndarray"]], face) -> 
 
 def markdown_table(table: dict) -> str:
     """The figures of every case as a Markdown table: this code's, the earlier code's in brackets."""
-    cols = [("sharpness", "sharpness"), ("sharpness_rest", "sharpness, frame 0"),
+    cols = [("sharpness", "sharpness"), ("sharpness_rest", "sharpness, frame 0"), ("mp4_sharpness", "MP4 sharpness"),
             ("mp4_sharpness_rest", "MP4 sharpness at rest"), ("mp4_sharpness_silent_min", "MP4 sharpness in silence, least"),
             ("closure", "closure"), ("open_iod", "open"), ("rest_mouth_iod", "rest mouth"), ("folded_px", "folded px")]
     lines = ["| case | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
