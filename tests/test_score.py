@@ -240,6 +240,25 @@ def test_av_offset_takes_the_lag_nearest_zero_within_the_noise():
     assert short == 0.0 and long == -320.0, (short, long)
 
 
+def test_av_offset_times_a_noisy_mouth_by_its_syllables(speech):
+    """A mouth that opens with the voice, read with the landmark model's frame-to-frame noise, over a
+    5 s clip: in sync it reads 0 ms and 200 ms late it reads 200 ms, on every noise draw (timed frame
+    to frame, the late mouth read 160-240 ms)."""
+    from talker.score import _av_offset, _frame_loudness, _speech_frames
+
+    clip = Audio(speech.samples[: 5 * 16000].copy())
+    n = clip.num_frames
+    loud, spoken = _frame_loudness(clip, n), _speech_frames(clip, n)
+    voice = np.clip(loud, np.percentile(loud, 5), None)
+    opening = 0.12 * np.convolve((voice - voice.min()) / np.ptp(voice), np.ones(3) / 3, mode="same")  # IOD
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        in_sync = opening + 0.01 * rng.standard_normal(n)
+        late = np.roll(opening, 5) + 0.01 * rng.standard_normal(n)
+        assert _av_offset(in_sync, loud, spoken)[0] == 0.0
+        assert _av_offset(late, loud, spoken)[0] == 200.0, seed
+
+
 def test_av_sync_reads_a_jaw_that_drops_with_the_voice_while_the_lips_smile(speech):
     """A real speaker's lips part to smile and breathe, out of step with the sound, while the jaw
     drops with the voice: the chin's drop keeps the sync (lips alone fail), and the same jaw against
