@@ -17,6 +17,7 @@ import numpy as np
 
 from renderer.embedded.geometry import FaceFrame, smoothstep
 from renderer.embedded.mesh import EYES
+from renderer.embedded.mouth_colours import luma
 from renderer.embedded.regions import ContourRegion
 
 CLOSED_LINE = 0.2
@@ -293,8 +294,8 @@ def lash_colour(image: np.ndarray, source: np.ndarray) -> np.ndarray:
     xy = np.round(np.concatenate(samples)).astype(int)
     h, w = image.shape[:2]
     colours = image[np.clip(xy[:, 1], 0, h - 1), np.clip(xy[:, 0], 0, w - 1)].astype(np.float32)
-    luma = colours @ np.array([0.299, 0.587, 0.114], np.float32)
-    return colours[luma <= np.percentile(luma, 25)].mean(axis=0)
+    brightness = luma(colours)
+    return colours[brightness <= np.percentile(brightness, 25)].mean(axis=0)
 
 
 def shade_closing(pixels: np.ndarray, index: np.ndarray, fill: tuple[int, int], lash: np.ndarray, amount: float) -> None:

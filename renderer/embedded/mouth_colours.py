@@ -153,8 +153,6 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114])
 
 
-
-
 def _polygon_pixels(image: np.ndarray, points: np.ndarray, loops: list[tuple[int, ...]]) -> np.ndarray:
     """(n, 3) float64 colours of the pixels inside the first loop of landmarks and outside the others."""
     mask = np.zeros(image.shape[:2], np.uint8)
