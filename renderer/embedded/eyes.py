@@ -137,14 +137,14 @@ class LidSkin:
     image: (H, W, 3) uint8, the portrait's pixels with the lids redrawn (the same elsewhere);
     eyes: indices into mesh.EYES of the eyes it redraws (both, but for a FAR_EYE);
     lash: (3,) RGB the lash line's colour; width: its thickness (pixels) in the middle of the lid;
-    taper: (9,) its share of that thickness along the lid, a third at the corners.
+    taper: (9,) its share of that thickness along the lid, a third at the corners; down: (2,) unit,
+    the face's down axis in the picture (the side of the rim the line lies on).
     """
 
     def __init__(self, image: np.ndarray, source: np.ndarray, frame: FaceFrame, lash: np.ndarray):
         """image: (H, W, 3) uint8 RGB; source: (478, 3) landmarks in its pixels; frame: the face's
         frame (its down axis and IOD); lash: (3,) RGB, the lash line's colour (lash_colour)."""
-        iod = frame.iod
-        up = _up(frame)
+        iod, up = frame.iod, -frame.down
         h, w = image.shape[:2]
         lids = np.zeros((h, w), np.uint8)
         widths = [np.linalg.norm(source[eye.upper[-1], :2] - source[eye.upper[0], :2]) for eye in EYES]
@@ -170,15 +170,16 @@ class LidSkin:
         self.lash = tuple(float(c) for c in lash)
         self.width = max(LASH_WIDTH * iod, 1.0)
         self.taper = 1.0 / 3.0 + 2.0 / 3.0 * np.sin(np.linspace(0.0, np.pi, len(EYES[0].upper)))
+        self.down = frame.down
 
-    def draw_lash(self, pixels: np.ndarray, rim: np.ndarray, down: np.ndarray, share: float) -> None:
+    def draw_lash(self, pixels: np.ndarray, rim: np.ndarray, share: float) -> None:
         """Draw the lash line into ``pixels`` (h, w, 3) uint8 in place along ``rim`` (9, 2), an
         upper-lid contour in its pixel coordinates, smoothed to a parabola from corner to corner (a
         closing rim can zigzag), thick ``self.width`` pixels in the middle (tapering to the
-        corners), below the rim along ``down`` (2,) unit; at ``share`` (0..1) opacity."""
+        corners), below the rim (along ``down``); at ``share`` (0..1) opacity."""
         arc = _parabola(rim, len(self.taper))
-        edge = arc + self.width * self.taper[:, None] * down
-        line = np.round(np.concatenate([arc - 0.25 * down, edge[::-1]]) * 16).astype(np.int32)
+        edge = arc + self.width * self.taper[:, None] * self.down
+        line = np.round(np.concatenate([arc - 0.25 * self.down, edge[::-1]]) * 16).astype(np.int32)
         drawn = pixels.copy()
         cv2.fillPoly(drawn, [line], self.lash, lineType=cv2.LINE_AA, shift=4)
         pixels[:] = (pixels + share * (drawn.astype(np.float32) - pixels) + 0.5).astype(np.uint8)
@@ -207,12 +208,7 @@ def eye_whites(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, iod: float
     for eye in EYES:
         cv2.fillPoly(openings, [np.round(source[list(eye.contour), :2]).astype(np.int32)], 1)
     near = _grown(openings, WHITE_REACH * iod)
-    candidates = ((white & near) | openings.astype(bool)).astype(np.uint8)
-    count, labels = cv2.connectedComponents(candidates, connectivity=8)
-    joined = np.zeros(count, bool)
-    joined[labels[openings.astype(bool)]] = True
-    joined[0] = False
-    return joined[labels] & white
+    return _joined((white & near) | openings.astype(bool), openings.astype(bool)) & white
 
 
 BROWS = ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (300, 293, 334, 296, 336, 285, 295, 282, 283, 276))
@@ -259,11 +255,7 @@ class LidCover:
         covers = (inside > 0) & (outside >= COVER_MIN_OUTSIDE * iod**2)
         covers[0] = False
         # a cover keeps what it holds in the margin too, short of the lash lines (inner half)
-        count, near = cv2.connectedComponents((far & ~lashes).astype(np.uint8), connectivity=8)
-        held = np.zeros(count, bool)
-        held[near[covers[labels]]] = True
-        held[0] = False
-        mask = held[near] & _grown((moved > COVER_MOVED).astype(np.uint8), 2)
+        mask = _joined(far & ~lashes, covers[labels]) & _grown((moved > COVER_MOVED).astype(np.uint8), 2)
         self.found = bool(mask.any())
         filled = _grown(mask.astype(np.uint8), 2)
         self.under = _lid_under(image, filled) if self.found else image
@@ -326,7 +318,7 @@ def _lashes(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, frame: FaceFr
     (LASH_THIN) of pixels LASH_DARKER darker than the ``skin`` (3,) (CIELAB lightness), out of the
     brows, above the upper-lid contours by up to 2 LASH_REACH and beyond their corners by up to
     LASH_REACH, joined to the bands; a shadowed eye socket, hair or a drawn outline (broad) stays."""
-    iod, up = frame.iod, _up(frame)
+    iod, up = frame.iod, -frame.down
     near = np.zeros(lids.shape, np.uint8)
     brows = np.zeros(lids.shape, np.uint8)
     for eye, brow in zip(EYES, BROWS):
@@ -340,17 +332,7 @@ def _lashes(lab: np.ndarray, skin: np.ndarray, source: np.ndarray, frame: FaceFr
     r = max(1, round(LASH_THIN * iod))
     thick = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     thin = dark.astype(bool) & ~_grown(thick, 1) & near
-    count, labels = cv2.connectedComponents((thin | lids.astype(bool)).astype(np.uint8), connectivity=8)
-    joined = np.zeros(count, bool)
-    joined[labels[lids.astype(bool)]] = True
-    joined[0] = False
-    return joined[labels] & thin
-
-
-def _up(frame: FaceFrame) -> np.ndarray:
-    """(2,) unit vector in the picture towards the top of the face."""
-    down = frame.axes[:2, 1]
-    return -down / max(float(np.linalg.norm(down)), 1e-9)
+    return _joined(thin | lids.astype(bool), lids.astype(bool)) & thin
 
 
 def _parabola(points: np.ndarray, count: int) -> np.ndarray:
@@ -366,6 +348,15 @@ def _parabola(points: np.ndarray, count: int) -> np.ndarray:
     k = float(basis @ v / max(basis @ basis, 1e-9))
     s = np.linspace(0.0, 1.0, count)
     return a + (s * length)[:, None] * axis + (k * s * (1.0 - s))[:, None] * normal
+
+
+def _joined(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the parts of ``mask`` (H, W) bool (8-connected) that hold a pixel of ``seeds`` (H, W) bool."""
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[labels[seeds]] = True
+    joined[0] = False
+    return joined[labels]
 
 
 def _grown(mask: np.ndarray, radius: float) -> np.ndarray:

@@ -60,6 +60,12 @@ class FaceFrame:
         """(..., 3) displacements in IOD along the face axes -> image pixels."""
         return self.iod * face_vec @ self.axes.T
 
+    @property
+    def down(self) -> np.ndarray:
+        """(2,) unit vector in the picture towards the bottom of the face (its down axis, projected)."""
+        axis = self.axes[:2, 1]
+        return axis / max(float(np.linalg.norm(axis)), 1e-9)
+
 
 def fit_frame(face_pts: np.ndarray, image_pts: np.ndarray) -> FaceFrame:
     """Similarity fit (Umeyama) of face-unit points (N, 3) to the same points in image pixels (N, 3)."""

@@ -102,9 +102,8 @@ class MouthPainter:
         self._lower = src[list(LIP_INNER_LOWER)]
         column = self._lower - self._upper
         self._source_gap = np.linalg.norm(column, axis=1)
-        down = model.frame.axes[:2, 1] / np.linalg.norm(model.frame.axes[:2, 1])
         self._column_dir = np.where(
-            self._source_gap[:, None] > 0.5, column / np.maximum(self._source_gap[:, None], 1e-9), down
+            self._source_gap[:, None] > 0.5, column / np.maximum(self._source_gap[:, None], 1e-9), model.frame.down
         )
         self._triangles = mouth_triangles()
         self._attr = np.zeros((NUM_LANDMARKS, 3))

@@ -100,7 +100,6 @@ class EmbeddedRenderer:
         under = self._cover.under if self._cover is not None else image
         self._lid_skin = LidSkin(under, source, self._model.frame, self._lash)
         self._eye_rows = [(list(eye.contour), list(eye.upper)) for eye in EYES]
-        self._down = self._model.frame.axes[:2, 1] / np.linalg.norm(self._model.frame.axes[:2, 1])
 
     def landmarks(self, row: np.ndarray) -> np.ndarray:
         """(478, 3) float32 driven landmarks in crop pixels (FaceCrop.image's) for one track row
@@ -221,7 +220,7 @@ class EmbeddedRenderer:
             box = pixels[lines, cols]
             box[:] = (box + on * (lid.astype(np.float32) - box) + 0.5).astype(np.uint8)
             origin = (cols.start + x0, lines.start + y0)
-            self._lid_skin.draw_lash(box, driven[rim] - origin, self._down, share)
+            self._lid_skin.draw_lash(box, driven[rim] - origin, share)
 
     def _order(self, driven: np.ndarray, texture: np.ndarray, pts: np.ndarray) -> np.ndarray:
         """Triangle indices to paint, back to front: folded triangles first (they show only where no
